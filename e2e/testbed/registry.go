@@ -33,7 +33,10 @@ type Registry struct {
 // t.TempDir(), so large synthetic releases do not live in memory.
 func NewRegistry(t testing.TB) *Registry {
 	t.Helper()
-	logrus.SetLevel(logrus.ErrorLevel) // the registry logs every request at info
+	// The registry logs every request at info and every 4xx answer (a HEAD
+	// for a blob not yet pushed) at error: hundreds of lines that bury a
+	// failing test's output. Clients see the errors in the answers anyway.
+	logrus.SetLevel(logrus.FatalLevel)
 	cfg := &configuration.Configuration{
 		Storage: configuration.Storage{
 			"filesystem":  configuration.Parameters{"rootdirectory": t.TempDir()},
@@ -42,6 +45,9 @@ func NewRegistry(t testing.TB) *Registry {
 		},
 	}
 	cfg.HTTP.Secret = "ferry-testbed-secret"
+	// The YAML loader defaults this to 1000; built by hand it stays 0 and
+	// /v2/_catalog answers nothing (without n) or 400 (with n).
+	cfg.Catalog.MaxEntries = 1000
 	cfg.Log.Level = "error"
 	ctx, cancel := context.WithCancel(context.Background())
 	app := handlers.NewApp(ctx, cfg)
@@ -53,3 +59,7 @@ func NewRegistry(t testing.TB) *Registry {
 	u, _ := url.Parse(srv.URL)
 	return &Registry{Host: u.Host, URL: srv.URL, server: srv}
 }
+
+// Close stops the registry before the test ends, for tests of an
+// unreachable registry. Safe to call twice.
+func (r *Registry) Close() { r.server.Close() }

@@ -1,0 +1,405 @@
+// Package bundle reads, writes and verifies ferry bundles: one or more tar
+// volumes holding an OCI image layout, release signatures, their ConfigMaps
+// and an index (docs/design.md, "The bundle"). It knows nothing about
+// registries or releases beyond the index's records.
+package bundle
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+const (
+	// FormatVersion is the index format this package writes and the only one
+	// it reads.
+	FormatVersion = 1
+	// IndexName is the index's entry name: the last entry of volume 0.
+	IndexName = "ferry-index.json"
+	// VolumeMarkerName is the first entry of every volume, naming the bundle
+	// and the volume's number.
+	VolumeMarkerName = "ferry-volume.json"
+	// MaxIndexSize caps the index a reader accepts: large enough for
+	// hundreds of thousands of files, small enough to hold in memory.
+	MaxIndexSize = 64 << 20
+
+	// maxOffset bounds every size and offset in an index (1 EiB) so that
+	// sums of a few of them can never overflow an int64.
+	maxOffset = 1 << 60
+)
+
+// Image roles as written in Image.Role.
+const (
+	RoleRelease   = "release"
+	RoleComponent = "component"
+	RoleChild     = "child"
+	RoleSigstore  = "sigstore"
+)
+
+// Index is the bundle's table of contents (ferry-index.json). The writer
+// fills ID, Files and Volumes (and FormatVersion and Created when unset);
+// the caller fills the rest.
+type Index struct {
+	FormatVersion int       `json:"formatVersion"`
+	ID            string    `json:"id"`
+	Created       time.Time `json:"created"`
+	Tool          Tool      `json:"tool"`
+	// Options records how the bundle was made; never secrets.
+	Options  json.RawMessage `json:"options,omitempty"`
+	Releases []Release       `json:"releases"`
+	Images   []Image         `json:"images"`
+	Files    []File          `json:"files"`
+	Volumes  []Volume        `json:"volumes"`
+	// Prerequisites are blobs an incremental bundle leaves out because the
+	// target already holds them; manifests may reference them.
+	Prerequisites []Prerequisite `json:"prerequisites,omitempty"`
+	// UpdatePath lists the versions an incremental bundle steps through.
+	UpdatePath []string `json:"updatePath,omitempty"`
+}
+
+// Tool names the program that made the bundle.
+type Tool struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+}
+
+// Release is one OpenShift release carried by the bundle.
+type Release struct {
+	Version   string        `json:"version"`
+	Arch      string        `json:"arch"`
+	Source    string        `json:"source"`
+	Digest    digest.Digest `json:"digest"`
+	MediaType string        `json:"mediaType"`
+	Tag       string        `json:"tag"`
+	// Unsigned is true when the release was packed without signatures.
+	Unsigned   bool               `json:"unsigned"`
+	Signatures []ReleaseSignature `json:"signatures"`
+	// ConfigMap is the file name of the signature ConfigMap; empty when
+	// the release is unsigned.
+	ConfigMap  string      `json:"configMap,omitempty"`
+	Components []Component `json:"components"`
+}
+
+// ReleaseSignature is one verified signature file of a release.
+type ReleaseSignature struct {
+	File           string `json:"file"`
+	KeyFingerprint string `json:"keyFingerprint"`
+	Identity       string `json:"identity"`
+	Creator        string `json:"creator"`
+}
+
+// Component is one entry of a release's image-references.
+type Component struct {
+	Name  string `json:"name"`
+	Image string `json:"image"`
+}
+
+// Image is one manifest (or manifest list) in the bundle.
+type Image struct {
+	Source    string          `json:"source"`
+	Digest    digest.Digest   `json:"digest"`
+	MediaType string          `json:"mediaType"`
+	Size      int64           `json:"size"`
+	Tags      []string        `json:"tags,omitempty"`
+	Role      string          `json:"role"`
+	Children  []digest.Digest `json:"children,omitempty"`
+	Blobs     []digest.Digest `json:"blobs,omitempty"`
+}
+
+// File is one entry of a volume. Offset is where its data starts in the
+// volume, after its tar header.
+type File struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Volume int    `json:"volume"`
+	Offset int64  `json:"offset"`
+}
+
+// Volume is one tar file of the bundle. Size is the file's length in bytes;
+// it is zero (absent) for volume 0, which holds the index and so cannot
+// state its own length.
+type Volume struct {
+	Name string `json:"name"`
+	Size int64  `json:"size,omitempty"`
+}
+
+// Prerequisite is a blob an incremental bundle expects in the target.
+type Prerequisite struct {
+	Digest    digest.Digest `json:"digest"`
+	MediaType string        `json:"mediaType"`
+	Size      int64         `json:"size"`
+}
+
+// ParseIndex reads and validates an index: unknown fields, unknown format
+// versions, unsafe or duplicated names, impossible offsets and overlapping
+// files are refused. At most MaxIndexSize bytes are read.
+func ParseIndex(r io.Reader) (*Index, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxIndexSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading index: %w", err)
+	}
+	if len(data) > MaxIndexSize {
+		return nil, fmt.Errorf("index is larger than %d bytes", MaxIndexSize)
+	}
+	// The version is checked first so that a newer index is refused for
+	// its version, not for a field this reader does not know.
+	var v struct {
+		FormatVersion *int `json:"formatVersion"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("parsing index: %w", err)
+	}
+	if v.FormatVersion == nil {
+		return nil, errors.New("index: formatVersion missing")
+	}
+	if *v.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("index: unsupported formatVersion %d (this ferry reads %d)", *v.FormatVersion, FormatVersion)
+	}
+	var idx Index
+	if err := decodeStrict(data, &idx); err != nil {
+		return nil, fmt.Errorf("parsing index: %w", err)
+	}
+	if err := idx.validate(); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	return &idx, nil
+}
+
+// decodeStrict decodes exactly one JSON value, refusing unknown fields and
+// anything after the value.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+func (idx *Index) validate() error {
+	if !validID(idx.ID) {
+		return fmt.Errorf("id %q: want 1 to 128 characters of [A-Za-z0-9._-]", idx.ID)
+	}
+	if len(idx.Options) > 0 && (idx.Options[0] != '{' && string(idx.Options) != "null") {
+		return errors.New("options: not a JSON object")
+	}
+	if err := validateVolumes(idx.Volumes); err != nil {
+		return err
+	}
+	if err := validateFiles(idx.Files, len(idx.Volumes)); err != nil {
+		return err
+	}
+	for i := range idx.Releases {
+		if err := idx.Releases[i].validate(); err != nil {
+			return fmt.Errorf("releases[%d]: %w", i, err)
+		}
+	}
+	for i := range idx.Images {
+		if err := idx.Images[i].validate(); err != nil {
+			return fmt.Errorf("images[%d] %s: %w", i, idx.Images[i].Digest, err)
+		}
+	}
+	if err := validatePrerequisites(idx.Prerequisites); err != nil {
+		return err
+	}
+	for i, v := range idx.UpdatePath {
+		if v == "" {
+			return fmt.Errorf("updatePath[%d]: empty", i)
+		}
+	}
+	return nil
+}
+
+func validateVolumes(vols []Volume) error {
+	if len(vols) == 0 {
+		return errors.New("volumes: none")
+	}
+	seen := make(map[string]int, len(vols))
+	for i, v := range vols {
+		if !validVolumeName(v.Name) {
+			return fmt.Errorf("volumes[%d]: invalid name %q", i, v.Name)
+		}
+		if j, ok := seen[v.Name]; ok {
+			return fmt.Errorf("volumes[%d]: name %q already used by volume %d", i, v.Name, j)
+		}
+		seen[v.Name] = i
+		if v.Size < 0 || v.Size > maxOffset {
+			return fmt.Errorf("volumes[%d] %s: size %d out of range", i, v.Name, v.Size)
+		}
+		if i == 0 && v.Size != 0 {
+			return fmt.Errorf("volumes[0] %s: volume 0 cannot state its size", v.Name)
+		}
+	}
+	return nil
+}
+
+func validateFiles(files []File, nvol int) error {
+	byVolume := make([][]File, nvol)
+	names := make(map[string]bool, len(files))
+	markers := make([]bool, nvol)
+	for i, f := range files {
+		if err := f.validate(nvol); err != nil {
+			return fmt.Errorf("files[%d] %q: %w", i, f.Name, err)
+		}
+		if f.Name == VolumeMarkerName {
+			if markers[f.Volume] {
+				return fmt.Errorf("files[%d]: volume %d has two markers", i, f.Volume)
+			}
+			markers[f.Volume] = true
+		} else {
+			if names[f.Name] {
+				return fmt.Errorf("files[%d] %q: listed twice", i, f.Name)
+			}
+			names[f.Name] = true
+		}
+		byVolume[f.Volume] = append(byVolume[f.Volume], f)
+	}
+	for v, ok := range markers {
+		if !ok {
+			return fmt.Errorf("files: volume %d has no %s", v, VolumeMarkerName)
+		}
+	}
+	if err := checkNotDirectories(names); err != nil {
+		return err
+	}
+	for v, fs := range byVolume {
+		if err := checkOverlaps(v, fs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f File) validate(nvol int) error {
+	if err := checkName(f.Name); err != nil {
+		return err
+	}
+	if f.Volume < 0 || f.Volume >= nvol {
+		return fmt.Errorf("volume %d does not exist (the bundle has %d)", f.Volume, nvol)
+	}
+	if f.Size < 0 || f.Size > maxOffset {
+		return fmt.Errorf("size %d out of range", f.Size)
+	}
+	// Data follows at least one 512-byte header and starts on a block.
+	if f.Offset < blockSize || f.Offset > maxOffset || f.Offset%blockSize != 0 {
+		return fmt.Errorf("offset %d is not a data offset", f.Offset)
+	}
+	if !isSHA256Hex(f.SHA256) {
+		return fmt.Errorf("sha256 %q: want 64 lower-case hex digits", f.SHA256)
+	}
+	if hex, ok := blobHex(f.Name); ok && hex != f.SHA256 {
+		return fmt.Errorf("blob named for sha256:%s has sha256 %s", hex, f.SHA256)
+	}
+	if f.Name == VolumeMarkerName && f.Offset != blockSize {
+		return fmt.Errorf("marker at offset %d: it must be the volume's first entry", f.Offset)
+	}
+	return nil
+}
+
+// checkNotDirectories refuses a file whose name is also a directory of
+// another file: no tar extraction could create both.
+func checkNotDirectories(names map[string]bool) error {
+	for name := range names {
+		for i := len(name) - 1; i > 0; i-- {
+			if name[i] == '/' && names[name[:i]] {
+				return fmt.Errorf("files: %q is both a file and the directory of %q", name[:i], name)
+			}
+		}
+	}
+	return nil
+}
+
+// checkOverlaps refuses two files of a volume whose header and data would
+// share bytes.
+func checkOverlaps(v int, fs []File) error {
+	sort.Slice(fs, func(i, j int) bool { return fs[i].Offset < fs[j].Offset })
+	for i := 1; i < len(fs); i++ {
+		prev, cur := fs[i-1], fs[i]
+		if cur.Offset < prev.Offset+paddedSize(prev.Size)+blockSize {
+			return fmt.Errorf("files: %q and %q overlap in volume %d", prev.Name, cur.Name, v)
+		}
+	}
+	return nil
+}
+
+func (r *Release) validate() error {
+	if err := checkDigest(r.Digest); err != nil {
+		return fmt.Errorf("digest: %w", err)
+	}
+	for i, s := range r.Signatures {
+		if err := checkName(s.File); err != nil {
+			return fmt.Errorf("signatures[%d] file %q: %w", i, s.File, err)
+		}
+	}
+	if r.ConfigMap != "" {
+		if err := checkName(r.ConfigMap); err != nil {
+			return fmt.Errorf("configMap %q: %w", r.ConfigMap, err)
+		}
+	}
+	return nil
+}
+
+func (im *Image) validate() error {
+	if err := checkDigest(im.Digest); err != nil {
+		return fmt.Errorf("digest: %w", err)
+	}
+	if im.Size < 0 || im.Size > maxOffset {
+		return fmt.Errorf("size %d out of range", im.Size)
+	}
+	switch im.Role {
+	case RoleRelease, RoleComponent, RoleChild, RoleSigstore:
+	default:
+		return fmt.Errorf("role %q: want %s, %s, %s or %s", im.Role, RoleRelease, RoleComponent, RoleChild, RoleSigstore)
+	}
+	for i, d := range im.Children {
+		if err := checkDigest(d); err != nil {
+			return fmt.Errorf("children[%d]: %w", i, err)
+		}
+	}
+	for i, d := range im.Blobs {
+		if err := checkDigest(d); err != nil {
+			return fmt.Errorf("blobs[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func validatePrerequisites(ps []Prerequisite) error {
+	seen := make(map[digest.Digest]bool, len(ps))
+	for i, p := range ps {
+		if err := checkDigest(p.Digest); err != nil {
+			return fmt.Errorf("prerequisites[%d]: %w", i, err)
+		}
+		if p.Size < 0 || p.Size > maxOffset {
+			return fmt.Errorf("prerequisites[%d] %s: size %d out of range", i, p.Digest, p.Size)
+		}
+		if seen[p.Digest] {
+			return fmt.Errorf("prerequisites[%d] %s: listed twice", i, p.Digest)
+		}
+		seen[p.Digest] = true
+	}
+	return nil
+}
+
+// checkDigest accepts only well-formed sha256 digests: blobs are stored
+// under blobs/sha256.
+func checkDigest(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("%q: %w", d, err)
+	}
+	if d.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("%q: only sha256 digests are supported", d)
+	}
+	return nil
+}

@@ -1,0 +1,350 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+)
+
+const (
+	// MaxManifestSize caps a manifest read into memory; registries refuse
+	// larger ones too.
+	MaxManifestSize = 4 << 20
+	// maxMarkerSize caps a volume marker; a real one is under 100 bytes.
+	maxMarkerSize = 4 << 10
+)
+
+// ReadOptions tune Open.
+type ReadOptions struct {
+	// Volumes are paths of data volumes in any order, matched by their
+	// markers; a volume not given is looked for beside volume 0 under its
+	// name in the index.
+	Volumes []string
+}
+
+// Reader gives access to the files of a bundle. Its methods may be called
+// concurrently; the section readers it returns are independent.
+type Reader struct {
+	idx     *Index
+	vols    []*openVolume
+	files   map[string]File // by name; the marker is volume 0's
+	markers []File          // by volume
+
+	// where the index's data is in volume 0
+	indexOffset, indexSize int64
+	closed                 bool
+}
+
+type openVolume struct {
+	path string
+	f    *os.File
+	size int64
+}
+
+// Open opens the bundle whose volume 0 is at path: it finds the index (the
+// last entry), parses and checks it, and opens every data volume, checking
+// that each one's marker names this bundle and the right volume number.
+// Nothing is extracted; reads go to the files' offsets.
+func Open(path string, opts ReadOptions) (*Reader, error) {
+	v0, err := openVolumeFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening bundle: %w", err)
+	}
+	r := &Reader{vols: []*openVolume{v0}}
+	if err := r.open(filepath.Dir(path), opts); err != nil {
+		return nil, errors.Join(fmt.Errorf("opening bundle %s: %w", path, err), r.Close())
+	}
+	return r, nil
+}
+
+func (r *Reader) open(dir string, opts ReadOptions) error {
+	if err := r.readIndex(); err != nil {
+		return err
+	}
+	if err := r.checkMarker(r.vols[0], 0); err != nil {
+		return err
+	}
+	r.vols = append(r.vols, make([]*openVolume, len(r.idx.Volumes)-1)...)
+	if err := r.openDataVolumes(dir, opts.Volumes); err != nil {
+		return err
+	}
+	r.files = make(map[string]File, len(r.idx.Files))
+	r.markers = make([]File, len(r.idx.Volumes))
+	for _, f := range r.idx.Files {
+		if f.Name == VolumeMarkerName {
+			r.markers[f.Volume] = f
+		} else {
+			r.files[f.Name] = f
+		}
+	}
+	r.files[VolumeMarkerName] = r.markers[0]
+	return nil
+}
+
+func openVolumeFile(path string) (*openVolume, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	if !st.Mode().IsRegular() {
+		return nil, errors.Join(fmt.Errorf("%s: not a regular file", path), f.Close())
+	}
+	return &openVolume{path: path, f: f, size: st.Size()}, nil
+}
+
+// readIndex walks volume 0's headers, seeking over the data, and reads
+// the last entry, which must be the index.
+func (r *Reader) readIndex() error {
+	v := r.vols[0]
+	sr := io.NewSectionReader(v.f, 0, v.size)
+	tr := tar.NewReader(sr)
+	var last *tar.Header
+	var lastOff int64
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("volume 0: the tar is damaged or truncated: %w", err)
+		}
+		if last == nil && hdr.Name != VolumeMarkerName {
+			return fmt.Errorf("volume 0: not a ferry bundle: the first entry is %q, not %s", hdr.Name, VolumeMarkerName)
+		}
+		// tar.Reader has read exactly the header blocks: the position is
+		// the data's offset.
+		if lastOff, err = sr.Seek(0, io.SeekCurrent); err != nil {
+			return err
+		}
+		last = hdr
+	}
+	if last == nil {
+		return errors.New("volume 0: not a ferry bundle: no entries")
+	}
+	if last.Name != IndexName || last.Typeflag != tar.TypeReg {
+		return fmt.Errorf("volume 0: the last entry is %q, not %s: the bundle is incomplete or altered", last.Name, IndexName)
+	}
+	data, err := readIndexData(v, last, lastOff)
+	if err != nil {
+		return err
+	}
+	idx, err := ParseIndex(bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	r.idx, r.indexOffset, r.indexSize = idx, lastOff, last.Size
+	return nil
+}
+
+// readIndexData reads the index entry and checks it against the sha256
+// its header carries.
+func readIndexData(v *openVolume, hdr *tar.Header, off int64) ([]byte, error) {
+	if hdr.Size > MaxIndexSize {
+		return nil, fmt.Errorf("index is %d bytes, more than the %d allowed", hdr.Size, MaxIndexSize)
+	}
+	want, ok := strings.CutPrefix(hdr.PAXRecords[paxComment], indexSumPrefix)
+	if !ok {
+		return nil, errors.New("index entry carries no checksum: not written by ferry")
+	}
+	data, err := io.ReadAll(io.NewSectionReader(v.f, off, hdr.Size))
+	if err != nil {
+		return nil, fmt.Errorf("reading index: %w", err)
+	}
+	if int64(len(data)) != hdr.Size {
+		return nil, fmt.Errorf("index truncated: %d of %d bytes", len(data), hdr.Size)
+	}
+	if got := hexOf(sha256.Sum256(data)); got != want {
+		return nil, fmt.Errorf("index altered or damaged: sha256 %s, its header says %s", got, want)
+	}
+	return data, nil
+}
+
+// readMarker reads a volume's first entry, which must be its marker.
+func readMarker(v *openVolume) (volumeMarker, error) {
+	var m volumeMarker
+	tr := tar.NewReader(io.NewSectionReader(v.f, 0, v.size))
+	hdr, err := tr.Next()
+	if err == io.EOF {
+		return m, fmt.Errorf("%s: not a ferry volume: empty", v.path)
+	}
+	if err != nil {
+		return m, fmt.Errorf("%s: not a ferry volume: %w", v.path, err)
+	}
+	if hdr.Name != VolumeMarkerName || hdr.Typeflag != tar.TypeReg || hdr.Size > maxMarkerSize {
+		return m, fmt.Errorf("%s: not a ferry volume: the first entry is %q, not %s", v.path, hdr.Name, VolumeMarkerName)
+	}
+	data, err := io.ReadAll(tr)
+	if err != nil {
+		return m, fmt.Errorf("%s: reading volume marker: %w", v.path, err)
+	}
+	if err := decodeStrict(data, &m); err != nil || !validID(m.Bundle) {
+		return m, fmt.Errorf("%s: invalid volume marker %q", v.path, data)
+	}
+	return m, nil
+}
+
+// checkMarker checks that v is volume num of this bundle.
+func (r *Reader) checkMarker(v *openVolume, num int) error {
+	m, err := readMarker(v)
+	if err != nil {
+		return err
+	}
+	if m.Bundle != r.idx.ID {
+		return fmt.Errorf("%s belongs to bundle %s, not to %s", v.path, m.Bundle, r.idx.ID)
+	}
+	if m.Volume != num {
+		return fmt.Errorf("%s holds volume %d, expected volume %d (%s): renamed?", v.path, m.Volume, num, r.idx.Volumes[num].Name)
+	}
+	return nil
+}
+
+// openDataVolumes opens the explicit volumes, placing each by its marker,
+// then looks for the rest beside volume 0. It reports every problem.
+func (r *Reader) openDataVolumes(dir string, explicit []string) error {
+	var errs []error
+	for _, p := range explicit {
+		if err := r.placeVolume(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := 1; i < len(r.vols); i++ {
+		if r.vols[i] != nil {
+			continue
+		}
+		name := r.idx.Volumes[i].Name
+		v, err := openVolumeFile(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("volume %d (%s) is missing: %w", i, name, err))
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("volume %d: %w", i, err))
+			continue
+		}
+		if err := r.checkMarker(v, i); err != nil {
+			errs = append(errs, errors.Join(err, v.f.Close()))
+			continue
+		}
+		r.vols[i] = v
+	}
+	return errors.Join(errs...)
+}
+
+// placeVolume opens an explicitly given volume and puts it where its
+// marker says.
+func (r *Reader) placeVolume(p string) error {
+	v, err := openVolumeFile(p)
+	if err != nil {
+		return fmt.Errorf("opening volume: %w", err)
+	}
+	m, err := readMarker(v)
+	if err == nil {
+		err = r.placeMarked(v, m)
+	}
+	if err != nil {
+		return errors.Join(err, v.f.Close())
+	}
+	return nil
+}
+
+func (r *Reader) placeMarked(v *openVolume, m volumeMarker) error {
+	switch {
+	case m.Bundle != r.idx.ID:
+		return fmt.Errorf("%s belongs to bundle %s, not to %s", v.path, m.Bundle, r.idx.ID)
+	case m.Volume < 0 || m.Volume >= len(r.vols):
+		return fmt.Errorf("%s claims volume %d, but the bundle has %d volumes", v.path, m.Volume, len(r.vols))
+	case m.Volume == 0:
+		if st0, err := r.vols[0].f.Stat(); err == nil {
+			if st, err := v.f.Stat(); err == nil && os.SameFile(st0, st) {
+				return v.f.Close() // volume 0 named again: harmless
+			}
+		}
+		return fmt.Errorf("volume 0 given twice: %s and %s", r.vols[0].path, v.path)
+	case r.vols[m.Volume] != nil:
+		return fmt.Errorf("volume %d given twice: %s and %s", m.Volume, r.vols[m.Volume].path, v.path)
+	}
+	r.vols[m.Volume] = v
+	return nil
+}
+
+// Index returns the bundle's index; callers must not modify it.
+func (r *Reader) Index() *Index { return r.idx }
+
+// Paths returns the paths of the volumes, volume 0 first.
+func (r *Reader) Paths() []string {
+	paths := make([]string, len(r.vols))
+	for i, v := range r.vols {
+		paths[i] = v.path
+	}
+	return paths
+}
+
+// Open returns a reader of the named file's bytes, read in place. A name
+// not in the index gives an error wrapping fs.ErrNotExist.
+func (r *Reader) Open(name string) (*io.SectionReader, error) {
+	f, ok := r.files[name]
+	if !ok {
+		return nil, fmt.Errorf("bundle: %s: %w", name, fs.ErrNotExist)
+	}
+	return io.NewSectionReader(r.vols[f.Volume].f, f.Offset, f.Size), nil
+}
+
+// Blob returns a reader of the blob with digest d and its size.
+func (r *Reader) Blob(d digest.Digest) (*io.SectionReader, int64, error) {
+	if err := checkDigest(d); err != nil {
+		return nil, 0, fmt.Errorf("bundle: blob %w", err)
+	}
+	sr, err := r.Open(BlobName(d))
+	if err != nil {
+		return nil, 0, err
+	}
+	return sr, sr.Size(), nil
+}
+
+// ReadImageManifest returns the bytes of the manifest with digest d,
+// checked against d, refusing more than MaxManifestSize bytes.
+func (r *Reader) ReadImageManifest(d digest.Digest) ([]byte, error) {
+	sr, size, err := r.Blob(d)
+	if err != nil {
+		return nil, err
+	}
+	if size > MaxManifestSize {
+		return nil, fmt.Errorf("bundle: manifest %s is %d bytes, more than the %d allowed", d, size, MaxManifestSize)
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(sr, data); err != nil {
+		return nil, fmt.Errorf("bundle: reading manifest %s: %w", d, err)
+	}
+	if got := digest.FromBytes(data); got != d {
+		return nil, fmt.Errorf("bundle: manifest %s: %w: got %s", d, ErrDigestMismatch, got)
+	}
+	return data, nil
+}
+
+// Close closes the volumes.
+func (r *Reader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	var errs []error
+	for _, v := range r.vols {
+		if v != nil {
+			errs = append(errs, v.f.Close())
+		}
+	}
+	return errors.Join(errs...)
+}

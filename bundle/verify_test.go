@@ -1,0 +1,462 @@
+package bundle
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// fileOfSize finds the file of a given size in idx.
+func fileOfSize(t *testing.T, idx *Index, size int64) File {
+	t.Helper()
+	for _, f := range idx.Files {
+		if f.Size == size {
+			return f
+		}
+	}
+	t.Fatalf("no file of %d bytes", size)
+	return File{}
+}
+
+func fileNamed(t *testing.T, idx *Index, name string) File {
+	t.Helper()
+	for _, f := range idx.Files {
+		if f.Name == name {
+			return f
+		}
+	}
+	t.Fatalf("no file %s", name)
+	return File{}
+}
+
+// TestTamperSingleFile alters a one-file bundle in ways Verify must report.
+func TestTamperSingleFile(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		tamper func(t *testing.T, path string, idx *Index) []string
+	}{
+		{"flipped byte in a blob", func(t *testing.T, path string, idx *Index) []string {
+			f := fileOfSize(t, idx, 12000)
+			flipByte(t, path, f.Offset+1234)
+			return []string{f.Name, fmt.Sprintf("offset %d", f.Offset), "content has digest sha256:"}
+		}},
+		{"flipped byte in a manifest", func(t *testing.T, path string, idx *Index) []string {
+			f := fileNamed(t, idx, BlobName(idx.Images[2].Digest))
+			flipByte(t, path, f.Offset+f.Size/2)
+			return []string{f.Name + ": content has digest", "cannot check the manifest"}
+		}},
+		{"flipped byte in the layout index", func(t *testing.T, path string, idx *Index) []string {
+			f := fileNamed(t, idx, LayoutIndexName)
+			flipByte(t, path, f.Offset+3)
+			return []string{LayoutIndexName + ": sha256 ", "the index says " + f.SHA256}
+		}},
+		{"flipped byte in padding", func(t *testing.T, path string, idx *Index) []string {
+			f := fileOfSize(t, idx, 12000)
+			flipByte(t, path, f.Offset+f.Size+5)
+			return []string{fmt.Sprintf("offset %d: %s: non-zero bytes in the padding", f.Offset+f.Size+5, f.Name)}
+		}},
+		{"flipped byte in the padding of the index's PAX header", func(t *testing.T, path string, idx *Index) []string {
+			e := entryOffset(t, path, IndexName)
+			flipByte(t, path, e.offset-blockSize-10)
+			return []string{fmt.Sprintf("offset %d: %s: non-zero bytes in the padding of its extended header", e.offset-blockSize-10, IndexName)}
+		}},
+		{"index lists a file whose bytes are missing", func(t *testing.T, path string, idx *Index) []string {
+			rewriteIndex(t, path, func(idx *Index) {
+				idx.Files = append(idx.Files, File{Name: "mirror/config/extra.yaml", Size: 10,
+					SHA256: digest.FromString("x").Encoded(), Volume: 0, Offset: 1 << 30})
+			})
+			return []string{"mirror/config/extra.yaml: listed in the index but not in the volume"}
+		}},
+		{"index moves a file", func(t *testing.T, path string, idx *Index) []string {
+			f := fileOfSize(t, idx, 700)
+			rewriteIndex(t, path, func(idx *Index) {
+				for i := range idx.Files {
+					if idx.Files[i].Name == f.Name {
+						idx.Files[i].Offset = 1 << 30
+					}
+				}
+			})
+			return []string{f.Name, "the index says 700 bytes at offset 1073741824"}
+		}},
+		{"volume 0 without end of archive", func(t *testing.T, path string, idx *Index) []string {
+			st, _ := os.Stat(path)
+			if err := os.Truncate(path, st.Size()-endOfArchive); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"ends without a tar end-of-archive: truncated"}
+		}},
+		{"trailing garbage", func(t *testing.T, path string, idx *Index) []string {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			st, _ := f.Stat()
+			if _, err := f.Write(append(make([]byte, 700), "garbage"...)); err != nil {
+				t.Fatal(err)
+			}
+			return []string{fmt.Sprintf("offset %d: unexpected data after the end of archive", st.Size()+700)}
+		}},
+		{"trailing zeros are fine, garbage is not", func(t *testing.T, path string, idx *Index) []string {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.Write(make([]byte, 9000)); err != nil {
+				t.Fatal(err)
+			}
+			m := fileNamed(t, idx, LayoutFileName)
+			flipByte(t, path, m.Offset)
+			return []string{LayoutFileName + ": sha256", LayoutFileName + ": parsing"}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bundle.tar")
+			idx := writeFixture(t, path, WriteOptions{}, smallFixture())
+			wants := c.tamper(t, path, idx)
+			mustFault(t, path, ReadOptions{}, wants...)
+		})
+	}
+}
+
+// TestTamperOpen alters a one-file bundle in ways Open must refuse.
+func TestTamperOpen(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		tamper func(t *testing.T, path string, idx *Index)
+		want   string
+	}{
+		{"flipped byte in the index", func(t *testing.T, path string, idx *Index) {
+			e := entryOffset(t, path, IndexName)
+			flipByte(t, path, e.offset+e.size/2)
+		}, "index altered or damaged"},
+		{"flipped byte in the index checksum", func(t *testing.T, path string, idx *Index) {
+			e := entryOffset(t, path, IndexName)
+			// Inside the sha256 of the PAX comment record.
+			flipByte(t, path, e.offset-2*blockSize+40)
+		}, "index altered or damaged"},
+		{"index cut short", func(t *testing.T, path string, idx *Index) {
+			e := entryOffset(t, path, IndexName)
+			if err := os.Truncate(path, e.offset+e.size-10); err != nil {
+				t.Fatal(err)
+			}
+		}, "unexpected EOF"},
+		{"index lost", func(t *testing.T, path string, idx *Index) {
+			e := entryOffset(t, path, IndexName)
+			if err := os.Truncate(path, e.hdrStart); err != nil {
+				t.Fatal(err)
+			}
+		}, `the last entry is "mirror/oci/blobs/sha256/`},
+		{"index lists a blob twice", func(t *testing.T, path string, idx *Index) {
+			rewriteIndex(t, path, func(idx *Index) {
+				f := idx.Files[3]
+				f.Size++
+				f.Offset = 1 << 30
+				idx.Files = append(idx.Files, f)
+			})
+		}, "listed twice"},
+		{"index lists overlapping files", func(t *testing.T, path string, idx *Index) {
+			rewriteIndex(t, path, func(idx *Index) { idx.Files[3].Size += 2048 })
+		}, "overlap in volume 0"},
+		{"index of another format version", func(t *testing.T, path string, idx *Index) {
+			rewriteIndex(t, path, func(idx *Index) { idx.FormatVersion = 2 })
+		}, "unsupported formatVersion 2"},
+		{"entry appended after the index", func(t *testing.T, path string, idx *Index) {
+			appendEntries(t, path, true, hostileEntry{tar.Header{Name: "mirror/evil", Size: 4}, []byte("evil")})
+		}, `the last entry is "mirror/evil", not ferry-index.json`},
+		{"not a bundle", func(t *testing.T, path string, idx *Index) {
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			tw := tar.NewWriter(f)
+			_ = tw.WriteHeader(&tar.Header{Name: "README", Size: 2, Mode: 0o644})
+			_, _ = tw.Write([]byte("hi"))
+			if err := tw.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a ferry bundle"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bundle.tar")
+			idx := writeFixture(t, path, WriteOptions{}, smallFixture())
+			c.tamper(t, path, idx)
+			mustOpenFail(t, path, ReadOptions{}, c.want)
+		})
+	}
+}
+
+// volumeFixture writes a bundle of at least three data volumes in dir.
+func volumeFixture(t *testing.T, dir string) *Index {
+	t.Helper()
+	idx := writeFixture(t, filepath.Join(dir, "bundle.tar"), WriteOptions{VolumeSize: 128 << 10},
+		newFixture(9, [4]int{100 << 10, 90 << 10, 60 << 10, 120 << 10}))
+	if len(idx.Volumes) < 4 {
+		t.Fatalf("only %d volumes", len(idx.Volumes))
+	}
+	return idx
+}
+
+// TestTamperVolumes alters data volumes in ways Verify must report.
+func TestTamperVolumes(t *testing.T) {
+	symlink := tar.Header{Name: "mirror/link", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}
+	for _, c := range []struct {
+		name   string
+		tamper func(t *testing.T, vol1 string, idx *Index) []string
+	}{
+		{"truncated volume", func(t *testing.T, vol1 string, idx *Index) []string {
+			if err := os.Truncate(vol1, idx.Volumes[1].Size-5000); err != nil {
+				t.Fatal(err)
+			}
+			return []string{fmt.Sprintf("volume 1 (bundle.001.tar): the volume is %d bytes, the index says %d",
+				idx.Volumes[1].Size-5000, idx.Volumes[1].Size), "truncated"}
+		}},
+		{"extra entry appended", func(t *testing.T, vol1 string, idx *Index) []string {
+			appendEntries(t, vol1, true, hostileEntry{tar.Header{Name: "mirror/extra", Size: 5}, []byte("extra")})
+			return []string{"mirror/extra: not in the index"}
+		}},
+		{"symlink", func(t *testing.T, vol1 string, idx *Index) []string {
+			appendEntries(t, vol1, true, hostileEntry{symlink, nil})
+			return []string{"mirror/link: not a regular file: a symbolic link to /etc/passwd"}
+		}},
+		{"hard link and directory", func(t *testing.T, vol1 string, idx *Index) []string {
+			appendEntries(t, vol1, true,
+				hostileEntry{tar.Header{Name: "mirror/hard", Typeflag: tar.TypeLink, Linkname: "mirror/oci/oci-layout"}, nil},
+				hostileEntry{tar.Header{Name: "mirror/dir/", Typeflag: tar.TypeDir, Mode: 0o755}, nil})
+			return []string{"mirror/hard: not a regular file: a hard link to mirror/oci/oci-layout", "mirror/dir/: not a regular file: a directory"}
+		}},
+		{"dot-dot and absolute names", func(t *testing.T, vol1 string, idx *Index) []string {
+			appendEntries(t, vol1, true,
+				hostileEntry{tar.Header{Name: "../../evil", Size: 1}, []byte("x")},
+				hostileEntry{tar.Header{Name: "/etc/cron.d/evil", Size: 1}, []byte("x")},
+				hostileEntry{tar.Header{Name: "mirror/oci/../../../evil", Size: 1}, []byte("x")},
+				hostileEntry{tar.Header{Name: "mirror/\x1b[2Jevil", Size: 1}, []byte("x")})
+			return []string{`../../evil: unsafe name: a .. element leads out of the bundle`, `/etc/cron.d/evil: unsafe name: absolute name`,
+				`mirror/oci/../../../evil: unsafe name`, `"mirror/\x1b[2Jevil": unsafe name: character '\x1b' not allowed`}
+		}},
+		{"the same name twice", func(t *testing.T, vol1 string, idx *Index) []string {
+			var f File
+			for _, g := range idx.Files {
+				if g.Volume == 1 && g.Name != VolumeMarkerName {
+					f = g
+				}
+			}
+			data, err := os.ReadFile(vol1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendEntries(t, vol1, true, hostileEntry{tar.Header{Name: f.Name, Size: f.Size}, data[f.Offset : f.Offset+f.Size]})
+			return []string{f.Name + ": the same name again (first at offset " + fmt.Sprint(f.Offset) + ")"}
+		}},
+		{"a header declaring a huge size", func(t *testing.T, vol1 string, idx *Index) []string {
+			appendEntries(t, vol1, false, hostileEntry{tar.Header{Name: "mirror/huge", Size: 1 << 50}, []byte("tiny")})
+			return []string{"mirror/huge: not in the index", "the tar is damaged or truncated after this entry"}
+		}},
+		{"a listed name with a huge size", func(t *testing.T, vol1 string, idx *Index) []string {
+			f := fileNamed(t, idx, VolumeMarkerName)
+			appendEntries(t, vol1, false, hostileEntry{tar.Header{Name: VolumeMarkerName, Size: 1 << 50}, []byte("tiny")})
+			return []string{"ferry-volume.json: the same name again (first at offset " + fmt.Sprint(f.Offset)}
+		}},
+		{"a sparse file", func(t *testing.T, vol1 string, idx *Index) []string {
+			appendRaw(t, vol1, paxEntry(t, map[string]string{"GNU.sparse.major": "0", "GNU.sparse.minor": "1",
+				"GNU.sparse.numblocks": "1", "GNU.sparse.map": "0,10", "GNU.sparse.size": "100000000"}, "mirror/sparse", []byte("0123456789")))
+			return []string{"mirror/sparse: a sparse file; the rest of the volume cannot be checked"}
+		}},
+		{"a PAX global header", func(t *testing.T, vol1 string, idx *Index) []string {
+			raw := ustarBlock(t, "pax_global_header", 0, tar.TypeXGlobalHeader)
+			appendRaw(t, vol1, raw)
+			return []string{"pax_global_header: not a regular file: type 'g'"}
+		}},
+		{"a blob in the wrong volume", func(t *testing.T, vol1 string, idx *Index) []string {
+			var f File
+			for _, g := range idx.Files {
+				if g.Volume == 2 && g.Name != VolumeMarkerName {
+					f = g
+				}
+			}
+			appendEntries(t, vol1, true, hostileEntry{tar.Header{Name: f.Name, Size: 1}, []byte("x")})
+			return []string{f.Name + ": found here, but the index puts it in volume 2 (bundle.002.tar)"}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			idx := volumeFixture(t, dir)
+			wants := c.tamper(t, filepath.Join(dir, "bundle.001.tar"), idx)
+			mustFault(t, filepath.Join(dir, "bundle.tar"), ReadOptions{}, wants...)
+		})
+	}
+}
+
+// TestVolumeMixups checks Open's errors for missing, duplicated, renamed
+// and foreign volumes.
+func TestVolumeMixups(t *testing.T) {
+	dir := t.TempDir()
+	volumeFixture(t, dir)
+	path := filepath.Join(dir, "bundle.tar")
+	vol := func(n int) string { return filepath.Join(dir, volumeName("bundle.tar", n)) }
+	foreign := t.TempDir()
+	volumeFixture(t, foreign)
+	for _, c := range []struct {
+		name  string
+		setup func(t *testing.T, work string) ReadOptions
+		wants []string
+	}{
+		{"missing", func(t *testing.T, work string) ReadOptions {
+			os.Remove(filepath.Join(work, "bundle.002.tar"))
+			return ReadOptions{}
+		}, []string{"volume 2 (bundle.002.tar) is missing"}},
+		{"duplicated", func(t *testing.T, work string) ReadOptions {
+			copyFile(t, filepath.Join(work, "bundle.001.tar"), filepath.Join(work, "bundle.002.tar"))
+			return ReadOptions{}
+		}, []string{"bundle.002.tar holds volume 1, expected volume 2"}},
+		{"swapped names", func(t *testing.T, work string) ReadOptions {
+			a, b := filepath.Join(work, "bundle.001.tar"), filepath.Join(work, "bundle.002.tar")
+			tmp := a + ".tmp"
+			_ = os.Rename(a, tmp)
+			_ = os.Rename(b, a)
+			_ = os.Rename(tmp, b)
+			return ReadOptions{}
+		}, []string{"bundle.001.tar holds volume 2, expected volume 1 (bundle.001.tar): renamed?", "bundle.002.tar holds volume 1"}},
+		{"renamed", func(t *testing.T, work string) ReadOptions {
+			_ = os.Rename(filepath.Join(work, "bundle.003.tar"), filepath.Join(work, "bundle.3.tar"))
+			return ReadOptions{}
+		}, []string{"volume 3 (bundle.003.tar) is missing"}},
+		{"from another bundle", func(t *testing.T, work string) ReadOptions {
+			copyFile(t, filepath.Join(foreign, "bundle.001.tar"), filepath.Join(work, "bundle.001.tar"))
+			return ReadOptions{}
+		}, []string{"bundle.001.tar belongs to bundle "}},
+		{"given twice", func(t *testing.T, work string) ReadOptions {
+			cp := filepath.Join(t.TempDir(), "copy.tar")
+			copyFile(t, filepath.Join(work, "bundle.001.tar"), cp)
+			return ReadOptions{Volumes: []string{filepath.Join(work, "bundle.001.tar"), cp}}
+		}, []string{"volume 1 given twice"}},
+		{"foreign given", func(t *testing.T, work string) ReadOptions {
+			return ReadOptions{Volumes: []string{filepath.Join(foreign, "bundle.002.tar")}}
+		}, []string{"belongs to bundle"}},
+		{"given but missing", func(t *testing.T, work string) ReadOptions {
+			return ReadOptions{Volumes: []string{filepath.Join(work, "nope.tar")}}
+		}, []string{"nope.tar: no such file"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			work := t.TempDir()
+			for _, p := range append([]string{path}, vol(1), vol(2), vol(3)) {
+				copyFile(t, p, filepath.Join(work, filepath.Base(p)))
+			}
+			for n := 4; ; n++ {
+				if _, err := os.Stat(vol(n)); err != nil {
+					break
+				}
+				copyFile(t, vol(n), filepath.Join(work, filepath.Base(vol(n))))
+			}
+			opts := c.setup(t, work)
+			err := mustOpenFail(t, filepath.Join(work, "bundle.tar"), opts, c.wants...)
+			if c.name == "missing" && !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a missing volume does not wrap fs.ErrNotExist: %v", err)
+			}
+		})
+	}
+}
+
+// TestContentChecks writes bundles whose manifests reference what is not
+// there.
+func TestContentChecks(t *testing.T) {
+	t.Run("missing layer", func(t *testing.T) {
+		fx := smallFixture()
+		missing := fx.idx.Images[2].Blobs[1]
+		delete(fx.large, BlobName(missing))
+		path := filepath.Join(t.TempDir(), "bundle.tar")
+		writeFixture(t, path, WriteOptions{}, fx)
+		mustFault(t, path, ReadOptions{}, "references blob "+string(missing)+", which is neither in the bundle nor a prerequisite")
+	})
+	t.Run("missing layer is a prerequisite", func(t *testing.T) {
+		fx := smallFixture()
+		missing := fx.idx.Images[2].Blobs[1]
+		fx.idx.Prerequisites = []Prerequisite{{Digest: missing, MediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+			Size: int64(len(fx.large[BlobName(missing)]))}}
+		delete(fx.large, BlobName(missing))
+		path := filepath.Join(t.TempDir(), "bundle.tar")
+		writeFixture(t, path, WriteOptions{}, fx)
+		rep, err := openVerify(t, path, ReadOptions{})
+		if err != nil || !rep.OK() {
+			t.Fatalf("verify: %v %v", err, rep.Err())
+		}
+	})
+	t.Run("missing child", func(t *testing.T) {
+		fx := smallFixture()
+		child := fx.idx.Images[1].Digest
+		delete(fx.small, BlobName(child))
+		path := filepath.Join(t.TempDir(), "bundle.tar")
+		writeFixture(t, path, WriteOptions{}, fx)
+		mustFault(t, path, ReadOptions{}, "references child manifest "+string(child),
+			"child manifest "+string(child)+" is not in the bundle", BlobName(child)+": the manifest of image")
+	})
+	t.Run("missing signature and layout", func(t *testing.T) {
+		fx := smallFixture()
+		sig := fx.idx.Releases[0].Signatures[0].File
+		delete(fx.small, sig)
+		delete(fx.small, LayoutIndexName)
+		fx.idx.Releases[0].Signatures = append(fx.idx.Releases[0].Signatures, ReleaseSignature{File: "mirror/signatures/other"})
+		path := filepath.Join(t.TempDir(), "bundle.tar")
+		writeFixture(t, path, WriteOptions{}, fx)
+		mustFault(t, path, ReadOptions{}, sig+": signature of release 4.15.0 (x86_64) is not in the bundle",
+			"signature 2 is mirror/signatures/other, expected", LayoutIndexName+": missing")
+	})
+	t.Run("manifest of the wrong media type", func(t *testing.T) {
+		fx := smallFixture()
+		fx.idx.Images[2].MediaType = MediaTypeDockerManifestList
+		path := filepath.Join(t.TempDir(), "bundle.tar")
+		writeFixture(t, path, WriteOptions{}, fx)
+		mustFault(t, path, ReadOptions{}, "declares media type")
+	})
+}
+
+func TestVerifyCancelled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bundle.tar")
+	writeFixture(t, path, WriteOptions{}, smallFixture())
+	r, err := Open(path, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.Verify(ctx, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("verify with a cancelled context: %v", err)
+	}
+}
+
+func TestFaultCap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bundle.tar")
+	writeFixture(t, path, WriteOptions{}, smallFixture())
+	var entries []hostileEntry
+	for i := range maxFaults + 50 {
+		entries = append(entries, hostileEntry{tar.Header{Name: fmt.Sprintf("mirror/x%d", i)}, nil})
+	}
+	// Entries after the index make Open refuse, so put them in a copy
+	// that Verify reads through a fresh volume 0 scan: rewrite the index
+	// last again.
+	e := entryOffset(t, path, IndexName)
+	data, _ := os.ReadFile(path)
+	indexEntry := append([]byte(nil), data[e.hdrStart:e.offset+paddedSize(e.size)]...)
+	if err := os.Truncate(path, e.hdrStart+endOfArchive); err != nil {
+		t.Fatal(err)
+	}
+	appendEntries(t, path, false, entries...)
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	_, _ = f.Write(append(indexEntry, make([]byte, endOfArchive)...))
+	f.Close()
+	rep := mustFault(t, path, ReadOptions{}, "mirror/x0: not in the index")
+	if len(rep.Faults) != maxFaults || rep.Omitted < 50 || !strings.Contains(rep.Err().Error(), "more") {
+		t.Errorf("%d faults, %d omitted", len(rep.Faults), rep.Omitted)
+	}
+}

@@ -1,0 +1,427 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MinVolumeSize is the smallest volume size the writer accepts: a volume
+// holds its marker, at least one entry and the end of archive, and tiny
+// volumes would only multiply files.
+const MinVolumeSize = 64 << 10
+
+const (
+	partialSuffix = ".partial"
+	// indexSumPrefix starts the PAX "comment" record of the index entry,
+	// which carries the index's own sha256: the index cannot list itself,
+	// and "comment" is the one PAX keyword every tar ignores silently.
+	indexSumPrefix = "ferry-index sha256:"
+	paxComment     = "comment"
+)
+
+// ErrDigestMismatch is wrapped by Slot.Commit when the data written does not
+// have the expected sha256; a caller may reset the slot and fetch again.
+var ErrDigestMismatch = errors.New("content does not match its digest")
+
+// WriteOptions tune Create.
+type WriteOptions struct {
+	// VolumeSize splits the bundle into data volumes of at most this many
+	// bytes (at least MinVolumeSize); 0 writes one file.
+	VolumeSize int64
+	// Force overwrites an existing bundle of the same name.
+	Force bool
+	// ID is the bundle's id; empty means 32 random hex digits.
+	ID string
+	// Warn receives notes for the user; nil discards them. It is called
+	// with the writer's lock held, so it must not call the Writer.
+	Warn func(msg string)
+}
+
+// Writer writes a bundle. AddFile, Reserve, Finish and Abort may be called
+// from any goroutine; each Slot is filled by one goroutine at a time.
+// Callers should defer Abort, which does nothing once Finish succeeded.
+type Writer struct {
+	dir, base string
+	opts      WriteOptions
+	id        string
+	mtime     time.Time
+	// stale are volumes of an earlier bundle at this path (Force), removed
+	// at Finish unless a new volume replaced them.
+	stale []string
+
+	mu    sync.Mutex
+	state writerState
+	err   error // the failure that made the writer unusable
+	vols  []*volume
+	files []File
+	names map[string]bool
+	slots []*Slot
+}
+
+type writerState int
+
+const (
+	stateOpen writerState = iota
+	stateFinished
+	stateAborted
+)
+
+type volume struct {
+	num     int
+	name    string // base name, as in the index
+	path    string // final path
+	f       *os.File
+	end     int64 // where the next entry's header goes
+	renamed bool
+}
+
+type volumeMarker struct {
+	Bundle string `json:"bundle"`
+	Volume int    `json:"volume"`
+}
+
+// Create starts a bundle at path (volume 0; data volumes are named after
+// it, bundle.tar -> bundle.001.tar). It refuses to overwrite an existing
+// bundle unless opts.Force, and removes the .partial files an interrupted
+// run left behind.
+func Create(path string, opts WriteOptions) (*Writer, error) {
+	if opts.VolumeSize < 0 || opts.VolumeSize > 0 && opts.VolumeSize < MinVolumeSize {
+		return nil, fmt.Errorf("creating bundle %s: volume size %d is below the minimum %d", path, opts.VolumeSize, MinVolumeSize)
+	}
+	id := opts.ID
+	if id == "" {
+		id = randomID()
+	} else if !validID(id) {
+		return nil, fmt.Errorf("creating bundle %s: invalid id %q", path, id)
+	}
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	if !validVolumeName(base) {
+		return nil, fmt.Errorf("creating bundle %s: unsupported file name %q", path, base)
+	}
+	existing, partials, err := findVolumes(dir, base)
+	if err != nil {
+		return nil, fmt.Errorf("creating bundle %s: %w", path, err)
+	}
+	if len(existing) > 0 && !opts.Force {
+		return nil, fmt.Errorf("creating bundle %s: found %s of an existing bundle, which is not overwritten without Force: %w",
+			path, strings.Join(existing, ", "), fs.ErrExist)
+	}
+	w := &Writer{dir: dir, base: base, opts: opts, id: id, stale: existing,
+		mtime: time.Now().Truncate(time.Second), names: map[string]bool{}}
+	if err := w.removeLeftovers(partials); err != nil {
+		return nil, fmt.Errorf("creating bundle %s: %w", path, err)
+	}
+	if _, err := w.newVolume(); err != nil {
+		return nil, errors.Join(fmt.Errorf("creating bundle %s: %w", path, err), w.Abort())
+	}
+	return w, nil
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// findVolumes lists the files in dir that are volumes of the bundle base
+// (base itself and base.NNN.tar), and the .partial files of such volumes.
+func findVolumes(dir, base string) (existing, partials []string, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if p, ok := strings.CutSuffix(name, partialSuffix); ok && isVolumeOf(base, p) {
+			partials = append(partials, name)
+		} else if isVolumeOf(base, name) {
+			existing = append(existing, name)
+		}
+	}
+	return existing, partials, nil
+}
+
+func (w *Writer) removeLeftovers(partials []string) error {
+	if len(partials) == 0 {
+		return nil
+	}
+	for _, p := range partials {
+		if err := os.Remove(filepath.Join(w.dir, p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing leftover %s: %w", p, err)
+		}
+	}
+	w.warn("removed leftovers of an interrupted pack: " + strings.Join(partials, ", "))
+	return nil
+}
+
+// volumeName names data volume n of the bundle base: the number goes
+// before a .tar extension, or at the end when there is none.
+func volumeName(base string, n int) string {
+	if stem, ok := strings.CutSuffix(base, ".tar"); ok {
+		return fmt.Sprintf("%s.%03d.tar", stem, n)
+	}
+	return fmt.Sprintf("%s.%03d", base, n)
+}
+
+// isVolumeOf reports whether name is volume 0 or a data volume of base.
+func isVolumeOf(base, name string) bool {
+	if name == base {
+		return true
+	}
+	stem, ext := base, ""
+	if s, ok := strings.CutSuffix(base, ".tar"); ok {
+		stem, ext = s, ".tar"
+	}
+	num, ok := strings.CutPrefix(name, stem+".")
+	if !ok {
+		return false
+	}
+	if num, ok = strings.CutSuffix(num, ext); !ok || len(num) < 3 {
+		return false
+	}
+	return strings.Trim(num, "0123456789") == ""
+}
+
+func (w *Writer) warn(msg string) {
+	if w.opts.Warn != nil {
+		w.opts.Warn(msg)
+	}
+}
+
+// ID returns the bundle's id.
+func (w *Writer) ID() string { return w.id }
+
+// Paths returns the final paths of the volumes created so far, volume 0
+// first.
+func (w *Writer) Paths() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	paths := make([]string, len(w.vols))
+	for i, v := range w.vols {
+		paths[i] = v.path
+	}
+	return paths
+}
+
+// usable reports why the writer cannot take more work, if it cannot.
+// Called with w.mu held.
+func (w *Writer) usable() error {
+	switch {
+	case w.state == stateFinished:
+		return fmt.Errorf("bundle %s: already finished", w.base)
+	case w.state == stateAborted:
+		return fmt.Errorf("bundle %s: aborted", w.base)
+	case w.err != nil:
+		return fmt.Errorf("bundle %s: failed earlier: %w", w.base, w.err)
+	}
+	return nil
+}
+
+// fail records an I/O failure: the volumes may be inconsistent now, so
+// only Abort is allowed afterwards. Called with w.mu held.
+func (w *Writer) fail(err error) error {
+	if w.err == nil {
+		w.err = err
+	}
+	return err
+}
+
+// newVolume creates the next volume's .partial file and writes its marker.
+// Called with w.mu held (or before w is shared).
+func (w *Writer) newVolume() (*volume, error) {
+	n := len(w.vols)
+	name := w.base
+	if n > 0 {
+		name = volumeName(w.base, n)
+	}
+	v := &volume{num: n, name: name, path: filepath.Join(w.dir, name)}
+	f, err := os.OpenFile(v.path+partialSuffix, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, w.fail(fmt.Errorf("creating volume %d: %w", n, err))
+	}
+	v.f = f
+	w.vols = append(w.vols, v)
+	marker, err := json.Marshal(volumeMarker{Bundle: w.id, Volume: n})
+	if err != nil {
+		return nil, w.fail(err)
+	}
+	if err := w.appendFile(v, VolumeMarkerName, marker); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// header returns the exact tar header bytes (PAX when the size or name
+// needs it) that precede an entry's data.
+func (w *Writer) header(name string, size int64, pax map[string]string) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	err := tw.WriteHeader(&tar.Header{
+		Typeflag:   tar.TypeReg,
+		Name:       name,
+		Mode:       0o644,
+		Size:       size,
+		ModTime:    w.mtime,
+		PAXRecords: pax,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tar header for %s: %w", name, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// appendFile writes a small entry at the end of v and records it.
+// Called with w.mu held.
+func (w *Writer) appendFile(v *volume, name string, data []byte) error {
+	hdr, err := w.header(name, int64(len(data)), nil)
+	if err != nil {
+		return err
+	}
+	off, err := w.writeEntry(v, hdr, data, int64(len(data)))
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	w.files = append(w.files, File{Name: name, Size: int64(len(data)),
+		SHA256: hex.EncodeToString(sum[:]), Volume: v.num, Offset: off})
+	return nil
+}
+
+// writeEntry writes hdr at the end of v, then data (which may be shorter
+// than size when the rest is filled later), then the padding after size
+// bytes, and returns the data offset. Called with w.mu held.
+func (w *Writer) writeEntry(v *volume, hdr, data []byte, size int64) (int64, error) {
+	off := v.end + int64(len(hdr))
+	pad := make([]byte, paddedSize(size)-size)
+	for _, c := range []struct {
+		b   []byte
+		off int64
+	}{{hdr, v.end}, {data, off}, {pad, off + size}} {
+		if len(c.b) == 0 {
+			continue
+		}
+		if _, err := v.f.WriteAt(c.b, c.off); err != nil {
+			return 0, w.fail(fmt.Errorf("writing volume %s: %w", v.name, err))
+		}
+	}
+	v.end = off + paddedSize(size)
+	return off, nil
+}
+
+// AddFile writes a small file held in memory (a manifest, a signature, a
+// ConfigMap, a layout file) to volume 0.
+func (w *Writer) AddFile(name string, data []byte) error {
+	if err := checkEntryName(name); err != nil {
+		return fmt.Errorf("adding %q to the bundle: %w", name, err)
+	}
+	if hex, ok := blobHex(name); ok {
+		if sum := sha256.Sum256(data); hexOf(sum) != hex {
+			return fmt.Errorf("adding %s: %w: got sha256 %s", name, ErrDigestMismatch, hexOf(sum))
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if w.names[name] {
+		return fmt.Errorf("adding %s: already in the bundle", name)
+	}
+	if err := w.appendFile(w.vols[0], name, data); err != nil {
+		return fmt.Errorf("adding %s: %w", name, err)
+	}
+	w.names[name] = true
+	return nil
+}
+
+// checkEntryName accepts the names a caller may add: the markers are the
+// writer's own.
+func checkEntryName(name string) error {
+	if name == VolumeMarkerName {
+		return errors.New("the volume marker is written by the bundle writer")
+	}
+	return checkName(name)
+}
+
+func hexOf(sum [sha256.Size]byte) string { return hex.EncodeToString(sum[:]) }
+
+// Reserve writes the header of an entry of size bytes and returns the Slot
+// its data goes to. sha256hex is the expected digest, checked by Commit;
+// for a blob name it defaults to the name's digest, otherwise empty means
+// any content. With volumes, reservations go to the data volumes.
+func (w *Writer) Reserve(name string, size int64, sha256hex string) (*Slot, error) {
+	if err := checkEntryName(name); err != nil {
+		return nil, fmt.Errorf("reserving %q: %w", name, err)
+	}
+	if size < 0 || size > maxOffset {
+		return nil, fmt.Errorf("reserving %s: size %d out of range", name, size)
+	}
+	if sha256hex != "" && !isSHA256Hex(sha256hex) {
+		return nil, fmt.Errorf("reserving %s: sha256 %q is not 64 lower-case hex digits", name, sha256hex)
+	}
+	if hex, ok := blobHex(name); ok {
+		if sha256hex != "" && sha256hex != hex {
+			return nil, fmt.Errorf("reserving %s: expected sha256 %s differs from the name", name, sha256hex)
+		}
+		sha256hex = hex
+	}
+	hdr, err := w.header(name, size, nil)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return nil, err
+	}
+	if w.names[name] {
+		return nil, fmt.Errorf("reserving %s: already in the bundle", name)
+	}
+	v, err := w.volumeFor(name, size, int64(len(hdr))+paddedSize(size))
+	if err != nil {
+		return nil, fmt.Errorf("reserving %s: %w", name, err)
+	}
+	off, err := w.writeEntry(v, hdr, nil, size)
+	if err != nil {
+		return nil, fmt.Errorf("reserving %s: %w", name, err)
+	}
+	w.names[name] = true
+	s := &Slot{w: w, vol: v, name: name, offset: off, size: size, want: sha256hex, h: sha256.New()}
+	w.slots = append(w.slots, s)
+	return s, nil
+}
+
+// volumeFor picks the volume for an entry taking need bytes (header, data
+// and padding): volume 0 without volumes, else the last data volume while
+// the entry and the end of archive fit, else a new one. Called with w.mu
+// held.
+func (w *Writer) volumeFor(name string, size, need int64) (*volume, error) {
+	limit := w.opts.VolumeSize
+	if limit == 0 {
+		return w.vols[0], nil
+	}
+	if last := w.vols[len(w.vols)-1]; last.num > 0 && last.end+need+endOfArchive <= limit {
+		return last, nil
+	}
+	v, err := w.newVolume()
+	if err != nil {
+		return nil, err
+	}
+	if v.end+need+endOfArchive > limit {
+		w.warn(fmt.Sprintf("%s (%d bytes) does not fit in a volume of %d bytes: it gets volume %s of its own",
+			name, size, limit, v.name))
+	}
+	return v, nil
+}

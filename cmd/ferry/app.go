@@ -1,0 +1,110 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferryhq/ferry/bundle"
+)
+
+// newApp builds the command tree. Commands bind their flags into an options
+// struct and call its run method; nothing below this layer sees urfave/cli.
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	env := &environment{stdin: stdin, stdout: stdout, stderr: stderr}
+	app := &cli.App{
+		Name:  "ferry",
+		Usage: "carry OpenShift release updates across an air gap",
+		Description: "On a connected host, `ferry pack` writes one verified bundle holding a release,\n" +
+			"every image it references and its signatures. On the bastion, `ferry apply`\n" +
+			"proves the bundle and pushes it into the mirror registry, digests unchanged.",
+		Version:              fmt.Sprintf("%s (commit %s, %s, bundle format %d)", version, commit, runtime.Version(), bundle.FormatVersion),
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		HideHelpCommand:      true,
+		EnableBashCompletion: true,
+		Suggest:              true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log verbosity: debug, info, warn or error"},
+		},
+		Before: func(c *cli.Context) error {
+			return env.setupLogging(c.String("log-level"))
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError(err)
+		},
+		// Errors are printed once, by run, with their exit code.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Commands: []*cli.Command{
+			packCommand(env),
+			applyCommand(env),
+			signaturesCommand(env),
+			verifyCommand(env),
+			inspectCommand(env),
+			graphCommand(env),
+			versionCommand(env),
+		},
+	}
+	for _, cmd := range app.Commands {
+		setUsageErrors(cmd)
+	}
+	return app
+}
+
+// setUsageErrors makes every flag-parsing mistake exit with code 2.
+func setUsageErrors(cmd *cli.Command) {
+	cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError(err) }
+	for _, sub := range cmd.Subcommands {
+		setUsageErrors(sub)
+	}
+}
+
+// environment is what a command may touch of the outside world.
+type environment struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	log    *slog.Logger
+}
+
+func (e *environment) setupLogging(level string) error {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return usageError(fmt.Errorf("--log-level %q: want debug, info, warn or error", level))
+	}
+	e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
+	// containers/image logs through logrus; keep it quiet unless debugging.
+	logrus.SetOutput(e.stderr)
+	if lvl <= slog.LevelDebug {
+		logrus.SetLevel(logrus.DebugLevel)
+	} else {
+		logrus.SetLevel(logrus.WarnLevel)
+	}
+	return nil
+}
+
+func versionCommand(env *environment) *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print ferry's version, commit, Go version and bundle format",
+		Action: func(*cli.Context) error {
+			fmt.Fprintf(env.stdout, "ferry %s\ncommit: %s\ngo: %s\nbundle format: %d\n",
+				version, commit, runtime.Version(), bundle.FormatVersion)
+			return nil
+		},
+	}
+}
+
+// exactArgs fails with a usage error unless the command got n arguments.
+func exactArgs(c *cli.Context, n int, what string) error {
+	if c.NArg() != n {
+		return usageError(errors.New("expected " + what + "; see `ferry " + c.Command.FullName() + " --help`"))
+	}
+	return nil
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/manifests"
+	"github.com/ferryhq/ferry/mirror/registry"
+	"github.com/ferryhq/ferry/mirror/signature"
+)
+
+type applyOptions struct {
+	bundle        string
+	volumes       []string
+	to            string
+	kubeconfig    string
+	outputDir     string
+	noCluster     bool
+	dryRun        bool
+	icsp          bool
+	allowUnsigned bool
+	parallel      int
+	quiet         bool
+	json          bool
+	registry      registryFlags
+	trust         trustFlags
+}
+
+func applyCommand(env *environment) *cli.Command {
+	o := &applyOptions{registry: registryFlags{prefix: "dest"}}
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "to", Required: true, Usage: "target `REGISTRY/REPO` in the mirror registry, e.g. registry.example:5000/ocp4/openshift4", Destination: &o.to},
+		&cli.StringFlag{Name: "kubeconfig", Usage: "cluster to apply the ConfigMaps and mirror sets to (default: $KUBECONFIG, ~/.kube/config)", Destination: &o.kubeconfig, Category: "Cluster"},
+		&cli.BoolFlag{Name: "no-cluster", Usage: "only render the manifests; do not contact a cluster", Destination: &o.noCluster, Category: "Cluster"},
+		&cli.StringFlag{Name: "output-dir", Usage: "where to write the manifests (default ferry-manifests/<bundle id>)", Destination: &o.outputDir, Category: "Cluster"},
+		&cli.BoolFlag{Name: "icsp", Usage: "also render the legacy ImageContentSourcePolicy (clusters before 4.13)", Destination: &o.icsp, Category: "Cluster"},
+		&cli.BoolFlag{Name: "allow-unsigned", Usage: "accept releases packed without signatures", Destination: &o.allowUnsigned, Category: "Signatures"},
+		&cli.IntFlag{Name: "parallel", Value: registry.DefaultParallel, Usage: "blobs pushed at once", Destination: &o.parallel},
+		&cli.BoolFlag{Name: "dry-run", Usage: "print what would be pushed and applied; touch nothing", Destination: &o.dryRun},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &o.quiet},
+		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON", Destination: &o.json},
+		o.trust.keyringFlag(),
+	}
+	flags = append(flags, o.registry.flags()...)
+	return &cli.Command{
+		Name:      "apply",
+		Usage:     "prove a bundle, push it into the mirror registry and apply its manifests to the cluster",
+		ArgsUsage: "BUNDLE [VOLUME...]",
+		Description: `Runs on the bastion. First it proves everything: the bundle's integrity (as 'ferry
+verify'), then for each release the chain of trust: signatures under the keyring
+(--keyring, else the cluster's release-verification ConfigMap, else Red Hat's key on
+RHEL) -> the release digest -> the image-references inside the release image -> every
+component digest. Nothing is pushed until all of it holds.
+
+Then it pushes every blob straight from the tar (no extraction; blobs the target has
+are skipped), every manifest byte for byte, and the tags <version>-<arch> and
+<version>-<arch>-<component>; renders the signature ConfigMaps, ImageDigestMirrorSet
+and ImageTagMirrorSet into --output-dir; applies them with server-side apply; and
+prints the 'oc adm upgrade' command to run next. An interrupted apply, rerun,
+continues where it stopped.
+
+Examples:
+  ferry apply bundle.tar --to registry.example:5000/ocp4/openshift4 --kubeconfig ~/kubeconfig
+  ferry apply bundle.tar --to registry.example:5000/ocp4/openshift4 --no-cluster --output-dir manifests/
+  ferry apply bundle.tar --to registry.example:5000/ocp4/openshift4 --dry-run`,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usageError(errors.New("expected a BUNDLE; see `ferry apply --help`"))
+			}
+			o.bundle, o.volumes = c.Args().First(), c.Args().Tail()
+			return o.run(c.Context, env)
+		},
+	}
+}
+
+// applySummary is what apply prints at the end.
+type applySummary struct {
+	Bundle        string        `json:"bundle"`
+	Target        string        `json:"target"`
+	BlobsPushed   int           `json:"blobsPushed"`
+	BlobsSkipped  int           `json:"blobsSkipped"`
+	BytesPushed   int64         `json:"bytesPushed"`
+	Manifests     int           `json:"manifests"`
+	Tags          int           `json:"tags"`
+	Unverified    []string      `json:"unverified,omitempty"`
+	Rendered      []string      `json:"rendered"`
+	Applied       []string      `json:"applied,omitempty"`
+	NextSteps     []string      `json:"nextSteps"`
+	WallTime      time.Duration `json:"wallTimeNanos"`
+	ClusterError  string        `json:"clusterError,omitempty"`
+	DryRun        bool          `json:"dryRun,omitempty"`
+	WouldPush     int           `json:"wouldPushBlobs,omitempty"`
+	WouldPushSize int64         `json:"wouldPushBytes,omitempty"`
+}
+
+func (o *applyOptions) run(ctx context.Context, env *environment) error {
+	start := time.Now()
+	if o.parallel < 1 {
+		return usageError(errors.New("--parallel must be at least 1"))
+	}
+	if err := checkRepositoryArg(o.to); err != nil {
+		return usageError(fmt.Errorf("--to %q: %w", o.to, err))
+	}
+	var applier *manifests.Applier
+	if !o.noCluster {
+		a, err := manifests.NewApplier(o.kubeconfig)
+		if err != nil && o.kubeconfig != "" {
+			return usageError(err)
+		}
+		applier = a // nil when no cluster is configured: render only
+		if err != nil {
+			env.log.Info("no cluster configured; rendering manifests only", "reason", err)
+		}
+	}
+	r, err := bundle.Open(o.bundle, bundle.ReadOptions{Volumes: o.volumes})
+	if err != nil {
+		return verificationError(err)
+	}
+	defer r.Close()
+	keyring, err := o.keyring(ctx, env, applier, r.Index())
+	if err != nil {
+		return err
+	}
+	res, err := verifyBundle(ctx, env, o.bundle, o.volumes, keyring, o.allowUnsigned, o.quiet)
+	if err != nil {
+		return err
+	}
+	if !res.OK {
+		res.print(env)
+		return verificationError(fmt.Errorf("bundle %s did not verify; nothing was pushed", o.bundle))
+	}
+	for _, u := range res.Unverified {
+		env.log.Warn("UNVERIFIED: " + u)
+	}
+	sum := &applySummary{Bundle: o.bundle, Target: o.to, Unverified: res.Unverified, DryRun: o.dryRun}
+	client := registry.New(o.registryOptions(env))
+	p := &pusher{env: env, r: r, client: client, target: o.to, parallel: o.parallel, quiet: o.quiet, dryRun: o.dryRun}
+	if err := p.push(ctx, sum); err != nil {
+		return err
+	}
+	files, err := o.render(r.Index(), sum)
+	if err != nil {
+		return err
+	}
+	if applier != nil && !o.dryRun {
+		if err := o.applyToCluster(ctx, env, applier, files, sum); err != nil {
+			sum.ClusterError = err.Error()
+			sum.WallTime = time.Since(start)
+			_ = sum.print(env, o.json)
+			return fmt.Errorf("images are pushed and manifests written to %s, but applying them failed: %w", o.outDir(r.Index()), err)
+		}
+	}
+	sum.NextSteps = nextSteps(r.Index(), o.to)
+	sum.WallTime = time.Since(start)
+	return sum.print(env, o.json)
+}
+
+func (o *applyOptions) registryOptions(env *environment) registry.Options {
+	opts := o.registry.options()
+	opts.Retry.OnRetry = func(op string, attempt int, err error, wait time.Duration) {
+		env.log.Warn("retrying", "op", op, "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
+	}
+	return opts
+}
+
+// keyring picks the keys signatures must verify under: --keyring, else the
+// cluster's own release-verification ConfigMap, else the RHEL key path.
+func (o *applyOptions) keyring(ctx context.Context, env *environment, applier *manifests.Applier, idx *bundle.Index) (*signature.Keyring, error) {
+	if len(o.trust.keyrings.Value()) > 0 {
+		return loadKeyring(o.trust.keyrings.Value())
+	}
+	if applier != nil {
+		kr, err := clusterKeyring(ctx, applier)
+		if err == nil {
+			env.log.Info("verifying signatures with the cluster's release-verification keys", "keys", kr.Len())
+			return kr, nil
+		}
+		env.log.Info("cannot use the cluster's release-verification keys", "reason", err)
+	}
+	kr, err := loadKeyring(nil)
+	if err != nil && o.allowUnsigned && allUnsigned(idx) {
+		return nil, nil
+	}
+	return kr, err
+}
+
+func clusterKeyring(ctx context.Context, applier *manifests.Applier) (*signature.Keyring, error) {
+	keyrings, err := applier.ReadVerificationKeyrings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(keyrings))
+	for name := range keyrings {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var all []*signature.Keyring
+	for _, name := range names {
+		kr, err := signature.ParseKeyring("release-verification/"+name, keyrings[name])
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, kr)
+	}
+	if len(all) == 0 {
+		return nil, errors.New("release-verification holds no verifier-public-key-* entry")
+	}
+	return all[0].Merge(all[1:]...), nil
+}
+
+func allUnsigned(idx *bundle.Index) bool {
+	for _, r := range idx.Releases {
+		if !r.Unsigned {
+			return false
+		}
+	}
+	return true
+}
+
+// checkRepositoryArg accepts host[:port]/path without tag or digest.
+func checkRepositoryArg(s string) error {
+	host, path, ok := strings.Cut(s, "/")
+	if !ok || host == "" || path == "" || strings.ContainsAny(s, "@") || strings.Contains(path, ":") {
+		return errors.New("want REGISTRY/REPO, e.g. registry.example:5000/ocp4/openshift4 (no tag or digest)")
+	}
+	return nil
+}
+
+// nextSteps are the upgrade commands, one per release in the bundle's order.
+func nextSteps(idx *bundle.Index, target string) []string {
+	var steps []string
+	for _, r := range idx.Releases {
+		steps = append(steps, fmt.Sprintf("oc adm upgrade --allow-explicit-upgrade --to-image=%s@%s", target, r.Digest))
+	}
+	return steps
+}
+
+func (s *applySummary) print(env *environment, asJSON bool) error {
+	if asJSON {
+		return jsonEncode(env.stdout, s)
+	}
+	out := env.stdout
+	if s.DryRun {
+		fmt.Fprintf(out, "dry run: would push %d blobs (%s), %d manifests and %d tags to %s\n", s.WouldPush, formatBytes(s.WouldPushSize), s.Manifests, s.Tags, s.Target)
+	} else {
+		fmt.Fprintf(out, "pushed %d blobs (%s), skipped %d already present; %d manifests, %d tags in %s (%s)\n",
+			s.BlobsPushed, formatBytes(s.BytesPushed), s.BlobsSkipped, s.Manifests, s.Tags, s.Target, s.WallTime.Round(time.Millisecond))
+	}
+	for _, f := range s.Rendered {
+		fmt.Fprintf(out, "wrote %s\n", f)
+	}
+	for _, a := range s.Applied {
+		fmt.Fprintf(out, "applied: %s\n", a)
+	}
+	if len(s.NextSteps) > 0 {
+		fmt.Fprintln(out, "next, on the cluster:")
+		for _, step := range s.NextSteps {
+			fmt.Fprintf(out, "  %s\n", step)
+		}
+	}
+	return nil
+}
+
+func (o *applyOptions) outDir(idx *bundle.Index) string {
+	if o.outputDir != "" {
+		return o.outputDir
+	}
+	return "ferry-manifests/" + idx.ID
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferryhq/ferry/bundle"
+)
+
+type inspectOptions struct {
+	bundle  string
+	volumes []string
+	json    bool
+}
+
+func inspectCommand(env *environment) *cli.Command {
+	o := &inspectOptions{}
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "show what a bundle holds, from its index (fast; use verify to check it)",
+		ArgsUsage: "BUNDLE [VOLUME...]",
+		Description: `Prints the releases with their digests and signatures, the images, the unique blobs
+and bytes, the volumes, and the ferry version and options that made the bundle.
+
+Examples:
+  ferry inspect bundle.tar
+  ferry inspect bundle.tar --json | jq '.releases[].digest'`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print the bundle index as JSON", Destination: &o.json},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usageError(fmt.Errorf("expected a BUNDLE; see `ferry inspect --help`"))
+			}
+			o.bundle, o.volumes = c.Args().First(), c.Args().Tail()
+			return o.run(c.Context, env)
+		},
+	}
+}
+
+func (o *inspectOptions) run(_ context.Context, env *environment) error {
+	r, err := bundle.Open(o.bundle, bundle.ReadOptions{Volumes: o.volumes})
+	if err != nil {
+		return verificationError(err)
+	}
+	defer r.Close()
+	idx := r.Index()
+	if o.json {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(idx)
+	}
+	printIndex(env, idx)
+	return nil
+}
+
+func printIndex(env *environment, idx *bundle.Index) {
+	out := env.stdout
+	fmt.Fprintf(out, "bundle %s (format %d), made %s by %s %s (%s)\n", idx.ID, idx.FormatVersion,
+		idx.Created.Format("2006-01-02 15:04:05 MST"), idx.Tool.Name, idx.Tool.Version, idx.Tool.Commit)
+	if len(idx.Options) > 0 {
+		var compact bytes.Buffer
+		if json.Compact(&compact, idx.Options) == nil {
+			fmt.Fprintf(out, "made with: %s\n", compact.String())
+		}
+	}
+	for _, r := range idx.Releases {
+		fmt.Fprintf(out, "release %s\n  source:     %s\n  digest:     %s\n  components: %d\n", r.Tag, r.Source, r.Digest, len(r.Components))
+		if r.Unsigned {
+			fmt.Fprintf(out, "  signatures: NONE (packed with --allow-unsigned)\n")
+		}
+		for _, s := range r.Signatures {
+			fmt.Fprintf(out, "  signature:  %s (key %s, %s)\n", s.File, s.KeyFingerprint, s.Identity)
+		}
+	}
+	roles := map[string]int{}
+	for _, img := range idx.Images {
+		roles[img.Role]++
+	}
+	var parts []string
+	for _, role := range []string{bundle.RoleRelease, bundle.RoleComponent, bundle.RoleChild, bundle.RoleSigstore} {
+		if roles[role] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", roles[role], role))
+		}
+	}
+	fmt.Fprintf(out, "images: %d (%s)\n", len(idx.Images), strings.Join(parts, ", "))
+	manifestFiles := map[string]bool{}
+	for _, img := range idx.Images {
+		manifestFiles[bundle.BlobName(img.Digest)] = true
+	}
+	var blobs, manifestsCount int
+	var blobBytes int64
+	for _, f := range idx.Files {
+		switch {
+		case manifestFiles[f.Name]:
+			manifestsCount++
+		case strings.HasPrefix(f.Name, bundle.LayoutDir+"/blobs/"):
+			blobs++
+			blobBytes += f.Size
+		}
+	}
+	fmt.Fprintf(out, "unique blobs: %d configs and layers, %s; %d manifests\n", blobs, formatBytes(blobBytes), manifestsCount)
+	if len(idx.Prerequisites) > 0 {
+		fmt.Fprintf(out, "prerequisites: %d blobs the target must already hold\n", len(idx.Prerequisites))
+	}
+	for i, v := range idx.Volumes {
+		size := ""
+		if v.Size > 0 {
+			size = " " + formatBytes(v.Size)
+		}
+		fmt.Fprintf(out, "volume %d: %s%s\n", i, v.Name, size)
+	}
+}

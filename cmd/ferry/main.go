@@ -1,0 +1,38 @@
+// Command ferry carries OpenShift release updates across an air gap: `ferry
+// pack` on a connected host writes one verified bundle, `ferry apply` on the
+// bastion proves it and pushes it into the mirror registry.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Stamped by the Makefile (-X main.version=... -X main.commit=...).
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one ferry command line and returns its exit code. It is the
+// whole program minus the process: tests call it in-process.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.RunContext(ctx, interspersed(app, args))
+	code := exitCode(err)
+	if err != nil && code != 0 {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+	}
+	return code
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// ferry runs one command line in-process and returns its exit code and output.
+func ferry(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), append([]string{"ferry"}, args...), strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// mustFerry runs a command that must succeed.
+func mustFerry(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := ferry(t, args...)
+	if code != 0 {
+		t.Fatalf("ferry %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// fixture is a path in the project's shared real-world fixtures, which CI
+// places beside the checkout.
+func fixture(t *testing.T, parts ...string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(append([]string{filepath.Dir(file), "..", "..", "..", "shared", "fixtures"}, parts...)...)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("fixture %s is missing (shared/ must sit beside the checkout): %v", p, err)
+	}
+	return p
+}
+
+// writeTemp writes data to a new file in a test directory.
+func writeTemp(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// assertEmptyDir fails unless dir is missing or holds nothing.
+func assertEmptyDir(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if len(entries) > 0 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("%s should hold nothing, holds %v", dir, names)
+	}
+}
+
+func TestVersionAndUsageErrors(t *testing.T) {
+	out := mustFerry(t, "version")
+	for _, want := range []string{"ferry ", "commit:", "go: go1", "bundle format: 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("version output lacks %q:\n%s", want, out)
+		}
+	}
+	if code, _, _ := ferry(t, "pack", "--no-such-flag", "4.15.0"); code != exitUsage {
+		t.Errorf("unknown flag: exit %d, want %d", code, exitUsage)
+	}
+	if code, _, errOut := ferry(t, "signatures"); code != exitUsage || !strings.Contains(errOut, "RELEASE") {
+		t.Errorf("missing argument: exit %d, want %d, stderr %q", code, exitUsage, errOut)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "4GiB": 4 << 30, "700MB": 700e6, "1048576": 1 << 20, "1.5k": 1536, "2 mib": 2 << 20} {
+		got, err := parseSize(in)
+		if err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"lots", "-1GiB", "0", "4XB"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) succeeded", bad)
+		}
+	}
+}

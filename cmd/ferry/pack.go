@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferryhq/ferry/mirror"
+	"github.com/ferryhq/ferry/mirror/registry"
+	"github.com/ferryhq/ferry/mirror/release"
+	"github.com/ferryhq/ferry/mirror/signature"
+)
+
+type packOptions struct {
+	releases      []string
+	arch          string
+	archSet       bool // --arch given: pull specs must match it
+	output        string
+	volumeSize    string
+	parallel      int
+	allowUnsigned bool
+	dryRun        bool
+	cacheDir      string
+	quiet         bool
+	json          bool
+	force         bool
+	registry      registryFlags
+	trust         trustFlags
+}
+
+func packCommand(env *environment) *cli.Command {
+	o := &packOptions{registry: registryFlags{prefix: "src"}}
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "bundle.tar", Usage: "bundle `FILE` to write (volumes become FILE.001.tar, ...)", Destination: &o.output, Category: "Output"},
+		&cli.StringFlag{Name: "arch", Value: "x86_64", Usage: "architecture of releases given by version: x86_64 (amd64), aarch64 (arm64), s390x, ppc64le, multi", Destination: &o.arch},
+		&cli.StringFlag{Name: "volume-size", Usage: "split the bundle into volumes of at most `SIZE` (e.g. 4GiB, 700MB)", Destination: &o.volumeSize, Category: "Output"},
+		&cli.BoolFlag{Name: "force", Usage: "overwrite an existing bundle", Destination: &o.force, Category: "Output"},
+		&cli.StringFlag{Name: "cache-dir", Usage: "keep verified blobs in `DIR` so that a rerun skips what it already fetched (costs a second copy on disk)", Destination: &o.cacheDir, Category: "Output"},
+		&cli.IntFlag{Name: "parallel", Value: registry.DefaultParallel, Usage: "blobs fetched at once", Destination: &o.parallel},
+		&cli.BoolFlag{Name: "allow-unsigned", Usage: "pack releases whose signatures do not verify (recorded in the bundle; apply will insist on --allow-unsigned too)", Destination: &o.allowUnsigned, Category: "Signatures"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "list what would be packed, with sizes; fetches no layer", Destination: &o.dryRun},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress, only errors and the summary", Destination: &o.quiet},
+		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON", Destination: &o.json},
+		o.trust.keyringFlag(),
+		o.trust.storeFlag(),
+	}
+	flags = append(flags, o.registry.flags()...)
+	return &cli.Command{
+		Name:      "pack",
+		Usage:     "write one verified bundle holding releases, every image they reference and their signatures",
+		ArgsUsage: "RELEASE...",
+		Description: `Runs on a host with internet access. For each RELEASE (a version with --arch, or a
+pull spec by tag or digest) ferry resolves the release digest, fetches and verifies its
+GPG signatures, walks the release image, every component in its image-references and
+every Sigstore sha256-<hex>.sig tag beside them, and streams every blob once into a tar
+bundle, checking each digest as it goes. The bundle's index is written last: a pack cut
+short leaves nothing that 'ferry verify' accepts.
+
+Examples:
+  ferry pack 4.15.0 --keyring redhat-release.asc --authfile pull-secret.json -o ocp-4.15.0.tar
+  ferry pack 4.15.0 4.15.3 --volume-size 4GiB -o updates.tar
+  ferry pack quay.io/openshift-release-dev/ocp-release@sha256:0da6...6363 --dry-run`,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec); see `ferry pack --help`"))
+			}
+			o.releases, o.archSet = c.Args().Slice(), c.IsSet("arch")
+			return o.run(c.Context, env)
+		},
+	}
+}
+
+func (o *packOptions) run(ctx context.Context, env *environment) error {
+	start := time.Now()
+	volumeSize, err := parseSize(o.volumeSize)
+	if err != nil {
+		return usageError(fmt.Errorf("--volume-size: %w", err))
+	}
+	if o.parallel < 1 {
+		return usageError(fmt.Errorf("--parallel must be at least 1"))
+	}
+	refs, err := parseRefs(o.releases, o.arch, o.archSet)
+	if err != nil {
+		return err
+	}
+	regOpts := o.registry.options()
+	regOpts.Retry.OnRetry = func(op string, attempt int, err error, wait time.Duration) {
+		env.log.Warn("retrying", "op", op, "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
+	}
+	client := registry.New(regOpts)
+	signed, err := o.resolveAndVerify(ctx, env, client, refs)
+	if err != nil {
+		return err
+	}
+	plan, err := (&mirror.Planner{Registry: client, Parallel: o.parallel}).Plan(ctx, refs)
+	if err != nil {
+		return err
+	}
+	defer plan.Close()
+	if o.dryRun {
+		return printPlan(env, plan, o.json)
+	}
+	w := &packWriter{opts: o, env: env, plan: plan, signed: signed, volumeSize: volumeSize, retry: regOpts.Retry}
+	summary, err := w.write(ctx)
+	if err != nil {
+		return err
+	}
+	summary.WallTime = time.Since(start)
+	return summary.print(env, o.json)
+}
+
+// parseRefs reads RELEASE arguments. --arch expands bare versions; a pull
+// spec is checked against it only when the user gave it.
+func parseRefs(args []string, arch string, archSet bool) ([]release.Ref, error) {
+	refs := make([]release.Ref, 0, len(args))
+	for _, a := range args {
+		ref, err := parseRef(a, arch, archSet)
+		if err != nil {
+			return nil, usageError(err)
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
+
+func parseRef(s, arch string, archSet bool) (release.Ref, error) {
+	if archSet || release.IsVersion(s) {
+		return release.ParseRef(s, arch)
+	}
+	return release.ParseRef(s, "")
+}
+
+// resolveAndVerify pins every release to its digest and fetches its
+// signatures before anything else is read, so an unsigned release fails
+// fast and the packed digest is the verified one.
+func (o *packOptions) resolveAndVerify(ctx context.Context, env *environment, client *registry.Client, refs []release.Ref) (map[digest.Digest][]signature.Accepted, error) {
+	keyring, keyErr := loadKeyring(o.trust.keyrings.Value())
+	if keyErr != nil && !o.allowUnsigned {
+		return nil, keyErr
+	}
+	signed := map[digest.Digest][]signature.Accepted{}
+	for i, ref := range refs {
+		m, err := client.Resolve(ctx, ref.String())
+		if err != nil {
+			return nil, fmt.Errorf("resolve release %s: %w", ref, err)
+		}
+		refs[i].Digest = m.Digest
+		if keyErr != nil {
+			env.log.Warn("packing without signature verification", "release", ref.String(), "reason", keyErr)
+			continue
+		}
+		accepted, err := fetchVerifiedSignatures(ctx, env, o.trust.stores.Value(), keyring, m.Digest)
+		if err != nil {
+			if !o.allowUnsigned {
+				return nil, fmt.Errorf("release %s: %w (use --allow-unsigned to pack it anyway)", ref, err)
+			}
+			env.log.Warn("release is UNSIGNED; packing it because of --allow-unsigned", "release", ref.String(), "error", err)
+			continue
+		}
+		signed[m.Digest] = accepted
+	}
+	return signed, nil
+}
+
+// printPlan is --dry-run's output.
+func printPlan(env *environment, plan *mirror.Plan, asJSON bool) error {
+	if asJSON {
+		type blob struct {
+			Digest string `json:"digest"`
+			Size   int64  `json:"size"`
+		}
+		out := struct {
+			Releases []string `json:"releases"`
+			Images   int      `json:"images"`
+			Blobs    []blob   `json:"blobs"`
+			Bytes    int64    `json:"bytes"`
+		}{Images: len(plan.Images), Bytes: plan.Bytes()}
+		for _, r := range plan.Releases {
+			out.Releases = append(out.Releases, r.Tag()+" "+r.PullSpec())
+		}
+		for _, b := range plan.Blobs {
+			out.Blobs = append(out.Blobs, blob{b.Digest.String(), b.Size})
+		}
+		return json.NewEncoder(env.stdout).Encode(out)
+	}
+	for _, r := range plan.Releases {
+		fmt.Fprintf(env.stdout, "release %s  %s  (%d components)\n", r.Tag(), r.PullSpec(), len(r.Components))
+	}
+	for _, img := range plan.Images {
+		fmt.Fprintf(env.stdout, "  %-9s %s@%s %v\n", img.Role, img.Repository, img.Digest, img.Tags)
+	}
+	fmt.Fprintf(env.stdout, "would pack %d images, %d unique blobs, %s\n", len(plan.Images), len(plan.Blobs), formatBytes(plan.Bytes()))
+	return nil
+}

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/manifests"
+	"github.com/ferryhq/ferry/mirror"
+	"github.com/ferryhq/ferry/mirror/registry"
+	"github.com/ferryhq/ferry/mirror/signature"
+)
+
+// copyBufferSize is each worker's buffer: large enough for few syscalls,
+// small enough that memory does not grow with --parallel.
+const copyBufferSize = 1 << 20
+
+// packWriter streams a plan into a bundle.
+type packWriter struct {
+	opts       *packOptions
+	env        *environment
+	plan       *mirror.Plan
+	signed     map[digest.Digest][]signature.Accepted
+	volumeSize int64
+	retry      registry.RetryPolicy
+}
+
+func (p *packWriter) write(ctx context.Context) (sum *packSummary, err error) {
+	w, err := bundle.Create(p.opts.output, bundle.WriteOptions{
+		VolumeSize: p.volumeSize,
+		Force:      p.opts.force,
+		Warn:       func(msg string) { p.env.log.Warn(msg) },
+	})
+	if errors.Is(err, fs.ErrExist) {
+		return nil, usageError(fmt.Errorf("%w (pass --force to replace it)", err))
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			if abortErr := w.Abort(); abortErr != nil {
+				p.env.log.Error("could not remove the partial bundle", "error", abortErr)
+			}
+		}
+	}()
+	idx := p.index()
+	if err := p.addSignatures(w, idx); err != nil {
+		return nil, err
+	}
+	if err := p.addManifests(w); err != nil {
+		return nil, err
+	}
+	if err := p.fetchBlobs(ctx, w); err != nil {
+		return nil, err
+	}
+	if err := p.addLayout(w); err != nil {
+		return nil, err
+	}
+	if err := w.Finish(idx); err != nil {
+		return nil, err
+	}
+	return &packSummary{
+		Bundle:   p.opts.output,
+		Volumes:  w.Paths(),
+		Releases: len(p.plan.Releases),
+		Images:   len(p.plan.Images),
+		Blobs:    len(p.plan.Blobs),
+		Bytes:    p.plan.Bytes(),
+		ID:       w.ID(),
+	}, nil
+}
+
+// index fills everything the writer does not: releases, images, options.
+func (p *packWriter) index() *bundle.Index {
+	idx := &bundle.Index{Tool: bundle.Tool{Name: "ferry", Version: version, Commit: commit}}
+	idx.Options, _ = json.Marshal(packRecord{
+		Releases:        p.opts.releases,
+		Arch:            p.opts.arch,
+		VolumeSize:      p.volumeSize,
+		Parallel:        p.opts.parallel,
+		AllowUnsigned:   p.opts.allowUnsigned,
+		SignatureStores: p.opts.trust.stores.Value(),
+	})
+	for _, r := range p.plan.Releases {
+		rel := bundle.Release{
+			Version: r.Version, Arch: r.Arch, Source: r.PullSpec(), Digest: r.Digest,
+			MediaType: r.MediaType, Tag: r.Tag(), Unsigned: len(p.signed[r.Digest]) == 0,
+			Signatures: []bundle.ReleaseSignature{}, Components: []bundle.Component{},
+		}
+		for i, a := range p.signed[r.Digest] {
+			rel.Signatures = append(rel.Signatures, bundle.ReleaseSignature{
+				File: bundle.SignatureName(r.Digest, i+1), KeyFingerprint: a.Verified.Fingerprint,
+				Identity: a.Verified.Identity, Creator: a.Verified.Creator,
+			})
+		}
+		if !rel.Unsigned {
+			rel.ConfigMap = signatureConfigMapName(r.Digest)
+		}
+		for _, c := range r.Components {
+			rel.Components = append(rel.Components, bundle.Component{Name: c.Name, Image: c.Image})
+		}
+		idx.Releases = append(idx.Releases, rel)
+	}
+	for _, img := range p.plan.Images {
+		idx.Images = append(idx.Images, bundle.Image{
+			Source: img.Repository, Digest: img.Digest, MediaType: img.MediaType, Size: int64(len(img.Manifest)),
+			Tags: img.Tags, Role: img.Role, Children: img.Children, Blobs: img.Blobs,
+		})
+	}
+	return idx
+}
+
+// packRecord is how a bundle was made, as its index records it. No secrets:
+// the auth file is not even named.
+type packRecord struct {
+	Releases        []string `json:"releases"`
+	Arch            string   `json:"arch"`
+	VolumeSize      int64    `json:"volumeSize,omitempty"`
+	Parallel        int      `json:"parallel"`
+	AllowUnsigned   bool     `json:"allowUnsigned,omitempty"`
+	SignatureStores []string `json:"signatureStores,omitempty"`
+}
+
+func signatureConfigMapName(d digest.Digest) string {
+	return "mirror/config/" + manifests.SignatureConfigMapFile(d)
+}
+
+func (p *packWriter) addSignatures(w *bundle.Writer, idx *bundle.Index) error {
+	for _, r := range idx.Releases {
+		accepted := p.signed[r.Digest]
+		if len(accepted) == 0 {
+			continue
+		}
+		sigs := make([][]byte, len(accepted))
+		for i, a := range accepted {
+			sigs[i] = a.Data
+			if err := w.AddFile(r.Signatures[i].File, a.Data); err != nil {
+				return err
+			}
+		}
+		cm, err := manifests.SignatureConfigMap(r.Digest, sigs)
+		if err != nil {
+			return err
+		}
+		if err := w.AddFile(r.ConfigMap, cm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addManifests stores every manifest once, byte for byte.
+func (p *packWriter) addManifests(w *bundle.Writer) error {
+	seen := map[digest.Digest]bool{}
+	for _, img := range p.plan.Images {
+		if seen[img.Digest] {
+			continue
+		}
+		seen[img.Digest] = true
+		if err := w.AddFile(bundle.BlobName(img.Digest), img.Manifest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *packWriter) addLayout(w *bundle.Writer) error {
+	var entries []bundle.LayoutEntry
+	for _, img := range p.plan.Images {
+		for _, tag := range img.Tags {
+			entries = append(entries, bundle.LayoutEntry{Digest: img.Digest, MediaType: img.MediaType, Size: int64(len(img.Manifest)), RefName: tag})
+		}
+	}
+	index, err := bundle.OCIIndex(entries)
+	if err != nil {
+		return err
+	}
+	if err := w.AddFile(bundle.LayoutFileName, bundle.OCILayout()); err != nil {
+		return err
+	}
+	return w.AddFile(bundle.LayoutIndexName, index)
+}
+
+// fetchBlobs reserves every blob's place in the bundle, then fills the
+// reservations concurrently, straight from the registry.
+func (p *packWriter) fetchBlobs(ctx context.Context, w *bundle.Writer) error {
+	slots := make([]*bundle.Slot, len(p.plan.Blobs))
+	for i, b := range p.plan.Blobs {
+		s, err := w.Reserve(bundle.BlobName(b.Digest), b.Size, b.Digest.Encoded())
+		if err != nil {
+			return err
+		}
+		slots[i] = s
+	}
+	prog := newProgress(p.env, p.opts.quiet, "pack", p.plan.Bytes(), len(p.plan.Blobs))
+	defer prog.finish()
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.opts.parallel)
+	for i, b := range p.plan.Blobs {
+		g.Go(func() error {
+			line := prog.item(shortDigest(b.Digest), b.Size)
+			err := p.fetchBlob(ctx, b, slots[i], line)
+			line.done(err)
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// fetchBlob fills one reservation, from the cache when it holds the blob,
+// retrying transient registry failures from the start of the blob.
+func (p *packWriter) fetchBlob(ctx context.Context, b *mirror.Blob, slot *bundle.Slot, line progressItem) error {
+	if p.opts.cacheDir != "" && p.fromCache(b, slot, line) {
+		return nil
+	}
+	return registry.Do(ctx, p.retry, "fetch blob "+b.Digest.String(), func(ctx context.Context) error {
+		slot.Reset()
+		line.reset()
+		rc, err := p.plan.OpenBlob(ctx, b)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		dst, finishCache := p.cacheWriter(b, slot)
+		buf := make([]byte, copyBufferSize)
+		if _, err := io.CopyBuffer(progressWriter{dst, line}, rc, buf); err != nil {
+			finishCache(false)
+			return fmt.Errorf("fetch blob %s from %s: %w", b.Digest, b.Repository, err)
+		}
+		if err := slot.Commit(); err != nil {
+			finishCache(false)
+			return fmt.Errorf("blob %s from %s: %w", b.Digest, b.Repository, err)
+		}
+		finishCache(true)
+		return nil
+	})
+}
+
+func shortDigest(d digest.Digest) string {
+	e := d.Encoded()
+	if len(e) > 12 {
+		e = e[:12]
+	}
+	return e
+}
+
+// packSummary is what pack prints at the end.
+type packSummary struct {
+	Bundle   string        `json:"bundle"`
+	ID       string        `json:"id"`
+	Volumes  []string      `json:"volumes"`
+	Releases int           `json:"releases"`
+	Images   int           `json:"images"`
+	Blobs    int           `json:"uniqueBlobs"`
+	Bytes    int64         `json:"bytes"`
+	WallTime time.Duration `json:"wallTimeNanos"`
+}
+
+func (s *packSummary) print(env *environment, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(env.stdout).Encode(s)
+	}
+	rate := float64(s.Bytes) / max(s.WallTime.Seconds(), 1e-9)
+	fmt.Fprintf(env.stdout, "packed %d release(s), %d images, %d unique blobs, %s in %s (%s/s)\n",
+		s.Releases, s.Images, s.Blobs, formatBytes(s.Bytes), s.WallTime.Round(time.Millisecond), formatBytes(int64(rate)))
+	for _, v := range s.Volumes {
+		fmt.Fprintf(env.stdout, "wrote %s\n", v)
+	}
+	return nil
+}
+
+// blobCache is --cache-dir: verified blobs by digest, so a rerun of an
+// interrupted pack does not fetch them again.
+func (p *packWriter) cachePath(d digest.Digest) string {
+	return filepath.Join(p.opts.cacheDir, string(d.Algorithm()), d.Encoded())
+}
+
+// fromCache fills slot from the cache; a missing or corrupt entry returns
+// false (and a corrupt one is removed).
+func (p *packWriter) fromCache(b *mirror.Blob, slot *bundle.Slot, line progressItem) bool {
+	f, err := os.Open(p.cachePath(b.Digest))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	slot.Reset()
+	if _, err := io.CopyBuffer(progressWriter{slot, line}, f, make([]byte, copyBufferSize)); err == nil {
+		if err := slot.Commit(); err == nil {
+			return true
+		}
+	}
+	p.env.log.Warn("cached blob is corrupt; fetching it again", "blob", b.Digest)
+	_ = os.Remove(f.Name())
+	slot.Reset()
+	line.reset()
+	return false
+}
+
+// cacheWriter tees the download into a temporary cache file; finish(true)
+// publishes it once the digest has been checked.
+func (p *packWriter) cacheWriter(b *mirror.Blob, slot *bundle.Slot) (io.Writer, func(ok bool)) {
+	if p.opts.cacheDir == "" {
+		return slot, func(bool) {}
+	}
+	final := p.cachePath(b.Digest)
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		p.env.log.Warn("cache disabled for blob", "blob", b.Digest, "error", err)
+		return slot, func(bool) {}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(final), ".partial-")
+	if err != nil {
+		p.env.log.Warn("cache disabled for blob", "blob", b.Digest, "error", err)
+		return slot, func(bool) {}
+	}
+	return io.MultiWriter(slot, tmp), func(ok bool) {
+		closeErr := tmp.Close()
+		if ok && closeErr == nil && os.Rename(tmp.Name(), final) == nil {
+			return
+		}
+		_ = os.Remove(tmp.Name())
+	}
+}

@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferryhq/ferry/e2e/testbed"
+)
+
+const targetRepo = "ocp4/openshift4"
+
+// TestJourney is the whole trip across the gap, with the binary: a release
+// in one registry process, signed in a signature store; ferry pack, verify,
+// inspect; ferry apply into a second registry process and, when the test
+// bed has one, a real API server. With FERRY_DEMO=1 it narrates (make demo).
+func TestJourney(t *testing.T) {
+	var w io.Writer
+	if os.Getenv("FERRY_DEMO") != "" {
+		w = os.Stdout
+	}
+	say := func(format string, args ...any) {
+		if w != nil {
+			fmt.Fprintf(w, "\n== "+format+"\n", args...)
+		}
+	}
+	dir := t.TempDir()
+
+	say("connected side: a release registry, a signature store and a release key")
+	src := newRegistry(t, w != nil)
+	rel := testbed.BuildRelease(t, src.Host, testbed.ReleaseOptions{Components: 20, Sigstore: true, LayerSize: 64 << 10})
+	key := testbed.NewKey(t, "release")
+	store := testbed.NewSignatureStore(t)
+	store.SignRelease(t, key, rel)
+	keyFile := filepath.Join(dir, "release-key.asc")
+	if err := os.WriteFile(keyFile, key.PublicArmored(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	say("release %s at %s (%d components, %d unique blobs)", rel.Version, rel.PullSpec, len(rel.Components), len(rel.Blobs))
+
+	bundlePath := filepath.Join(dir, "ocp-"+rel.Version+".tar")
+	mustRun(t, w, "pack", rel.PullSpec, "-o", bundlePath, "--src-tls-verify=false",
+		"--keyring", keyFile, "--signature-store", store.URL, "--quiet")
+
+	say("the media: the bundle is checked offline before and after the trip")
+	mustRun(t, w, "verify", bundlePath, "--keyring", keyFile, "--quiet")
+	inspect := mustRun(t, w, "inspect", bundlePath)
+	if !strings.Contains(inspect.stdout, rel.Digest.String()) {
+		t.Errorf("inspect does not show the release digest:\n%s", inspect.stdout)
+	}
+
+	say("disconnected side: the mirror registry on the bastion")
+	dst := newRegistry(t, w != nil)
+	target := dst.Host + "/" + targetRepo
+	args := []string{"apply", bundlePath, "--to", target, "--dest-tls-verify=false", "--keyring", keyFile,
+		"--output-dir", filepath.Join(dir, "manifests"), "--quiet"}
+	if kube := maybeKube(t); kube != "" && w == nil {
+		args = append(args, "--kubeconfig", kube)
+	} else {
+		args = append(args, "--no-cluster")
+	}
+	applied := mustRun(t, w, args...)
+	wantNext := "--to-image=" + target + "@" + rel.Digest.String()
+	if !strings.Contains(applied.stdout, wantNext) {
+		t.Errorf("apply does not say what is next (%s):\n%s", wantNext, applied.stdout)
+	}
+
+	say("what landed in %s", target)
+	tags, err := dst.Client().Tags(context.Background(), targetRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w != nil {
+		fmt.Fprintf(w, "%d tags, among them %s\n", len(tags), strings.Join(tags[:min(4, len(tags))], ", "))
+	}
+	data, _, err := dst.Client().GetManifest(context.Background(), targetRepo, rel.Version+"-"+rel.Arch)
+	if err != nil || !bytes.Equal(data, rel.Manifest) {
+		t.Errorf("the release tag in the target does not hold the release manifest (%v)", err)
+	}
+	if len(tags) < len(rel.Components)+1 {
+		t.Errorf("target has %d tags, want at least %d", len(tags), len(rel.Components)+1)
+	}
+}
+
+// newRegistry is a registry in a process of its own (Debian's
+// docker-registry), or, for the demo, which must run on nothing but Go, one
+// embedded in the test process.
+func newRegistry(t *testing.T, embedded bool) *testbed.Registry {
+	t.Helper()
+	if embedded {
+		return testbed.NewRegistry(t)
+	}
+	return testbed.StartDockerRegistry(t).Registry
+}
+
+// maybeKube returns a kubeconfig for a real API server with the OpenShift
+// CRDs, or "" when the binaries are not built (make kube-bins).
+func maybeKube(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("FERRY_KUBE_BIN_DIR") == "" {
+		return ""
+	}
+	k := testbed.StartKube(t)
+	k.InstallOpenShiftCRDs(t)
+	k.CreateNamespace(t, "openshift-config-managed")
+	return k.Kubeconfig
+}

@@ -1,0 +1,167 @@
+package manifests
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.podman.io/image/v5/docker/reference"
+	"gopkg.in/yaml.v3"
+)
+
+// Kinds and API versions of the mirror configuration ferry renders.
+const (
+	ConfigAPIVersion             = "config.openshift.io/v1"
+	OperatorAPIVersion           = "operator.openshift.io/v1alpha1"
+	KindImageDigestMirrorSet     = "ImageDigestMirrorSet"
+	KindImageTagMirrorSet        = "ImageTagMirrorSet"
+	KindImageContentSourcePolicy = "ImageContentSourcePolicy"
+
+	// NamePrefix starts the name of every mirror set ferry renders.
+	NamePrefix = "ferry-"
+	// maxNameLength is a DNS-1123 label's limit, which also satisfies the
+	// subdomain rule that cluster-scoped object names follow.
+	maxNameLength = 63
+)
+
+// MirrorConfig is the mirror configuration for one mirror: every source
+// repository mapped to the one target repository that holds all the images
+// (SPEC §5). Each field is a complete YAML document.
+type MirrorConfig struct {
+	// Name is the objects' name: "ferry-<id>", a valid DNS-1123 label.
+	Name string
+	// Sources are the source repositories, sorted and without duplicates.
+	Sources []string
+	// Target is the mirror repository.
+	Target string
+
+	// ImageDigestMirrorSet (config.openshift.io/v1) serves pulls by digest,
+	// which is how the cluster pulls release and component images (4.13+).
+	ImageDigestMirrorSet []byte
+	// ImageTagMirrorSet (config.openshift.io/v1) serves pulls by tag (4.13+).
+	ImageTagMirrorSet []byte
+	// ImageContentSourcePolicy (operator.openshift.io/v1alpha1) is the legacy
+	// form for clusters older than 4.13. Do not apply it beside the mirror
+	// sets: newer clusters refuse to use both kinds at once.
+	ImageContentSourcePolicy []byte
+	// InstallConfig is the `imageDigestSources:` snippet for install-config.yaml.
+	InstallConfig []byte
+}
+
+// File is a manifest and the file name it is written under.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// Files are the manifests for a 4.13+ cluster, ImageDigestMirrorSet and
+// ImageTagMirrorSet, named "idms-<name>.yaml" and "itms-<name>.yaml".
+func (m *MirrorConfig) Files() []File {
+	return []File{
+		{Name: "idms-" + m.Name + ".yaml", Data: m.ImageDigestMirrorSet},
+		{Name: "itms-" + m.Name + ".yaml", Data: m.ImageTagMirrorSet},
+	}
+}
+
+// MirrorSets renders the mirror configuration that sends pulls of every
+// repository in sources to target. id names the objects "ferry-<id>" (a
+// leading "ferry-" is not repeated) after turning it into a DNS-1123 label;
+// it is typically the release version or the bundle id. Sources and target
+// must be fully qualified repositories without tag or digest; sources are
+// sorted and de-duplicated.
+func MirrorSets(id string, sources []string, target string) (*MirrorConfig, error) {
+	name, err := MirrorSetName(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRepository(target); err != nil {
+		return nil, fmt.Errorf("mirror target: %w", err)
+	}
+	if len(sources) == 0 {
+		return nil, fmt.Errorf("mirror sets %s: no source repositories", name)
+	}
+	srcs := slices.Clone(sources)
+	for _, s := range srcs {
+		if err := checkRepository(s); err != nil {
+			return nil, fmt.Errorf("mirror source: %w", err)
+		}
+	}
+	slices.Sort(srcs)
+	srcs = slices.Compact(srcs)
+
+	m := &MirrorConfig{Name: name, Sources: srcs, Target: target}
+	if m.ImageDigestMirrorSet, err = render(m.object(ConfigAPIVersion, KindImageDigestMirrorSet, "imageDigestMirrors")); err != nil {
+		return nil, err
+	}
+	if m.ImageTagMirrorSet, err = render(m.object(ConfigAPIVersion, KindImageTagMirrorSet, "imageTagMirrors")); err != nil {
+		return nil, err
+	}
+	if m.ImageContentSourcePolicy, err = render(m.object(OperatorAPIVersion, KindImageContentSourcePolicy, "repositoryDigestMirrors")); err != nil {
+		return nil, err
+	}
+	if m.InstallConfig, err = render(mapping("imageDigestSources", m.mirrors())); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *MirrorConfig) object(apiVersion, kind, listField string) *yaml.Node {
+	return mapping(
+		"apiVersion", apiVersion,
+		"kind", kind,
+		"metadata", mapping("name", m.Name),
+		"spec", mapping(listField, m.mirrors()),
+	)
+}
+
+// mirrors is the list every form shares: [{source, mirrors: [target]}].
+func (m *MirrorConfig) mirrors() *yaml.Node {
+	list := sequence()
+	for _, s := range m.Sources {
+		list.Content = append(list.Content, mapping(
+			"source", s,
+			"mirrors", sequence(str(m.Target)),
+		))
+	}
+	return list
+}
+
+// MirrorSetName is the object name MirrorSets uses for id: "ferry-"
+// and id, lower-cased, with every run of characters outside [a-z0-9] turned
+// into one "-", cut to 63 characters, starting and ending alphanumeric.
+func MirrorSetName(id string) (string, error) {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(strings.TrimPrefix(id, NamePrefix)) {
+		if ('a' <= r && r <= 'z') || ('0' <= r && r <= '9') {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			b.WriteRune(r)
+			dash = false
+		} else {
+			dash = true
+		}
+	}
+	if b.Len() == 0 {
+		return "", fmt.Errorf("mirror set name from %q: no letters or digits", id)
+	}
+	name := NamePrefix + b.String()
+	if len(name) > maxNameLength {
+		name = strings.TrimRight(name[:maxNameLength], "-")
+	}
+	return name, nil
+}
+
+// checkRepository accepts a fully qualified repository name, like
+// "quay.io/openshift-release-dev/ocp-release", without tag or digest.
+func checkRepository(s string) error {
+	named, err := reference.ParseNamed(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a fully qualified repository: %w", s, err)
+	}
+	if !reference.IsNameOnly(named) {
+		return fmt.Errorf("%q: want a repository without tag or digest", s)
+	}
+	return nil
+}

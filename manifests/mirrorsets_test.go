@@ -1,0 +1,155 @@
+package manifests
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+	"k8s.io/apimachinery/pkg/util/validation"
+	k8syaml "sigs.k8s.io/yaml"
+)
+
+const (
+	releaseRepo   = "quay.io/openshift-release-dev/ocp-release"
+	componentRepo = "quay.io/openshift-release-dev/ocp-v4.0-art-dev"
+	mirrorRepo    = "registry.example:5000/ocp4/openshift4"
+)
+
+// mirrorObject is the shape shared by the three kinds, read strictly.
+type mirrorObject struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Metadata   struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	Spec map[string][]mirror `yaml:"spec"`
+}
+
+type mirror struct {
+	Source  string   `yaml:"source"`
+	Mirrors []string `yaml:"mirrors"`
+}
+
+func decodeStrict(t *testing.T, data []byte, v any) {
+	t.Helper()
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%v in\n%s", err, data)
+	}
+}
+
+func TestMirrorSets(t *testing.T) {
+	m, err := MirrorSets("4.15.0-x86_64", []string{componentRepo, releaseRepo, componentRepo, releaseRepo}, mirrorRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Name != "ferry-4-15-0-x86-64" {
+		t.Errorf("name %s", m.Name)
+	}
+	wantMirrors := []mirror{
+		{Source: releaseRepo, Mirrors: []string{mirrorRepo}},
+		{Source: componentRepo, Mirrors: []string{mirrorRepo}},
+	}
+	for _, c := range []struct {
+		data                  []byte
+		apiVersion, kind, key string
+	}{
+		{m.ImageDigestMirrorSet, "config.openshift.io/v1", "ImageDigestMirrorSet", "imageDigestMirrors"},
+		{m.ImageTagMirrorSet, "config.openshift.io/v1", "ImageTagMirrorSet", "imageTagMirrors"},
+		{m.ImageContentSourcePolicy, "operator.openshift.io/v1alpha1", "ImageContentSourcePolicy", "repositoryDigestMirrors"},
+	} {
+		var obj mirrorObject
+		decodeStrict(t, c.data, &obj)
+		if obj.APIVersion != c.apiVersion || obj.Kind != c.kind || obj.Metadata.Name != m.Name {
+			t.Errorf("%s: got %s %s %s", c.kind, obj.APIVersion, obj.Kind, obj.Metadata.Name)
+		}
+		if len(obj.Spec) != 1 || !slices.EqualFunc(obj.Spec[c.key], wantMirrors, mirrorEqual) {
+			t.Errorf("%s: spec %+v", c.kind, obj.Spec)
+		}
+		// kubectl's YAML 1.1 reading agrees.
+		var v11 map[string]any
+		if err := k8syaml.Unmarshal(c.data, &v11); err != nil || v11["kind"] != c.kind {
+			t.Errorf("%s: sigs.k8s.io/yaml: %v %v", c.kind, err, v11["kind"])
+		}
+	}
+	var ic struct {
+		ImageDigestSources []mirror `yaml:"imageDigestSources"`
+	}
+	decodeStrict(t, m.InstallConfig, &ic)
+	if !slices.EqualFunc(ic.ImageDigestSources, wantMirrors, mirrorEqual) {
+		t.Errorf("install-config: %+v", ic.ImageDigestSources)
+	}
+	files := m.Files()
+	if len(files) != 2 || files[0].Name != "idms-ferry-4-15-0-x86-64.yaml" || files[1].Name != "itms-ferry-4-15-0-x86-64.yaml" ||
+		string(files[0].Data) != string(m.ImageDigestMirrorSet) || string(files[1].Data) != string(m.ImageTagMirrorSet) {
+		t.Errorf("files %+v", files)
+	}
+}
+
+func mirrorEqual(a, b mirror) bool {
+	return a.Source == b.Source && slices.Equal(a.Mirrors, b.Mirrors)
+}
+
+func TestMirrorSetsDoNotChangeTheirInput(t *testing.T) {
+	in := []string{componentRepo, releaseRepo, componentRepo}
+	if _, err := MirrorSets("x", in, mirrorRepo); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(in, []string{componentRepo, releaseRepo, componentRepo}) {
+		t.Errorf("input changed: %v", in)
+	}
+}
+
+func TestMirrorSetName(t *testing.T) {
+	for id, want := range map[string]string{
+		"4.15.0-x86_64":                    "ferry-4-15-0-x86-64",
+		"0123456789abcdef0123456789abcdef": "ferry-0123456789abcdef0123456789abcdef",
+		"ferry-abc":                        "ferry-abc",
+		"FERRY-Upper":                      "ferry-ferry-upper",
+		"--a__b..c--":                      "ferry-a-b-c",
+		"ünïcode 4.16":                     "ferry-n-code-4-16",
+		strings.Repeat("a", 70):            "ferry-" + strings.Repeat("a", 57),
+		strings.Repeat("a", 56) + "-b":     "ferry-" + strings.Repeat("a", 56),
+	} {
+		got, err := MirrorSetName(id)
+		if err != nil {
+			t.Errorf("%q: %v", id, err)
+			continue
+		}
+		if got != want {
+			t.Errorf("%q: got %q, want %q", id, got, want)
+		}
+		if errs := validation.IsDNS1123Label(got); len(errs) > 0 {
+			t.Errorf("%q: %q: %v", id, got, errs)
+		}
+	}
+	for _, id := range []string{"", "ferry-", "...", "ü"} {
+		if got, err := MirrorSetName(id); err == nil {
+			t.Errorf("%q: got %q, want an error", id, got)
+		}
+	}
+}
+
+func TestMirrorSetsRefuse(t *testing.T) {
+	for what, c := range map[string]struct {
+		id      string
+		sources []string
+		target  string
+	}{
+		"no sources":             {"x", nil, mirrorRepo},
+		"bad id":                 {"", []string{releaseRepo}, mirrorRepo},
+		"source with tag":        {"x", []string{releaseRepo + ":4.15.0-x86_64"}, mirrorRepo},
+		"source with digest":     {"x", []string{releaseRepo + "@sha256:" + strings.Repeat("ab", 32)}, mirrorRepo},
+		"source not qualified":   {"x", []string{"ubuntu"}, mirrorRepo},
+		"source with scheme":     {"x", []string{"https://" + releaseRepo}, mirrorRepo},
+		"target with tag":        {"x", []string{releaseRepo}, mirrorRepo + ":latest"},
+		"target empty":           {"x", []string{releaseRepo}, ""},
+		"target upper case path": {"x", []string{releaseRepo}, "registry.example/OCP"},
+	} {
+		if _, err := MirrorSets(c.id, c.sources, c.target); err == nil {
+			t.Errorf("%s: no error", what)
+		}
+	}
+}

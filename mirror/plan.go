@@ -1,0 +1,182 @@
+// Package mirror works out what carrying a release means: every manifest,
+// config and layer of the release image and of each component it
+// references, and every Sigstore signature tag beside them. It reads
+// manifests only; layers are fetched by whoever writes them.
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ferryhq/ferry/mirror/registry"
+	"github.com/ferryhq/ferry/mirror/release"
+)
+
+// Image roles, as recorded in the bundle index.
+const (
+	RoleRelease   = "release"
+	RoleComponent = "component"
+	RoleChild     = "child"    // an arch-specific image inside a manifest list
+	RoleSigstore  = "sigstore" // a cosign sha256-<hex>.sig manifest
+)
+
+// Plan is everything a set of releases needs, deduplicated: images by
+// repository and digest, blobs by digest. It keeps one open registry source
+// per repository for fetching the blobs; Close it when done.
+type Plan struct {
+	Releases []*Release
+	Images   []*Image
+	Blobs    []*Blob
+	sources  map[string]*registry.Source
+}
+
+// OpenBlob streams b from its repository as the registry serves it; the
+// caller checks the digest as it writes.
+func (p *Plan) OpenBlob(ctx context.Context, b *Blob) (io.ReadCloser, error) {
+	src, ok := p.sources[b.Repository]
+	if !ok {
+		return nil, fmt.Errorf("blob %s: no source for repository %s", b.Digest, b.Repository)
+	}
+	return src.Blob(ctx, b.Digest, b.Size)
+}
+
+// Close releases the registry connections.
+func (p *Plan) Close() error {
+	var errs []error
+	for _, s := range p.sources {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Bytes is the total size of the plan's unique blobs.
+func (p *Plan) Bytes() int64 {
+	var n int64
+	for _, b := range p.Blobs {
+		n += b.Size
+	}
+	return n
+}
+
+// Release is one release resolved to a digest, with what its image
+// references name.
+type Release struct {
+	Ref        release.Ref
+	Repository string
+	Digest     digest.Digest
+	MediaType  string
+	Version    string
+	Arch       string
+	Components []release.Component
+}
+
+// Tag is the tag the documented mirroring procedure gives the release.
+func (r *Release) Tag() string { return r.Version + "-" + r.Arch }
+
+// PullSpec is the release by digest in its source repository.
+func (r *Release) PullSpec() string { return r.Repository + "@" + r.Digest.String() }
+
+// Image is one manifest to carry, byte for byte.
+type Image struct {
+	Repository string
+	Digest     digest.Digest
+	MediaType  string
+	Manifest   []byte
+	Role       string
+	Tags       []string        // target tags; none for children
+	Children   []digest.Digest // for manifest lists
+	Blobs      []digest.Digest // config and layers, for single images
+}
+
+// Blob is one config or layer to carry, with a repository it can be
+// fetched from.
+type Blob struct {
+	Digest     digest.Digest
+	Size       int64
+	MediaType  string
+	Repository string
+}
+
+// Planner walks releases through a registry.
+type Planner struct {
+	Registry *registry.Client
+	// Parallel bounds concurrent manifest requests; <= 0 means registry.DefaultParallel.
+	Parallel int
+}
+
+// Plan resolves each release and walks everything it references.
+func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
+	w := &walk{planner: p, images: map[string]*Image{}, blobs: map[digest.Digest]*Blob{}, sources: map[string]*registry.Source{}}
+	plan := &Plan{sources: w.sources}
+	for _, ref := range refs {
+		rel, err := w.release(ctx, ref)
+		if err != nil {
+			plan.Close()
+			return nil, fmt.Errorf("release %s: %w", ref, err)
+		}
+		plan.Releases = append(plan.Releases, rel)
+	}
+	if err := w.sigstoreTags(ctx); err != nil {
+		plan.Close()
+		return nil, err
+	}
+	plan.Images, plan.Blobs = w.sorted()
+	return plan, nil
+}
+
+func (p *Planner) parallel() int {
+	if p.Parallel > 0 {
+		return p.Parallel
+	}
+	return registry.DefaultParallel
+}
+
+// walk is the state of one Plan call.
+type walk struct {
+	planner *Planner
+	mu      sync.Mutex
+	images  map[string]*Image // repository@digest
+	blobs   map[digest.Digest]*Blob
+	sources map[string]*registry.Source
+	order   []string // image keys in discovery order, for a stable index
+}
+
+// source returns the one registry source kept per repository.
+func (w *walk) source(ctx context.Context, repo string) (*registry.Source, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s, ok := w.sources[repo]; ok {
+		return s, nil
+	}
+	s, err := w.planner.Registry.Source(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	w.sources[repo] = s
+	return s, nil
+}
+
+func (w *walk) sorted() ([]*Image, []*Blob) {
+	images := make([]*Image, 0, len(w.order))
+	for _, k := range w.order {
+		images = append(images, w.images[k])
+	}
+	blobs := make([]*Blob, 0, len(w.blobs))
+	for _, b := range w.blobs {
+		blobs = append(blobs, b)
+	}
+	// Largest first: the long transfers start early and the tail is short.
+	sort.Slice(blobs, func(i, j int) bool {
+		if blobs[i].Size != blobs[j].Size {
+			return blobs[i].Size > blobs[j].Size
+		}
+		return blobs[i].Digest < blobs[j].Digest
+	})
+	return images, blobs
+}

@@ -1,0 +1,134 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/opencontainers/go-digest"
+	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/manifest"
+	"go.podman.io/image/v5/types"
+)
+
+// Client reaches registries with one set of Options. It holds no
+// connections itself (Sources and Destinations do) and is safe for
+// concurrent use.
+type Client struct {
+	opts Options
+	sys  *types.SystemContext
+}
+
+// New returns a Client. Options are used as given: see DefaultOptions.
+func New(opts Options) *Client {
+	return &Client{opts: opts, sys: opts.SystemContext()}
+}
+
+// Manifest is a manifest (or manifest list / index) exactly as served.
+type Manifest struct {
+	// Repository is the normalized repository it was read from.
+	Repository string
+	// Digest is the digest of Bytes: what the registry stores it under.
+	Digest digest.Digest
+	// MediaType is the Content-Type served, or guessed from Bytes when the
+	// registry sent none.
+	MediaType string
+	Bytes     []byte
+}
+
+// Resolve reads the manifest that ref (a pull spec with a tag, a digest or
+// both; both means the digest) names. When ref has a digest, the bytes are
+// checked against it.
+func (c *Client) Resolve(ctx context.Context, ref string) (Manifest, error) {
+	named, err := parseImage(ref)
+	if err != nil {
+		return Manifest{}, err
+	}
+	var m Manifest
+	err = Do(ctx, c.opts.Retry, "resolving "+named.String(), func(ctx context.Context) error {
+		src, err := c.openSource(ctx, named)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		m, err = readManifest(ctx, src, named, nil)
+		return err
+	})
+	return m, err
+}
+
+// openSource opens a containers/image source on named, which must carry a
+// tag or a digest that exists: opening reads that manifest.
+func (c *Client) openSource(ctx context.Context, named reference.Named) (types.ImageSource, error) {
+	ir, err := docker.NewReference(named)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", named, err)
+	}
+	src, err := ir.NewImageSource(ctx, c.sys)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", named, classify(err))
+	}
+	return src, nil
+}
+
+// readManifest reads the manifest of named (instance nil) or the instance d
+// from src, and checks it against the digest that names it, if any.
+func readManifest(ctx context.Context, src types.ImageSource, named reference.Named, instance *digest.Digest) (Manifest, error) {
+	data, mediaType, err := src.GetManifest(ctx, instance)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("reading manifest %s: %w", named, classify(err))
+	}
+	if len(data) > MaxManifestSize {
+		return Manifest{}, fmt.Errorf("reading manifest %s: larger than %d bytes", named, MaxManifestSize)
+	}
+	want := digest.Digest("")
+	if instance != nil {
+		want = *instance
+	} else if d, ok := named.(reference.Digested); ok {
+		want = d.Digest()
+	}
+	got := digest.FromBytes(data)
+	if want != "" {
+		if got = want.Algorithm().FromBytes(data); got != want {
+			return Manifest{}, fmt.Errorf("reading manifest %s: %w: the registry served content with digest %s", named, ErrDigestMismatch, got)
+		}
+	}
+	if mediaType == "" {
+		mediaType = manifest.GuessMIMEType(data)
+	}
+	return Manifest{
+		Repository: reference.TrimNamed(named).String(),
+		Digest:     got,
+		MediaType:  mediaType,
+		Bytes:      data,
+	}, nil
+}
+
+// parseImage parses a pull spec that must name an image: with a tag or a
+// digest. With both, the tag is dropped, as containers/image pulls by one.
+func parseImage(ref string) (reference.Named, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, fmt.Errorf("invalid image reference %q: %w", ref, err)
+	}
+	if d, ok := named.(reference.Digested); ok {
+		if err := d.Digest().Validate(); err != nil {
+			return nil, fmt.Errorf("invalid image reference %q: %w", ref, err)
+		}
+		if _, tagged := named.(reference.Tagged); tagged {
+			return reference.WithDigest(reference.TrimNamed(named), d.Digest())
+		}
+		return named, nil
+	}
+	if reference.IsNameOnly(named) {
+		return nil, fmt.Errorf("image reference %q has neither a tag nor a digest", ref)
+	}
+	return named, nil
+}
+
+// closeInto folds a Close error into *err unless *err is already set.
+func closeInto(err *error, closer interface{ Close() error }, what string) {
+	if cerr := closer.Close(); cerr != nil && *err == nil {
+		*err = fmt.Errorf("closing %s: %w", what, cerr)
+	}
+}

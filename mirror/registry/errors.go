@@ -1,0 +1,193 @@
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"syscall"
+
+	"github.com/docker/distribution/registry/api/errcode"
+	"go.podman.io/image/v5/docker"
+)
+
+// Classes of failure. Every error of this package that falls in one of them
+// satisfies errors.Is with it, and still unwraps to containers/image's error.
+var (
+	// ErrNotFound: the registry answered 404 (manifest, blob or repository
+	// unknown).
+	ErrNotFound = errors.New("not found")
+	// ErrUnauthorized: the registry refused the credentials or the access
+	// (401, 403).
+	ErrUnauthorized = errors.New("unauthorized: check --authfile or the pull secret")
+	// ErrTLS: the registry's certificate could not be verified, or it does
+	// not speak TLS.
+	ErrTLS = errors.New("TLS failed (unverifiable certificate, or a plain-HTTP registry): give the registry's CA with --cert-dir, or use --src-tls-verify=false / --dest-tls-verify=false")
+	// ErrUnreachable: no connection could be made (refused, unknown host).
+	ErrUnreachable = errors.New("registry unreachable")
+	// ErrDigestMismatch: content does not match its digest or size.
+	ErrDigestMismatch = errors.New("digest mismatch")
+)
+
+// classifiedError adds a class (one of the sentinels above) to an error,
+// appending the class's hint to the message when it has one.
+type classifiedError struct {
+	class error
+	err   error
+}
+
+func (e *classifiedError) Error() string {
+	switch e.class {
+	case ErrUnauthorized, ErrTLS:
+		return e.err.Error() + " (" + e.class.Error() + ")"
+	}
+	return e.err.Error()
+}
+
+func (e *classifiedError) Unwrap() []error { return []error{e.class, e.err} }
+
+// classify wraps an error from containers/image with its class, if any.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *classifiedError
+	if errors.As(err, &ce) {
+		return err
+	}
+	var class error
+	switch status := httpStatus(err); {
+	case status == http.StatusNotFound:
+		class = ErrNotFound
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		class = ErrUnauthorized
+	case isTLSError(err):
+		class = ErrTLS
+	case errors.Is(err, syscall.ECONNREFUSED) || isHostNotFound(err):
+		class = ErrUnreachable
+	default:
+		return err
+	}
+	return &classifiedError{class: class, err: err}
+}
+
+// IsTransient reports whether an operation that failed with err may succeed
+// if tried again: HTTP 408, 429 and 5xx (but 501 and 505), connections
+// refused, reset or cut short, and timeouts. Cancellation, 4xx answers,
+// certificate problems, unknown hosts and digest mismatches are not.
+func IsTransient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, ErrDigestMismatch) || isTLSError(err) {
+		return false
+	}
+	if status := httpStatus(err); status != 0 {
+		switch {
+		case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:
+			return true
+		case status == http.StatusNotImplemented, status == http.StatusHTTPVersionNotSupported:
+			return false
+		}
+		return status >= 500 && status < 600
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return true
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return !dnsErr.IsNotFound && (dnsErr.IsTimeout || dnsErr.IsTemporary)
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) && netErr.Timeout()
+}
+
+// httpStatus digs the HTTP status of a registry answer out of a
+// containers/image error, or returns 0.
+func httpStatus(err error) int {
+	if e, ok := errors.AsType[docker.UnexpectedHTTPStatusError](err); ok {
+		return e.StatusCode
+	}
+	if _, ok := errors.AsType[docker.ErrUnauthorizedForCredentials](err); ok {
+		return http.StatusUnauthorized
+	}
+	if errors.Is(err, docker.ErrTooManyRequests) {
+		return http.StatusTooManyRequests
+	}
+	if errs, ok := errors.AsType[errcode.Errors](err); ok && len(errs) > 0 {
+		return httpStatus(errs[0])
+	}
+	var ec errcode.ErrorCoder
+	if errors.As(err, &ec) {
+		// Only 4xx answers are parsed into registry error codes; the
+		// status is the code's, except for UNKNOWN, which registries
+		// (registry.redhat.io, Harbor) also use for plain 404s.
+		code := ec.ErrorCode()
+		if code == errcode.ErrorCodeUnknown {
+			if strings.Contains(strings.ToLower(err.Error()), "not found") {
+				return http.StatusNotFound
+			}
+			return http.StatusBadRequest
+		}
+		return code.Descriptor().HTTPStatusCode
+	}
+	return statusField(err)
+}
+
+// statusField finds an int field StatusCode in any error of the chain.
+// containers/image reports a 4xx answer whose body is not a registry error
+// (an empty 404 from a proxy, say) as an unexported type; that field is the
+// only structured trace of the status.
+func statusField(err error) int {
+	for err != nil {
+		v := reflect.ValueOf(err)
+		if v.Kind() == reflect.Pointer && !v.IsNil() {
+			v = v.Elem()
+		}
+		if v.Kind() == reflect.Struct {
+			if f := v.FieldByName("StatusCode"); f.IsValid() && f.CanInt() {
+				return int(f.Int())
+			}
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if s := statusField(e); s != 0 {
+					return s
+				}
+			}
+			return 0
+		default:
+			return 0
+		}
+	}
+	return 0
+}
+
+func isTLSError(err error) bool {
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		hostname         x509.HostnameError
+		invalid          x509.CertificateInvalidError
+		verification     *tls.CertificateVerificationError
+		recordHeader     tls.RecordHeaderError
+		alert            tls.AlertError
+	)
+	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &verification) || errors.As(err, &recordHeader) || errors.As(err, &alert) ||
+		// net/http turns the RecordHeaderError of a plain-HTTP registry
+		// into an error of its own, with nothing but this text.
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
+func isHostNotFound(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
+}

@@ -1,0 +1,67 @@
+package signature_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/ferryhq/ferry/mirror/signature"
+)
+
+// Verify a real OpenShift release signature with Red Hat's release key.
+func ExampleVerify() {
+	const dir = "../../../shared/fixtures/redhat/"
+	kr, err := signature.LoadKeyring(dir + "verifier-public-key-redhat-release")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	sig, err := os.ReadFile(dir + "ocp-4.15.0-x86_64.signature-1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	v, err := signature.Verify(sig, kr, "sha256:0da6316466d60a3a4535d5fed3589feb0391989982fba59d47d4c729912d6363")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(v.KeyID, v.Identity)
+
+	_, err = signature.Verify(sig, kr, "sha256:1111111111111111111111111111111111111111111111111111111111111111")
+	var mismatch *signature.DigestMismatchError
+	fmt.Println(errors.As(err, &mismatch))
+	// Output:
+	// 199E2F91FD431D51 quay.io/openshift-release-dev/ocp-release:4.15.0-x86_64
+	// true
+}
+
+func ExampleParsePayload() {
+	p, err := signature.ParsePayload([]byte(`{
+	  "critical": {
+	    "type": "atomic container signature",
+	    "image": {"docker-manifest-digest": "sha256:0da6316466d60a3a4535d5fed3589feb0391989982fba59d47d4c729912d6363"},
+	    "identity": {"docker-reference": "quay.io/openshift-release-dev/ocp-release:4.15.0-x86_64"}
+	  },
+	  "optional": {"creator": "Red Hat OpenShift Signing Authority 0.0.1"}
+	}`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(p.Digest)
+	fmt.Println(p.Identity)
+
+	_, err = signature.ParsePayload([]byte(`{"critical": {"type": "atomic container signature", "extra": 1}}`))
+	fmt.Println(err)
+	// Output:
+	// sha256:0da6316466d60a3a4535d5fed3589feb0391989982fba59d47d4c729912d6363
+	// quay.io/openshift-release-dev/ocp-release:4.15.0-x86_64
+	// payload has unknown field "critical.extra"
+}
+
+func ExampleStorePath() {
+	fmt.Println(signature.DefaultStores[0] + "/" + signature.StorePath("sha256:0da6316466d60a3a4535d5fed3589feb0391989982fba59d47d4c729912d6363", 1))
+	// Output:
+	// https://mirror.openshift.com/pub/openshift-v4/signatures/openshift/release/sha256=0da6316466d60a3a4535d5fed3589feb0391989982fba59d47d4c729912d6363/signature-1
+}
