@@ -9,6 +9,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
+	"k8s.io/klog/v2"
 
 	"github.com/ferryhq/ferry/bundle"
 )
@@ -85,6 +86,9 @@ func (e *environment) setupLogging(level string) error {
 		logrus.SetLevel(logrus.DebugLevel)
 	} else {
 		logrus.SetLevel(logrus.WarnLevel)
+		// client-go logs through klog; ferry reports what matters itself.
+		klog.LogToStderr(false)
+		klog.SetOutput(io.Discard)
 	}
 	return nil
 }

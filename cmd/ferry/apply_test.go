@@ -283,3 +283,25 @@ func rewriteBundle(t *testing.T, src string, edit func(t *testing.T, idx *bundle
 	}
 	return out
 }
+
+// TestApplyUnsignedNeedsFlag: an unsigned bundle is refused unless
+// --allow-unsigned, and then apply names what is unverified.
+func TestApplyUnsignedNeedsFlag(t *testing.T) {
+	s := newSignedRelease(t, testbed.ReleaseOptions{Components: 2})
+	stranger := writeTemp(t, "stranger.asc", testbed.NewKey(t, "stranger").PublicArmored(t))
+	out := filepath.Join(t.TempDir(), "unsigned.tar")
+	args := s.packArgs(out, "--allow-unsigned")
+	args[6] = stranger // --keyring: a key that did not sign it
+	mustFerry(t, args...)
+	p := &packed{signedRelease: s, bundle: out}
+	target := testbed.NewMemoryRegistry(t)
+	code, stdout, errOut := ferry(t, p.applyArgs(target)...)
+	if code != exitVerification || !strings.Contains(stdout+errOut, "--allow-unsigned") {
+		t.Errorf("exit %d (want %d):\n%s\n%s", code, exitVerification, stdout, errOut)
+	}
+	assertCatalogEmpty(t, target)
+	sum := applySummaryOf(t, mustFerry(t, p.applyArgs(target, "--allow-unsigned")...))
+	if len(sum.Unverified) != 1 || !strings.Contains(sum.Unverified[0], s.rel.Digest.String()) {
+		t.Errorf("unverified = %q", sum.Unverified)
+	}
+}

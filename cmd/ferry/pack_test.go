@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -301,5 +302,96 @@ func untar(t *testing.T, tarPath, dir string) {
 	t.Helper()
 	if out, err := exec.Command("tar", "-xf", tarPath, "-C", dir).CombinedOutput(); err != nil {
 		t.Fatalf("tar -xf %s: %v\n%s", tarPath, err, out)
+	}
+}
+
+// TestPackTwoReleasesShareBlobs: two releases sharing most layers in one
+// bundle store every shared blob once.
+func TestPackTwoReleasesShareBlobs(t *testing.T) {
+	s := newSignedRelease(t, testbed.ReleaseOptions{Components: 6})
+	key := testbed.NewKey(t, "second")
+	second := testbed.BuildRelease(t, s.reg.Host, testbed.ReleaseOptions{Components: 6, Version: "4.15.1", ShareWith: s.rel})
+	s.store.SignRelease(t, key, second)
+	keys := writeTemp(t, "second.asc", key.PublicArmored(t))
+	out := filepath.Join(t.TempDir(), "two.tar")
+	mustFerry(t, "pack", s.rel.PullSpec, second.PullSpec, "-o", out, "--src-tls-verify=false",
+		"--keyring", s.keyFile, "--keyring", keys, "--signature-store", s.store.URL, "--quiet")
+	idx := readIndex(t, out)
+	if len(idx.Releases) != 2 {
+		t.Fatalf("%d releases in the index", len(idx.Releases))
+	}
+	union := map[digest.Digest]bool{}
+	shared := 0
+	for d := range s.rel.Blobs {
+		union[d] = true
+	}
+	for d := range second.Blobs {
+		if union[d] {
+			shared++
+		}
+		union[d] = true
+	}
+	if shared == 0 {
+		t.Fatal("the test releases share no blob")
+	}
+	count := map[string]int{}
+	for _, f := range idx.Files {
+		count[f.Name]++
+	}
+	for d := range union {
+		if count[bundle.BlobName(d)] != 1 {
+			t.Errorf("blob %s stored %d times", d, count[bundle.BlobName(d)])
+		}
+	}
+	mustFerry(t, "verify", out, "--keyring", s.keyFile, "--keyring", keys, "--quiet")
+}
+
+// TestPackCacheDir: a rerun with --cache-dir takes blobs from the cache, and
+// a corrupt cache entry is fetched again, not packed.
+func TestPackCacheDir(t *testing.T) {
+	s := newSignedRelease(t, testbed.ReleaseOptions{Components: 3})
+	cache := t.TempDir()
+	out := filepath.Join(t.TempDir(), "b.tar")
+	mustFerry(t, s.packArgs(out, "--cache-dir", cache)...)
+	cached := 0
+	for d := range s.rel.Blobs {
+		if _, err := os.Stat(filepath.Join(cache, "sha256", d.Encoded())); err == nil {
+			cached++
+		}
+	}
+	if cached != len(s.rel.Blobs) {
+		t.Fatalf("%d of %d blobs cached", cached, len(s.rel.Blobs))
+	}
+	var victim digest.Digest
+	for d := range s.rel.Blobs {
+		victim = d
+		break
+	}
+	if err := os.WriteFile(filepath.Join(cache, "sha256", victim.Encoded()), []byte("corrupt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := ferry(t, s.packArgs(out, "--cache-dir", cache, "--force")...)
+	if code != 0 || !strings.Contains(errOut, "corrupt") {
+		t.Errorf("rerun over a corrupt cache entry: exit %d\n%s", code, errOut)
+	}
+	mustFerry(t, "verify", out, "--keyring", s.keyFile, "--quiet")
+}
+
+func TestInspectJSON(t *testing.T) {
+	s := newSignedRelease(t, testbed.ReleaseOptions{Components: 2})
+	out := filepath.Join(t.TempDir(), "b.tar")
+	mustFerry(t, s.packArgs(out)...)
+	var idx bundle.Index
+	if err := json.Unmarshal([]byte(mustFerry(t, "inspect", out, "--json")), &idx); err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Releases) != 1 || idx.Releases[0].Digest != s.rel.Digest || idx.Tool.Name != "ferry" || len(idx.Volumes) != 1 {
+		t.Errorf("inspect --json: %+v", idx)
+	}
+	text := mustFerry(t, "inspect", out)
+	for _, want := range []string{s.rel.Digest.String(), "signature:", "unique blobs:", "volume 0: b.tar"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("inspect lacks %q:\n%s", want, text)
+		}
 	}
 }
