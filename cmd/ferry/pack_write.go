@@ -229,7 +229,7 @@ func (p *packWriter) fetchBlob(ctx context.Context, b *mirror.Blob, slot *bundle
 		line.reset()
 		rc, err := p.plan.OpenBlob(ctx, b)
 		if err != nil {
-			return err
+			return settled{err} // OpenBlob has retried already
 		}
 		defer rc.Close()
 		dst, finishCache := p.cacheWriter(b, slot)
@@ -245,6 +245,17 @@ func (p *packWriter) fetchBlob(ctx context.Context, b *mirror.Blob, slot *bundle
 		finishCache(true)
 		return nil
 	})
+}
+
+// settled is an error already retried as often as it should be: it hides
+// the cause's chain from registry.Do so the retries do not multiply.
+type settled struct{ err error }
+
+func (s settled) Error() string { return s.err.Error() }
+
+// Is keeps an interruption recognisable (exit code 130).
+func (s settled) Is(target error) bool {
+	return (target == context.Canceled || target == context.DeadlineExceeded) && errors.Is(s.err, target)
 }
 
 func shortDigest(d digest.Digest) string {
