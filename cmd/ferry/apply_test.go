@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,6 +22,7 @@ const targetRepo = "ocp4/openshift4"
 type packed struct {
 	*signedRelease
 	bundle string
+	outDir string // --output-dir unless a test gives its own
 }
 
 func newPacked(t *testing.T, opts testbed.ReleaseOptions, packFlags ...string) *packed {
@@ -28,12 +30,16 @@ func newPacked(t *testing.T, opts testbed.ReleaseOptions, packFlags ...string) *
 	s := newSignedRelease(t, opts)
 	out := filepath.Join(t.TempDir(), "bundle.tar")
 	mustFerry(t, s.packArgs(out, packFlags...)...)
-	return &packed{signedRelease: s, bundle: out}
+	return &packed{signedRelease: s, bundle: out, outDir: t.TempDir()}
 }
 
 func (p *packed) applyArgs(target *testbed.Registry, extra ...string) []string {
-	return append([]string{"apply", p.bundle, "--to", target.Host + "/" + targetRepo, "--dest-tls-verify=false",
-		"--keyring", p.keyFile, "--no-cluster", "--quiet", "--json"}, extra...)
+	args := []string{"apply", p.bundle, "--to", target.Host + "/" + targetRepo, "--dest-tls-verify=false",
+		"--keyring", p.keyFile, "--no-cluster", "--quiet", "--json"}
+	if !slices.Contains(extra, "--output-dir") {
+		args = append(args, "--output-dir", p.outDir)
+	}
+	return append(args, extra...)
 }
 
 func applySummaryOf(t *testing.T, stdout string) applySummary {
@@ -293,7 +299,7 @@ func TestApplyUnsignedNeedsFlag(t *testing.T) {
 	args := s.packArgs(out, "--allow-unsigned")
 	args[6] = stranger // --keyring: a key that did not sign it
 	mustFerry(t, args...)
-	p := &packed{signedRelease: s, bundle: out}
+	p := &packed{signedRelease: s, bundle: out, outDir: t.TempDir()}
 	target := testbed.NewMemoryRegistry(t)
 	code, stdout, errOut := ferry(t, p.applyArgs(target)...)
 	if code != exitVerification || !strings.Contains(stdout+errOut, "--allow-unsigned") {

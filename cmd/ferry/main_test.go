@@ -11,6 +11,8 @@ import (
 )
 
 // ferry runs one command line in-process and returns its exit code and output.
+// Never from parallel tests: urfave/cli keeps its help and version flags in
+// package variables, which concurrent runs race on.
 func ferry(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
