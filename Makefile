@@ -19,7 +19,7 @@ space   := $(empty) $(empty)
 # Exported so that plain `go test ./...` run from make (and from CI) sees the tags.
 export GOFLAGS := -buildvcs=false -tags=$(subst $(space),$(comma),$(GO_TAGS))
 
-.PHONY: all build test demo bench lint fmt clean
+.PHONY: all build test demo bench lint fmt clean docs release
 
 all: build
 
@@ -38,6 +38,21 @@ demo: build
 # none. No -race here: the baselines run in the test process.
 bench: build
 	FERRY_BIN=$(FERRY) FERRY_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchmark$$' -v ./e2e/
+
+# The command reference (markdown and man page) from the CLI definition; a
+# test fails when the committed copy is stale.
+docs:
+	$(GO) test -count=1 -run '^TestReferenceUpToDate$$' ./cmd/ferry/ -update-docs
+
+# Static binaries for the bastion's usual architectures, with checksums.
+RELEASE_ARCHES := amd64 arm64
+release:
+	rm -rf dist && mkdir -p dist
+	for arch in $(RELEASE_ARCHES); do \
+		$(BUILD_ENV) GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/ferry-linux-$$arch ./cmd/ferry || exit 1; \
+	done
+	cd dist && sha256sum ferry-linux-* > SHA256SUMS
+	@cat dist/SHA256SUMS
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

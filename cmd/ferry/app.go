@@ -32,10 +32,11 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: true,
 		Suggest:              true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log verbosity: debug, info, warn or error"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log verbosity: debug, info, warn or error", EnvVars: []string{"FERRY_LOG_LEVEL"}},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log lines as text or json (one object per line, for log collectors)", EnvVars: []string{"FERRY_LOG_FORMAT"}},
 		},
 		Before: func(c *cli.Context) error {
-			return env.setupLogging(c.String("log-level"))
+			return env.setupLogging(c.String("log-level"), c.String("log-format"))
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError(err)
@@ -49,6 +50,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			verifyCommand(env),
 			inspectCommand(env),
 			graphCommand(env),
+			completionCommand(env),
 			versionCommand(env),
 		},
 	}
@@ -74,12 +76,20 @@ type environment struct {
 	log    *slog.Logger
 }
 
-func (e *environment) setupLogging(level string) error {
+func (e *environment) setupLogging(level, format string) error {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return usageError(fmt.Errorf("--log-level %q: want debug, info, warn or error", level))
 	}
-	e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		e.log = slog.New(slog.NewTextHandler(e.stderr, opts))
+	case "json":
+		e.log = slog.New(slog.NewJSONHandler(e.stderr, opts))
+	default:
+		return usageError(fmt.Errorf("--log-format %q: want text or json", format))
+	}
 	// containers/image logs through logrus; keep it quiet unless debugging.
 	logrus.SetOutput(e.stderr)
 	if lvl <= slog.LevelDebug {

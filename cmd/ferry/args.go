@@ -11,7 +11,8 @@ import (
 // skopeo expect (urfave/cli v2 stops reading flags at the first argument).
 // Everything after "--" stays an argument.
 func interspersed(app *cli.App, args []string) []string {
-	if len(args) < 2 {
+	// Shell completion reads the raw command line; leave it alone.
+	if len(args) < 2 || args[len(args)-1] == "--generate-bash-completion" {
 		return args
 	}
 	out := []string{args[0]}

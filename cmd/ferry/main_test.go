@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -94,5 +95,38 @@ func TestParseSize(t *testing.T) {
 		if _, err := parseSize(bad); err == nil {
 			t.Errorf("parseSize(%q) succeeded", bad)
 		}
+	}
+}
+
+func TestCompletionScripts(t *testing.T) {
+	if out := mustFerry(t, "completion", "bash"); !strings.Contains(out, "complete -o default -o bashdefault -F _ferry_complete ferry") {
+		t.Errorf("bash script:\n%s", out)
+	}
+	if out := mustFerry(t, "completion", "zsh"); !strings.Contains(out, "compdef _ferry ferry") {
+		t.Errorf("zsh script:\n%s", out)
+	}
+	if code, _, errOut := ferry(t, "completion", "fish"); code != exitUsage || !strings.Contains(errOut, "fish") {
+		t.Errorf("unknown shell: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestLogFormatJSON(t *testing.T) {
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("HOME", t.TempDir())
+	// apply logs that no cluster is configured, then fails on the bundle.
+	code, _, errOut := ferry(t, "--log-format", "json", "apply", filepath.Join(t.TempDir(), "none.tar"), "--to", "registry.example/ocp4")
+	if code != exitVerification {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	first, _, _ := strings.Cut(errOut, "\n")
+	var line struct {
+		Level string `json:"level"`
+		Msg   string `json:"msg"`
+	}
+	if err := json.Unmarshal([]byte(first), &line); err != nil || line.Level != "INFO" || !strings.Contains(line.Msg, "no cluster") {
+		t.Errorf("first stderr line is not the JSON log line expected (%v): %q", err, first)
+	}
+	if code, _, errOut := ferry(t, "--log-format", "yaml", "version"); code != exitUsage || !strings.Contains(errOut, "yaml") {
+		t.Errorf("bad --log-format: exit %d\n%s", code, errOut)
 	}
 }
