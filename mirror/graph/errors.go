@@ -3,6 +3,8 @@ package graph
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ferryhq/ferry/mirror/internal/httpget"
 )
 
 // APIError is the update service's own error answer: a 4xx or 5xx status
@@ -23,24 +25,16 @@ func (e *APIError) Error() string {
 }
 
 // StatusError is an HTTP answer other than 200 whose body is not an
-// [APIError].
-type StatusError struct {
-	URL    string
-	Status string // e.g. "503 Service Unavailable"
-	Code   int
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("GET %s: %s", e.URL, e.Status)
-}
+// [APIError]: URL, Status (e.g. "503 Service Unavailable") and Code. Its
+// message is "GET <URL>: <Status>". Package signature's StatusError is the
+// same type.
+type StatusError = httpget.StatusError
 
 // TooLargeError means the graph (or an error body) is larger than the cap
 // it is read with: [MaxGraphSize] unless FetchOptions.MaxBody says
-// otherwise.
-type TooLargeError struct {
-	URL   string
-	Limit int64
-}
+// otherwise. Its fields are URL, where the graph was read from, and Limit,
+// the cap in bytes.
+type TooLargeError httpget.TooLargeError
 
 func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("%s: update graph larger than the %d-byte limit (graph.MaxGraphSize)", e.URL, e.Limit)

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ferryhq/ferry/mirror/internal/httpget"
 )
 
 // UnknownKeyError means the signature was made by a key that is not in the
@@ -173,22 +175,14 @@ func (e *FetchError) Unwrap() []error {
 }
 
 // TooLargeError means a store answered with a body larger than the limit.
-type TooLargeError struct {
-	URL   string
-	Limit int64
-}
+// Its fields are URL, the signature's, and Limit, the cap in bytes.
+type TooLargeError httpget.TooLargeError
 
 func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("%s: body larger than the %d-byte limit for a signature", e.URL, e.Limit)
 }
 
-// StatusError is an HTTP answer that is neither a signature nor a 404.
-type StatusError struct {
-	URL    string
-	Status string // e.g. "503 Service Unavailable"
-	Code   int
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("GET %s: %s", e.URL, e.Status)
-}
+// StatusError is an HTTP answer that is neither a signature nor a 404:
+// URL, Status (e.g. "503 Service Unavailable") and Code. Its message is
+// "GET <URL>: <Status>". Package graph's StatusError is the same type.
+type StatusError = httpget.StatusError

@@ -2,24 +2,15 @@ package signature
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ferryhq/ferry/mirror/internal/httpget"
 )
 
 // DefaultStores are Red Hat's two official release signature stores
@@ -162,12 +153,13 @@ func (f *Fetcher) Fetch(ctx context.Context, d digest.Digest) (*FetchResult, err
 	}
 	client := f.Client
 	if client == nil {
-		client = defaultClient()
+		client = httpget.NewClient(DefaultRequestTimeout)
 		defer client.CloseIdleConnections()
 	}
+	g := f.getter(client)
 	var tried []Attempt
 	for i, base := range bases {
-		sigs, err := f.fetchStore(ctx, client, stores[i], base, d, &tried)
+		sigs, err := f.fetchStore(ctx, g, stores[i], base, d, &tried)
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("fetch signatures of %s: %w", d, context.Cause(ctx))
 		}
@@ -206,7 +198,7 @@ func parseStore(s string) (*url.URL, error) {
 // fetchStore reads the signatures of d from one store. It returns an error
 // when the store failed on some signature; no signature and no error means
 // the store has none.
-func (f *Fetcher) fetchStore(ctx context.Context, client *http.Client, store string, base *url.URL, d digest.Digest, tried *[]Attempt) ([]Fetched, error) {
+func (f *Fetcher) fetchStore(ctx context.Context, g *httpget.Getter, store string, base *url.URL, d digest.Digest, tried *[]Attempt) ([]Fetched, error) {
 	maxSigs := f.MaxSignatures
 	if maxSigs <= 0 {
 		maxSigs = DefaultMaxSignatures
@@ -214,7 +206,7 @@ func (f *Fetcher) fetchStore(ctx context.Context, client *http.Client, store str
 	var sigs []Fetched
 	for n := 1; n <= maxSigs; n++ {
 		u := base.JoinPath(StorePath(d, n))
-		data, tries, err := f.get(ctx, client, u)
+		data, tries, err := g.Get(ctx, u)
 		a := Attempt{URL: u.String()}
 		switch {
 		case err == nil && data == nil:
@@ -239,71 +231,18 @@ func (f *Fetcher) fetchStore(ctx context.Context, client *http.Client, store str
 	return sigs, nil
 }
 
-// get reads u, retrying transient failures. It returns nil data and no
-// error for not-found, and how many tries it made.
-func (f *Fetcher) get(ctx context.Context, client *http.Client, u *url.URL) (data []byte, tries int, err error) {
-	if u.Scheme == "file" {
-		data, err := f.readFile(u)
-		return data, 1, err
-	}
-	attempts := f.Retry.Attempts
-	if attempts <= 0 {
-		attempts = DefaultAttempts
-	}
-	for tries = 1; ; tries++ {
-		data, err := f.getOnce(ctx, client, u)
-		var t *transientError
-		if err == nil || !errors.As(err, &t) || tries >= attempts || ctx.Err() != nil {
-			return data, tries, err
-		}
-		wait := f.backoff(tries)
-		if t.hasRetryAfter {
-			if maxDelay := f.maxDelay(); t.retryAfter > maxDelay {
-				return nil, tries, &retryAfterError{err: err, after: t.retryAfter, limit: maxDelay}
-			}
-			wait = t.retryAfter
-		}
-		if err := sleep(ctx, wait); err != nil {
-			return nil, tries, err
-		}
-	}
-}
-
-// transientError marks a failure worth retrying; retryAfter is the
-// server's Retry-After, if it gave one.
-type transientError struct {
-	err           error
-	retryAfter    time.Duration
-	hasRetryAfter bool
-}
-
-func (e *transientError) Error() string { return e.err.Error() }
-func (e *transientError) Unwrap() error { return e.err }
-
-// retryAfterError ends the retries of a store that asks to wait too long.
-type retryAfterError struct {
-	err          error
-	after, limit time.Duration
-}
-
-func (e *retryAfterError) Error() string {
-	return fmt.Sprintf("%v; the store asks to retry after %s, more than the %s limit", e.err, e.after, e.limit)
-}
-
-func (e *retryAfterError) Unwrap() error { return e.err }
-
 // answerFor describes a failure for Attempt.Answer, without repeating the
 // URL the Attempt already names.
 func answerFor(err error) string {
 	var (
-		ra       *retryAfterError
+		ra       *httpget.RetryAfterError
 		status   *StatusError
 		tooLarge *TooLargeError
 		urlErr   *url.Error
 	)
 	switch {
 	case errors.As(err, &ra):
-		return fmt.Sprintf("%s; asks to retry after %s, more than the %s limit", answerFor(ra.err), ra.after, ra.limit)
+		return fmt.Sprintf("%s; asks to retry after %s, more than the %s limit", answerFor(ra.Err), ra.After, ra.Limit)
 	case errors.As(err, &status):
 		return status.Status
 	case errors.As(err, &tooLarge):
@@ -314,198 +253,31 @@ func answerFor(err error) string {
 	return err.Error()
 }
 
-// getOnce makes one GET. A transient failure is a *transientError.
-func (f *Fetcher) getOnce(ctx context.Context, client *http.Client, u *url.URL) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, err)
-	}
+// getter reads one signature from a store over client.
+func (f *Fetcher) getter(client *http.Client) *httpget.Getter {
 	ua := f.UserAgent
 	if ua == "" {
 		ua = "ferry"
 	}
-	req.Header.Set("User-Agent", ua)
-	resp, err := client.Do(req)
-	if err != nil {
-		if transientNetError(err) {
-			return nil, &transientError{err: err}
-		}
-		return nil, err
+	maxBody := f.MaxBody
+	if maxBody <= 0 {
+		maxBody = MaxSignatureSize
 	}
-	defer resp.Body.Close()
-
-	switch {
-	case resp.StatusCode == http.StatusOK:
-		limit := f.maxBody()
-		if resp.ContentLength > limit {
-			return nil, &TooLargeError{URL: u.String(), Limit: limit}
-		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-		if err != nil {
-			// Cut off mid-body: the next try may get it whole.
-			return nil, &transientError{err: fmt.Errorf("GET %s: reading body: %w", u, err)}
-		}
-		if int64(len(data)) > limit {
-			return nil, &TooLargeError{URL: u.String(), Limit: limit}
-		}
-		return data, nil
-	case resp.StatusCode == http.StatusNotFound:
-		drain(resp.Body)
-		return nil, nil
+	return &httpget.Getter{
+		Client:     client,
+		Header:     http.Header{"User-Agent": {ua}},
+		MaxBody:    maxBody,
+		ErrorBody:  errorBodyDrain,
+		Retry:      f.Retry.policy(),
+		NotFoundOK: true,
+		What:       "signature",
+		Server:     "store",
+		TooLarge:   func(u string, limit int64) error { return &TooLargeError{URL: u, Limit: limit} },
 	}
-	drain(resp.Body)
-	err = &StatusError{URL: u.String(), Status: resp.Status, Code: resp.StatusCode}
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		after, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		return nil, &transientError{err: err, retryAfter: after, hasRetryAfter: ok}
-	case http.StatusNotImplemented, http.StatusHTTPVersionNotSupported:
-		return nil, err // server errors that will not go away
-	}
-	if resp.StatusCode >= 500 {
-		return nil, &transientError{err: err}
-	}
-	return nil, err
 }
 
-// readFile reads signature u of a file:// store; a missing file is
-// not-found.
-func (f *Fetcher) readFile(u *url.URL) (data []byte, err error) {
-	path := filepath.FromSlash(u.Path)
-	file, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read signature: %w", err)
-	}
-	defer func() {
-		if cerr := file.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("read signature %s: close: %w", path, cerr)
-		}
-	}()
-	limit := f.maxBody()
-	data, err = io.ReadAll(io.LimitReader(file, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read signature %s: %w", path, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, &TooLargeError{URL: u.String(), Limit: limit}
-	}
-	// Distinguish an empty file from not-found: it is a (bad) signature.
-	if data == nil {
-		data = []byte{}
-	}
-	return data, nil
-}
-
-// defaultClient is the client of a Fetcher without one.
-func defaultClient() *http.Client {
-	// http.DefaultTransport's clone keeps ProxyFromEnvironment, the
-	// dialer timeouts and HTTP/2.
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = http.ProxyFromEnvironment
-	return &http.Client{Transport: t, Timeout: DefaultRequestTimeout}
-}
-
-func (f *Fetcher) maxBody() int64 {
-	if f.MaxBody > 0 {
-		return f.MaxBody
-	}
-	return MaxSignatureSize
-}
-
-func (f *Fetcher) maxDelay() time.Duration {
-	if f.Retry.MaxDelay > 0 {
-		return f.Retry.MaxDelay
-	}
-	return DefaultMaxDelay
-}
-
-// backoff is the wait after the given try: BaseDelay doubled per try,
-// capped at MaxDelay, with the upper half jittered so that many clients
-// do not retry in step.
-func (f *Fetcher) backoff(try int) time.Duration {
-	base := f.Retry.BaseDelay
-	if base <= 0 {
-		base = DefaultBaseDelay
-	}
-	d := f.maxDelay()
-	if try-1 < 30 { // beyond that the shift overflows, and d is capped anyway
-		if b := base << (try - 1); b > 0 && b < d {
-			d = b
-		}
-	}
-	if half := int64(d / 2); half > 0 {
-		return time.Duration(half + rand.Int64N(half+1))
-	}
-	return d
-}
-
-// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP
-// date. ok is false when there is none or it does not parse.
-func parseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		if secs > int64(24*time.Hour/time.Second) {
-			secs = int64(24 * time.Hour / time.Second)
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
-}
-
-// transientNetError tells whether a request failure may go away on its
-// own: a refused, reset or timed-out connection, or one closed early.
-// Certificate and DNS-name failures will not.
-func transientNetError(err error) bool {
-	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostname         x509.HostnameError
-		invalid          x509.CertificateInvalidError
-		verify           *tls.CertificateVerificationError
-		dnsErr           *net.DNSError
-	)
-	switch {
-	case errors.Is(err, context.Canceled):
-		return false // the caller gave up; Fetch notices its context
-	case errors.As(err, &unknownAuthority), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
-		return false
-	case errors.As(err, &dnsErr):
-		return dnsErr.IsTimeout || dnsErr.IsTemporary
-	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return true
-	}
-	var netErr net.Error
-	return errors.As(err, &netErr) && netErr.Timeout()
-}
-
-func drain(r io.Reader) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(r, errorBodyDrain))
-}
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
-	}
+// policy is r with the Fetcher defaults applied.
+func (r Retry) policy() httpget.Retry {
+	return httpget.Retry{Attempts: r.Attempts, BaseDelay: r.BaseDelay, MaxDelay: r.MaxDelay}.WithDefaults(
+		httpget.Retry{Attempts: DefaultAttempts, BaseDelay: DefaultBaseDelay, MaxDelay: DefaultMaxDelay})
 }

@@ -1,0 +1,272 @@
+// Package httpget reads one small document (a signature, an update graph)
+// from an http, https or file:// URL, for the fetchers of package mirror's
+// subpackages.
+//
+// A [Getter] caps what it reads into memory, retries transient failures
+// with exponential backoff and jitter, honours Retry-After, and leaves
+// everything a caller's users see to the caller: the client and headers,
+// the limits and retry policy with their defaults already applied, and the
+// typed errors its failures become. It keeps no state between calls and
+// reads no global configuration.
+//
+// Transient failures, the ones retried, are: a connection refused, reset,
+// aborted or closed early; a timeout; a body cut short; a 429 or a 5xx
+// answer other than 501 and 505. Everything else, including a body over
+// the cap and TLS or DNS-name failures, fails at once.
+package httpget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// NewClient returns the client a fetcher uses when its caller gives none:
+// it honours the proxy environment (HTTPS_PROXY, NO_PROXY, ...), keeps
+// http.DefaultTransport's dialer timeouts and HTTP/2, and times a request
+// out after timeout. The caller owns it and should CloseIdleConnections
+// when done.
+func NewClient(timeout time.Duration) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = http.ProxyFromEnvironment
+	return &http.Client{Transport: t, Timeout: timeout}
+}
+
+// Getter reads documents. Fill in Client (for http and https), MaxBody and
+// Retry; the other fields may be left zero. A Getter is safe for concurrent use if its
+// Client and hooks are.
+type Getter struct {
+	// Client makes the requests; it is not used for file:// URLs.
+	Client *http.Client
+	// Header is sent with each request (User-Agent, Accept, ...).
+	Header http.Header
+	// MaxBody caps a document, over HTTP or from a file. A larger one
+	// fails with the TooLarge error and is not retried; 0 allows only an
+	// empty document.
+	MaxBody int64
+	// ErrorBody is how much of the body of an answer other than 200 is
+	// read: it is given to StatusError, and reading it lets the
+	// connection be reused.
+	ErrorBody int64
+	// Retry is the retry policy, its defaults already applied.
+	Retry Retry
+
+	// NotFoundOK makes a 404 answer or a missing file a not-found: Get
+	// returns a nil body and no error. Otherwise they are errors.
+	NotFoundOK bool
+	// Redact masks the password of a URL in errors (see url.URL.Redacted).
+	Redact bool
+	// NoteTries makes an error that ends the retries because the tries ran
+	// out say how many there were: "... (after 3 tries)".
+	NoteTries bool
+	// What names the document in errors reading a file: "read <What> ...".
+	What string
+	// Server names the server in a *RetryAfterError: "the <Server> asks
+	// ..."; empty means "server".
+	Server string
+
+	// TooLarge makes the error for a document over MaxBody, given its URL
+	// as errors show it. Nil means a *TooLargeError.
+	TooLarge func(url string, limit int64) error
+	// StatusError makes the error for an answer other than 200 (or a 404
+	// under NotFoundOK), given the URL as errors show it, the answer and
+	// up to ErrorBody bytes of its body. Whether it is retried depends on
+	// the status code alone. Nil means a *StatusError.
+	StatusError func(url string, resp *http.Response, body []byte) error
+}
+
+// StatusError is an HTTP answer other than 200, as a Getter without a
+// StatusError hook reports it.
+type StatusError struct {
+	URL    string
+	Status string // e.g. "503 Service Unavailable"
+	Code   int
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("GET %s: %s", e.URL, e.Status)
+}
+
+// TooLargeError is a document over the cap, as a Getter without a
+// TooLarge hook reports it. Callers with messages of their own define
+// their error types on its fields: type TooLargeError httpget.TooLargeError.
+type TooLargeError struct {
+	URL   string // where the document was read from
+	Limit int64  // the cap, in bytes
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%s: body larger than the %d-byte limit", e.URL, e.Limit)
+}
+
+// RetryAfterError ends the retries when a server's Retry-After asks for a
+// longer wait than Retry.MaxDelay allows.
+type RetryAfterError struct {
+	// Err is the failure of the answer that asked.
+	Err error
+	// After is the wait asked for; Limit is Retry.MaxDelay.
+	After, Limit time.Duration
+
+	server string
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v; the %s asks to retry after %s, more than the %s limit", e.Err, e.server, e.After, e.Limit)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// Get reads the document at u, an http, https or file:// URL, retrying
+// transient failures over HTTP. It returns the document (empty but not nil
+// for an empty one) and how many tries it made: 1 for a file.
+//
+// A failure is, as the Getter's fields say, the StatusError or TooLarge
+// error, a *RetryAfterError, the client's or the file system's error with
+// context, or context.Cause(ctx) when ctx ends during a wait. An error that
+// was retried unwraps to the last try's.
+func (g *Getter) Get(ctx context.Context, u *url.URL) (body []byte, tries int, err error) {
+	if u.Scheme == "file" {
+		body, err := g.readFile(u)
+		return body, 1, err
+	}
+	attempts := max(g.Retry.Attempts, 1)
+	for tries = 1; ; tries++ {
+		body, err := g.getOnce(ctx, u)
+		var t *transientError
+		if err == nil || !errors.As(err, &t) || ctx.Err() != nil {
+			return body, tries, err
+		}
+		if tries >= attempts {
+			if g.NoteTries && tries > 1 {
+				err = fmt.Errorf("%w (after %d tries)", err, tries)
+			}
+			return nil, tries, err
+		}
+		wait := g.Retry.backoff(tries)
+		if t.hasRetryAfter {
+			if t.retryAfter > g.Retry.MaxDelay {
+				return nil, tries, &RetryAfterError{Err: err, After: t.retryAfter, Limit: g.Retry.MaxDelay, server: g.server()}
+			}
+			wait = t.retryAfter
+		}
+		if g.Retry.OnRetry != nil {
+			g.Retry.OnRetry(tries, err, wait)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, tries, err
+		}
+	}
+}
+
+// getOnce makes one request. A failure worth retrying is a *transientError.
+func (g *Getter) getOnce(ctx context.Context, u *url.URL) ([]byte, error) {
+	shown := g.show(u)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", shown, err)
+	}
+	for k, vs := range g.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	resp, err := g.Client.Do(req)
+	if err != nil {
+		if transientNetError(err) {
+			return nil, &transientError{err: err}
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode == http.StatusOK {
+		if resp.ContentLength > g.MaxBody {
+			return nil, g.tooLarge(shown)
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, g.MaxBody+1))
+		if err != nil {
+			// Cut off mid-body: the next try may get it whole.
+			return nil, &transientError{err: fmt.Errorf("GET %s: reading body: %w", shown, err)}
+		}
+		if int64(len(data)) > g.MaxBody {
+			return nil, g.tooLarge(shown)
+		}
+		return data, nil
+	}
+
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, g.ErrorBody))
+	if resp.StatusCode == http.StatusNotFound && g.NotFoundOK {
+		return nil, nil
+	}
+	if g.StatusError != nil {
+		err = g.StatusError(shown, resp, body)
+	} else {
+		err = &StatusError{URL: shown, Status: resp.Status, Code: resp.StatusCode}
+	}
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		after, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return nil, &transientError{err: err, retryAfter: after, hasRetryAfter: ok}
+	case resp.StatusCode == http.StatusNotImplemented || resp.StatusCode == http.StatusHTTPVersionNotSupported:
+		return nil, err // server errors that will not go away
+	case resp.StatusCode >= 500:
+		return nil, &transientError{err: err}
+	}
+	return nil, err
+}
+
+// readFile reads the document of a file:// URL.
+func (g *Getter) readFile(u *url.URL) (data []byte, err error) {
+	path := filepath.FromSlash(u.Path)
+	f, err := os.Open(path)
+	if g.NotFoundOK && errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", g.What, err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("read %s %s: close: %w", g.What, path, cerr)
+		}
+	}()
+	data, err = io.ReadAll(io.LimitReader(f, g.MaxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", g.What, path, err)
+	}
+	if int64(len(data)) > g.MaxBody {
+		return nil, g.tooLarge(u.String())
+	}
+	if data == nil {
+		data = []byte{} // an empty file is an empty document, not a not-found
+	}
+	return data, nil
+}
+
+func (g *Getter) show(u *url.URL) string {
+	if g.Redact {
+		return u.Redacted()
+	}
+	return u.String()
+}
+
+func (g *Getter) tooLarge(url string) error {
+	if g.TooLarge != nil {
+		return g.TooLarge(url, g.MaxBody)
+	}
+	return &TooLargeError{URL: url, Limit: g.MaxBody}
+}
+
+func (g *Getter) server() string {
+	if g.Server == "" {
+		return "server"
+	}
+	return g.Server
+}
