@@ -53,5 +53,5 @@ func (f *trustFlags) keyringFlag() cli.Flag {
 
 func (f *trustFlags) storeFlag() cli.Flag {
 	return &cli.StringSliceFlag{Name: "signature-store", Usage: "signature store URL, http(s):// or file:// (repeatable, tried in order; " +
-		"default: Red Hat's two official stores)", Destination: &f.stores, Category: "Signatures"}
+		"default: Red Hat's two official stores)", EnvVars: []string{"FERRY_SIGNATURE_STORES"}, Destination: &f.stores, Category: "Signatures"}
 }

@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferryhq/ferry/e2e/testbed"
+)
+
+// journeyMarker precedes each README code block that TestReadmeJourney runs.
+const journeyMarker = "<!-- journey -->"
+
+// TestReadmeJourney runs the README's journey, block by block and in order,
+// against the test bed: the release registry stands in for quay.io and the
+// mirror for registry.example:5000, both plain HTTP through a registries.conf
+// that marks them insecure, as an admin's test setup would. `oc` is not run.
+func TestReadmeJourney(t *testing.T) {
+	script := readmeJourney(t)
+	src := testbed.NewRegistry(t)
+	rel := testbed.BuildRelease(t, src.Host, testbed.ReleaseOptions{Components: 8, Sigstore: true})
+	key := testbed.NewKey(t, "release")
+	store := testbed.NewSignatureStore(t)
+	store.SignRelease(t, key, rel)
+	dst := testbed.NewRegistry(t)
+
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"redhat-release-key.asc": string(key.PublicArmored(t)),
+		"pull-secret.json":       `{"auths":{"` + src.Host + `":{"auth":"` + "dXNlcjpwYXNz" + `"}}}`,
+		"mirror-auth.json":       `{"auths":{"` + dst.Host + `":{"auth":"` + "dXNlcjpwYXNz" + `"}}}`,
+		"registries.conf": fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n\n[[registry]]\nlocation = %q\ninsecure = true\n",
+			src.Host, dst.Host),
+	})
+	script = strings.NewReplacer("quay.io/", src.Host+"/", "registry.example:5000", dst.Host).Replace(script)
+	kubeconfig := maybeKube(t)
+	if kubeconfig == "" {
+		kubeconfig = filepath.Join(dir, "no-cluster") // apply then renders only
+	}
+	cmd := exec.CommandContext(t.Context(), "sh", "-c", "set -ex\noc() { echo \"(oc $*: not run by the test)\"; }\n"+script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"PATH="+filepath.Dir(ferryBin)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"HOME="+dir,
+		"KUBECONFIG="+kubeconfig,
+		"CONTAINERS_REGISTRIES_CONF="+filepath.Join(dir, "registries.conf"),
+		"FERRY_SIGNATURE_STORES="+store.URL,
+	)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README journey failed: %v\n%s", err, out)
+	}
+	data, _, err := dst.Client().GetManifest(context.Background(), "ocp4/openshift4", rel.Version+"-"+rel.Arch)
+	if err != nil || !bytes.Equal(data, rel.Manifest) {
+		t.Errorf("after the journey the mirror does not serve the release (%v)\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--to-image="+dst.Host+"/ocp4/openshift4@"+rel.Digest.String()) {
+		t.Errorf("apply did not print the next step\n%s", out)
+	}
+}
+
+// readmeJourney joins the README's journey blocks into one script.
+func readmeJourney(t *testing.T) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(repoRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var script strings.Builder
+	blocks := 0
+	armed, inBlock := false, false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.TrimSpace(line) == journeyMarker:
+			armed = true
+		case armed && strings.HasPrefix(line, "```"):
+			armed, inBlock = false, true
+			blocks++
+		case inBlock && strings.HasPrefix(line, "```"):
+			inBlock = false
+		case inBlock:
+			script.WriteString(line + "\n")
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if blocks < 3 {
+		t.Fatalf("README.md has %d journey blocks; want the internet host, the bastion and the cluster", blocks)
+	}
+	return script.String()
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
