@@ -25,6 +25,10 @@ const (
 	// VolumeMarkerName is the first entry of every volume, naming the bundle
 	// and the volume's number.
 	VolumeMarkerName = "ferry-volume.json"
+	// SelfName is where a bundle may carry the ferry binary that made it, at
+	// the top of volume 0 and executable, so that `tar -xf bundle.tar ferry`
+	// gives the bastion the very version that wrote the bundle.
+	SelfName = "ferry"
 	// MaxIndexSize caps the index a reader accepts: large enough for
 	// hundreds of thousands of files, small enough to hold in memory.
 	MaxIndexSize = 64 << 20

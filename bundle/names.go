@@ -21,7 +21,7 @@ const (
 // checkName accepts the names a bundle may hold: clean, relative, slash
 // separated, made of a conservative character set (so no backslash, colon
 // or control character can mean something else to another tar or file
-// system), and either the volume marker or under mirror/.
+// system), and either the volume marker, ferry's own binary or under mirror/.
 func checkName(name string) error {
 	switch {
 	case name == "":
@@ -44,7 +44,7 @@ func checkName(name string) error {
 			return errors.New("a .. element leads out of the bundle")
 		}
 	}
-	if name == VolumeMarkerName {
+	if name == VolumeMarkerName || name == SelfName {
 		return nil
 	}
 	if name == IndexName {

@@ -268,10 +268,14 @@ func (w *Writer) newVolume() (*volume, error) {
 func (w *Writer) header(name string, size int64, pax map[string]string) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
+	mode := int64(0o644)
+	if name == SelfName {
+		mode = 0o755 // runs straight out of `tar -xf`
+	}
 	err := tw.WriteHeader(&tar.Header{
 		Typeflag:   tar.TypeReg,
 		Name:       name,
-		Mode:       0o644,
+		Mode:       mode,
 		Size:       size,
 		ModTime:    w.mtime,
 		PAXRecords: pax,
@@ -409,8 +413,8 @@ func (w *Writer) Reserve(name string, size int64, sha256hex string) (*Slot, erro
 // held.
 func (w *Writer) volumeFor(name string, size, need int64) (*volume, error) {
 	limit := w.opts.VolumeSize
-	if limit == 0 {
-		return w.vols[0], nil
+	if limit == 0 || name == SelfName {
+		return w.vols[0], nil // ferry's binary opens the first volume, for tar -xf
 	}
 	if last := w.vols[len(w.vols)-1]; last.num > 0 && last.end+need+endOfArchive <= limit {
 		return last, nil
