@@ -105,6 +105,7 @@ func (r *Reader) checkContent(rep *Report) {
 	c.images()
 	c.layout()
 	c.releases()
+	c.updatePath()
 }
 
 func (c *contentCheck) fault(file, format string, args ...any) {
@@ -292,6 +293,20 @@ func (c *contentCheck) releases() {
 		}
 		if _, ok := c.r.files[rel.ConfigMap]; rel.ConfigMap != "" && !ok {
 			c.fault(rel.ConfigMap, "signature ConfigMap of %s is not in the bundle", from)
+		}
+	}
+}
+
+// updatePath checks that every version of the update path is a release of
+// the bundle: apply prints one upgrade step per hop.
+func (c *contentCheck) updatePath() {
+	versions := make(map[string]bool, len(c.r.idx.Releases))
+	for _, rel := range c.r.idx.Releases {
+		versions[rel.Version] = true
+	}
+	for i, v := range c.r.idx.UpdatePath {
+		if !versions[v] {
+			c.fault(IndexName, "updatePath[%d] %s is not a release of the bundle", i, v)
 		}
 	}
 }

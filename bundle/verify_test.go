@@ -391,6 +391,13 @@ func TestContentChecks(t *testing.T) {
 			t.Fatalf("verify: %v %v", err, rep.Err())
 		}
 	})
+	t.Run("update path names a release not carried", func(t *testing.T) {
+		fx := smallFixture()
+		fx.idx.UpdatePath = []string{fx.idx.Releases[0].Version, "9.9.9"}
+		path := filepath.Join(t.TempDir(), "bundle.tar")
+		writeFixture(t, path, WriteOptions{}, fx)
+		mustFault(t, path, ReadOptions{}, "updatePath[1] 9.9.9 is not a release of the bundle")
+	})
 	t.Run("missing child", func(t *testing.T) {
 		fx := smallFixture()
 		child := fx.idx.Images[1].Digest

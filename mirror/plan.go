@@ -101,6 +101,11 @@ type Blob struct {
 	Size       int64
 	MediaType  string
 	Repository string
+	// ReleaseFiles marks a layer of a release image that the walk read
+	// release-manifests/ from. Checking the chain of trust offline reads
+	// exactly these layers again, so a bundle must carry them even when
+	// the target already holds them.
+	ReleaseFiles bool
 }
 
 // Planner walks releases through a registry.

@@ -98,15 +98,20 @@ func (w *walk) readImageReferences(ctx context.Context, src *registry.Source, re
 	return nil
 }
 
+// layerOpeners opens img's layers from src, marking each layer opened as
+// holding release files (Blob.ReleaseFiles).
 func (w *walk) layerOpeners(src *registry.Source, img *Image) []release.LayerOpener {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var openers []release.LayerOpener
 	// Blobs[0] is the config; the rest are layers, bottom first.
 	for _, d := range img.Blobs[1:] {
-		size := w.blobs[d].Size
+		b := w.blobs[d]
 		openers = append(openers, func(ctx context.Context) (io.ReadCloser, error) {
-			return src.VerifiedBlob(ctx, d, size)
+			w.mu.Lock()
+			b.ReleaseFiles = true
+			w.mu.Unlock()
+			return src.VerifiedBlob(ctx, b.Digest, b.Size)
 		})
 	}
 	return openers

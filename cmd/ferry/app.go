@@ -50,6 +50,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			verifyCommand(env),
 			inspectCommand(env),
 			graphCommand(env),
+			inventoryCommand(env),
 			completionCommand(env),
 			versionCommand(env),
 		},
@@ -107,6 +108,11 @@ func versionCommand(env *environment) *cli.Command {
 	return &cli.Command{
 		Name:  "version",
 		Usage: "print ferry's version, commit, Go version and bundle format",
+		Description: `The bundle format is the version of the tar layout and index that this ferry
+reads and writes; a bundle is applied with the ferry that made it (it travels inside).
+
+Example:
+  ferry version`,
 		Action: func(*cli.Context) error {
 			fmt.Fprintf(env.stdout, "ferry %s\ncommit: %s\ngo: %s\nbundle format: %d\n",
 				version, commit, runtime.Version(), bundle.FormatVersion)

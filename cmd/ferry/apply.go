@@ -91,6 +91,8 @@ type applySummary struct {
 	BytesPushed   int64         `json:"bytesPushed"`
 	Manifests     int           `json:"manifests"`
 	Tags          int           `json:"tags"`
+	Prerequisites int           `json:"prerequisites,omitempty"` // blobs left out, found in the target
+	UpdatePath    []string      `json:"updatePath,omitempty"`
 	Unverified    []string      `json:"unverified,omitempty"`
 	Rendered      []string      `json:"rendered"`
 	Applied       []string      `json:"applied,omitempty"`
@@ -159,7 +161,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 			return fmt.Errorf("images are pushed and manifests written to %s, but applying them failed: %w", o.outDir(r.Index()), err)
 		}
 	}
-	sum.NextSteps = nextSteps(r.Index(), o.to)
+	sum.NextSteps, sum.UpdatePath = nextSteps(r.Index(), o.to), r.Index().UpdatePath
 	sum.WallTime = time.Since(start)
 	return sum.print(env, o.json)
 }
@@ -235,10 +237,23 @@ func checkRepositoryArg(s string) error {
 	return nil
 }
 
-// nextSteps are the upgrade commands, one per release in the bundle's order.
+// nextSteps are the upgrade commands: one per hop of the bundle's update
+// path, in order (its first version is where the cluster starts), else one
+// per release in the bundle's order.
 func nextSteps(idx *bundle.Index, target string) []string {
+	releases := idx.Releases
+	if len(idx.UpdatePath) > 0 {
+		byVersion := map[string]bundle.Release{}
+		for _, r := range idx.Releases {
+			byVersion[r.Version] = r
+		}
+		releases = nil
+		for _, v := range idx.UpdatePath[1:] {
+			releases = append(releases, byVersion[v]) // bundle.Verify checked each is there
+		}
+	}
 	var steps []string
-	for _, r := range idx.Releases {
+	for _, r := range releases {
 		steps = append(steps, fmt.Sprintf("oc adm upgrade --allow-explicit-upgrade --to-image=%s@%s", target, r.Digest))
 	}
 	return steps
@@ -260,6 +275,12 @@ func (s *applySummary) print(env *environment, asJSON bool) error {
 	}
 	for _, a := range s.Applied {
 		fmt.Fprintf(out, "applied: %s\n", a)
+	}
+	if s.Prerequisites > 0 {
+		fmt.Fprintf(out, "all %d prerequisites of this incremental bundle were in the target already\n", s.Prerequisites)
+	}
+	if len(s.UpdatePath) > 1 {
+		fmt.Fprintf(out, "update path: %s; run each step and let it complete before the next\n", strings.Join(s.UpdatePath, " -> "))
 	}
 	if len(s.NextSteps) > 0 {
 		fmt.Fprintln(out, "next, on the cluster:")

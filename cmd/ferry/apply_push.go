@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
@@ -45,6 +47,9 @@ func (p *pusher) push(ctx context.Context, sum *applySummary) (err error) {
 		return fmt.Errorf("open %s: %w", p.target, err)
 	}
 	defer closeInto(&err, dest, p.target)
+	if err := p.checkPrerequisites(ctx, dest, sum); err != nil {
+		return err
+	}
 	if p.dryRun {
 		return p.plan(ctx, dest, blobs, order, sum)
 	}
@@ -79,9 +84,13 @@ func (p *pusher) push(ctx context.Context, sum *applySummary) (err error) {
 	return nil
 }
 
-// blobs are the configs and layers the bundle's images reference, once each.
+// blobs are the configs and layers the bundle's images reference, once
+// each, but for prerequisites: those the target holds already.
 func (p *pusher) blobs() ([]pushBlob, error) {
 	seen := map[digest.Digest]bool{}
+	for _, pr := range p.r.Index().Prerequisites {
+		seen[pr.Digest] = true
+	}
 	var out []pushBlob
 	for _, img := range p.r.Index().Images {
 		for _, d := range img.Blobs {
@@ -97,6 +106,44 @@ func (p *pusher) blobs() ([]pushBlob, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkPrerequisites makes sure the target holds every blob an incremental
+// bundle left out, before anything is pushed; it names the missing ones.
+func (p *pusher) checkPrerequisites(ctx context.Context, dest *registry.Destination, sum *applySummary) error {
+	prereqs := p.r.Index().Prerequisites
+	if len(prereqs) == 0 {
+		return nil
+	}
+	var mu sync.Mutex
+	var missing []digest.Digest
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.parallel)
+	for _, pr := range prereqs {
+		g.Go(func() error {
+			has, err := dest.HasBlob(gctx, pr.Digest, pr.Size)
+			if err != nil {
+				return fmt.Errorf("checking prerequisite %s: %w", pr.Digest, err)
+			}
+			if !has {
+				mu.Lock()
+				missing = append(missing, pr.Digest)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return verificationError(fmt.Errorf("%s lacks %d of the bundle's %d prerequisites (blobs it left out because the mirror held them): %s; "+
+			"nothing was pushed: apply a bundle that carries them first, or pack one without --since",
+			p.target, len(missing), len(prereqs), missingSummary(missing)))
+	}
+	sum.Prerequisites = len(prereqs)
+	return nil
 }
 
 // manifestOrder lists each manifest once, every single-image manifest

@@ -10,7 +10,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/mirror"
+	"github.com/ferryhq/ferry/mirror/inventory"
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/release"
 	"github.com/ferryhq/ferry/mirror/signature"
@@ -29,6 +31,8 @@ type packOptions struct {
 	quiet         bool
 	json          bool
 	force         bool
+	since         string
+	graph         graphSelection
 	registry      registryFlags
 	trust         trustFlags
 }
@@ -46,9 +50,12 @@ func packCommand(env *environment) *cli.Command {
 		&cli.BoolFlag{Name: "dry-run", Usage: "list what would be packed, with sizes; fetches no layer", Destination: &o.dryRun},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress, only errors and the summary", Destination: &o.quiet},
 		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON", Destination: &o.json},
+		&cli.StringFlag{Name: "since", Usage: "leave out every blob the mirror holds according to this inventory `FILE` (from 'ferry inventory'); " +
+			"the bundle then lists them as prerequisites", Destination: &o.since, Category: "Output"},
 		o.trust.keyringFlag(),
 		o.trust.storeFlag(),
 	}
+	flags = append(flags, o.graph.flags()...)
 	flags = append(flags, o.registry.flags()...)
 	return &cli.Command{
 		Name:      "pack",
@@ -61,14 +68,29 @@ every Sigstore sha256-<hex>.sig tag beside them, and streams every blob once int
 bundle, checking each digest as it goes. The bundle's index is written last: a pack cut
 short leaves nothing that 'ferry verify' accepts.
 
+Instead of RELEASE arguments, --channel picks releases from the update graph: every
+release on the update path --from (the cluster's current version) --to the target, or
+every release of the channel between --min and --max. Each release's digest is the
+graph's payload, cross-checked against the registry's <version>-<arch> tag; blobs the
+releases share are stored once, and the index records the path so that 'ferry apply'
+prints the update steps in order.
+
+With --since (an inventory written by 'ferry inventory' on the bastion) the bundle
+leaves out every config and layer the mirror already holds and lists them as
+prerequisites: 'ferry apply' checks they are all in the target before it pushes
+anything. Manifests, and the release image layers the chain of trust is read from,
+are always carried. Such a bundle applies wherever its prerequisites are present.
+
 Examples:
   ferry pack 4.15.0 --keyring redhat-release.asc --authfile pull-secret.json -o ocp-4.15.0.tar
   ferry pack 4.15.0 4.15.3 --volume-size 4GiB -o updates.tar
-  ferry pack quay.io/openshift-release-dev/ocp-release@sha256:0da6...6363 --dry-run`,
+  ferry pack quay.io/openshift-release-dev/ocp-release@sha256:0da6...6363 --dry-run
+  ferry pack --channel stable-4.15 --from 4.15.0 --to 4.15.20 -o path.tar
+  ferry pack --channel stable-4.15 --min 4.15.10 --max 4.15.20 --since inventory.json -o incremental.tar`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 {
-				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec); see `ferry pack --help`"))
+			if c.NArg() == 0 && !o.graph.active() {
+				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), or --channel; see `ferry pack --help`"))
 			}
 			o.releases, o.archSet = c.Args().Slice(), c.IsSet("arch")
 			return o.run(c.Context, env)
@@ -85,15 +107,24 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 	if o.parallel < 1 {
 		return usageError(fmt.Errorf("--parallel must be at least 1"))
 	}
-	refs, err := parseRefs(o.releases, o.arch, o.archSet)
-	if err != nil {
-		return err
+	if err := o.graph.check(len(o.releases)); err != nil {
+		return usageError(err)
+	}
+	var inv *inventory.Inventory
+	if o.since != "" {
+		if inv, err = readInventory(o.since); err != nil {
+			return err
+		}
 	}
 	regOpts := o.registry.options()
 	regOpts.Retry.OnRetry = func(op string, attempt int, err error, wait time.Duration) {
 		env.log.Warn("retrying", "op", op, "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
 	}
 	client := registry.New(regOpts)
+	refs, pick, err := o.selectReleases(ctx, env, client)
+	if err != nil {
+		return err
+	}
 	signed, err := o.resolveAndVerify(ctx, env, client, refs)
 	if err != nil {
 		return err
@@ -103,16 +134,44 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 		return err
 	}
 	defer plan.Close()
-	if o.dryRun {
-		return printPlan(env, plan, o.json)
+	if pick != nil {
+		if err := pick.checkArch(plan); err != nil {
+			return err
+		}
 	}
-	w := &packWriter{opts: o, env: env, plan: plan, signed: signed, volumeSize: volumeSize, retry: regOpts.Retry}
+	blobs, prereqs := leaveOut(plan, inv, env)
+	if o.dryRun {
+		return printPlan(env, plan, blobs, prereqs, o.json)
+	}
+	w := &packWriter{opts: o, env: env, plan: plan, blobs: blobs, prereqs: prereqs, inventory: inv,
+		signed: signed, volumeSize: volumeSize, retry: regOpts.Retry}
+	if pick != nil {
+		w.updatePath = pick.path
+	}
 	summary, err := w.write(ctx)
 	if err != nil {
 		return err
 	}
 	summary.WallTime = time.Since(start)
 	return summary.print(env, o.json)
+}
+
+// selectReleases returns the releases to pack: the RELEASE arguments, or
+// those the update graph picks (then cross-checked against the registry,
+// and returned as pick too).
+func (o *packOptions) selectReleases(ctx context.Context, env *environment, client *registry.Client) ([]release.Ref, *graphPick, error) {
+	if !o.graph.active() {
+		refs, err := parseRefs(o.releases, o.arch, o.archSet)
+		return refs, nil, err
+	}
+	pick, err := o.graph.pick(ctx, env, o.arch)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := pick.crossCheck(ctx, env, client); err != nil {
+		return nil, nil, err
+	}
+	return pick.refs, pick, nil
 }
 
 // parseRefs reads RELEASE arguments. --arch expands bare versions; a pull
@@ -148,7 +207,7 @@ func (o *packOptions) resolveAndVerify(ctx context.Context, env *environment, cl
 	for i, ref := range refs {
 		m, err := client.Resolve(ctx, ref.String())
 		if err != nil {
-			return nil, fmt.Errorf("resolve release %s: %w", ref, err)
+			return nil, fmt.Errorf("resolve release %s: %w", describeRef(ref), err)
 		}
 		refs[i].Digest = m.Digest
 		if keyErr != nil {
@@ -158,7 +217,7 @@ func (o *packOptions) resolveAndVerify(ctx context.Context, env *environment, cl
 		accepted, err := fetchVerifiedSignatures(ctx, env, o.trust.stores.Value(), keyring, m.Digest)
 		if err != nil {
 			if !o.allowUnsigned {
-				return nil, fmt.Errorf("release %s: %w (use --allow-unsigned to pack it anyway)", ref, err)
+				return nil, fmt.Errorf("release %s: %w (use --allow-unsigned to pack it anyway)", describeRef(ref), err)
 			}
 			env.log.Warn("release is UNSIGNED; packing it because of --allow-unsigned", "release", ref.String(), "error", err)
 			continue
@@ -168,24 +227,39 @@ func (o *packOptions) resolveAndVerify(ctx context.Context, env *environment, cl
 	return signed, nil
 }
 
+// describeRef names a release for messages: its pull spec, after its
+// version when the pull spec does not say it (a release from the graph).
+func describeRef(ref release.Ref) string {
+	if ref.Version != "" && ref.Tag == "" {
+		return ref.Version + " (" + ref.String() + ")"
+	}
+	return ref.String()
+}
+
 // printPlan is --dry-run's output.
-func printPlan(env *environment, plan *mirror.Plan, asJSON bool) error {
+func printPlan(env *environment, plan *mirror.Plan, blobs []*mirror.Blob, prereqs []bundle.Prerequisite, asJSON bool) error {
+	carried, leftOut := blobBytes(blobs), prerequisiteBytes(prereqs)
 	if asJSON {
 		type blob struct {
 			Digest string `json:"digest"`
 			Size   int64  `json:"size"`
 		}
 		out := struct {
-			Releases []string `json:"releases"`
-			Images   int      `json:"images"`
-			Blobs    []blob   `json:"blobs"`
-			Bytes    int64    `json:"bytes"`
-		}{Images: len(plan.Images), Bytes: plan.Bytes()}
+			Releases      []string `json:"releases"`
+			Images        int      `json:"images"`
+			Blobs         []blob   `json:"blobs"`
+			Bytes         int64    `json:"bytes"`
+			Prerequisites []blob   `json:"prerequisites,omitempty"`
+			LeftOutBytes  int64    `json:"prerequisiteBytes,omitempty"`
+		}{Images: len(plan.Images), Bytes: carried, LeftOutBytes: leftOut}
 		for _, r := range plan.Releases {
 			out.Releases = append(out.Releases, r.Tag()+" "+r.PullSpec())
 		}
-		for _, b := range plan.Blobs {
+		for _, b := range blobs {
 			out.Blobs = append(out.Blobs, blob{b.Digest.String(), b.Size})
+		}
+		for _, p := range prereqs {
+			out.Prerequisites = append(out.Prerequisites, blob{p.Digest.String(), p.Size})
 		}
 		return json.NewEncoder(env.stdout).Encode(out)
 	}
@@ -195,6 +269,18 @@ func printPlan(env *environment, plan *mirror.Plan, asJSON bool) error {
 	for _, img := range plan.Images {
 		fmt.Fprintf(env.stdout, "  %-9s %s@%s %v\n", img.Role, img.Repository, img.Digest, img.Tags)
 	}
-	fmt.Fprintf(env.stdout, "would pack %d images, %d unique blobs, %s\n", len(plan.Images), len(plan.Blobs), formatBytes(plan.Bytes()))
+	fmt.Fprintf(env.stdout, "would pack %d images, %d unique blobs, %s\n", len(plan.Images), len(blobs), formatBytes(carried))
+	if len(prereqs) > 0 {
+		fmt.Fprintf(env.stdout, "would leave out %d blobs (%s) the mirror holds\n", len(prereqs), formatBytes(leftOut))
+	}
 	return nil
+}
+
+// blobBytes is the total size of blobs.
+func blobBytes(blobs []*mirror.Blob) int64 {
+	var n int64
+	for _, b := range blobs {
+		n += b.Size
+	}
+	return n
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -17,6 +18,7 @@ import (
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror"
+	"github.com/ferryhq/ferry/mirror/inventory"
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/signature"
 )
@@ -27,9 +29,15 @@ const copyBufferSize = 1 << 20
 
 // packWriter streams a plan into a bundle.
 type packWriter struct {
-	opts       *packOptions
-	env        *environment
-	plan       *mirror.Plan
+	opts *packOptions
+	env  *environment
+	plan *mirror.Plan
+	// blobs are the plan's blobs to carry; prereqs those left out because
+	// the mirror holds them (--since), recorded in the index.
+	blobs      []*mirror.Blob
+	prereqs    []bundle.Prerequisite
+	inventory  *inventory.Inventory // --since, or nil
+	updatePath []string             // versions of an update path, in order
 	signed     map[digest.Digest][]signature.Accepted
 	volumeSize int64
 	retry      registry.RetryPolicy
@@ -71,27 +79,25 @@ func (p *packWriter) write(ctx context.Context) (sum *packSummary, err error) {
 		return nil, err
 	}
 	return &packSummary{
-		Bundle:   p.opts.output,
-		Volumes:  w.Paths(),
-		Releases: len(p.plan.Releases),
-		Images:   len(p.plan.Images),
-		Blobs:    len(p.plan.Blobs),
-		Bytes:    p.plan.Bytes(),
-		ID:       w.ID(),
+		Bundle:            p.opts.output,
+		Volumes:           w.Paths(),
+		Releases:          len(p.plan.Releases),
+		Images:            len(p.plan.Images),
+		Blobs:             len(p.blobs),
+		Bytes:             blobBytes(p.blobs),
+		Prerequisites:     len(p.prereqs),
+		PrerequisiteBytes: prerequisiteBytes(p.prereqs),
+		UpdatePath:        p.updatePath,
+		ID:                w.ID(),
 	}, nil
 }
 
 // index fills everything the writer does not: releases, images, options.
 func (p *packWriter) index() *bundle.Index {
 	idx := &bundle.Index{Tool: bundle.Tool{Name: "ferry", Version: version, Commit: commit}}
-	idx.Options, _ = json.Marshal(packRecord{
-		Releases:        p.opts.releases,
-		Arch:            p.opts.arch,
-		VolumeSize:      p.volumeSize,
-		Parallel:        p.opts.parallel,
-		AllowUnsigned:   p.opts.allowUnsigned,
-		SignatureStores: p.opts.trust.stores.Value(),
-	})
+	idx.Options, _ = json.Marshal(p.record())
+	idx.Prerequisites = p.prereqs
+	idx.UpdatePath = p.updatePath
 	for _, r := range p.plan.Releases {
 		rel := bundle.Release{
 			Version: r.Version, Arch: r.Arch, Source: r.PullSpec(), Digest: r.Digest,
@@ -124,12 +130,52 @@ func (p *packWriter) index() *bundle.Index {
 // packRecord is how a bundle was made, as its index records it. No secrets:
 // the auth file is not even named.
 type packRecord struct {
-	Releases        []string `json:"releases"`
-	Arch            string   `json:"arch"`
-	VolumeSize      int64    `json:"volumeSize,omitempty"`
-	Parallel        int      `json:"parallel"`
-	AllowUnsigned   bool     `json:"allowUnsigned,omitempty"`
-	SignatureStores []string `json:"signatureStores,omitempty"`
+	Releases        []string     `json:"releases"`
+	Arch            string       `json:"arch"`
+	VolumeSize      int64        `json:"volumeSize,omitempty"`
+	Parallel        int          `json:"parallel"`
+	AllowUnsigned   bool         `json:"allowUnsigned,omitempty"`
+	SignatureStores []string     `json:"signatureStores,omitempty"`
+	Graph           *graphRecord `json:"graph,omitempty"`
+	Since           *sinceRecord `json:"since,omitempty"`
+}
+
+// graphRecord is how the releases were picked from the update graph.
+type graphRecord struct {
+	URL         string `json:"url"`
+	Channel     string `json:"channel"`
+	From        string `json:"from,omitempty"`
+	To          string `json:"to,omitempty"`
+	Min         string `json:"min,omitempty"`
+	Max         string `json:"max,omitempty"`
+	AcceptRisks bool   `json:"acceptRisks,omitempty"`
+}
+
+// sinceRecord names the inventory an incremental bundle was packed against.
+type sinceRecord struct {
+	Source  string    `json:"source"`
+	Created time.Time `json:"created"`
+}
+
+func (p *packWriter) record() packRecord {
+	rec := packRecord{
+		Releases:        p.opts.releases,
+		Arch:            p.opts.arch,
+		VolumeSize:      p.volumeSize,
+		Parallel:        p.opts.parallel,
+		AllowUnsigned:   p.opts.allowUnsigned,
+		SignatureStores: p.opts.trust.stores.Value(),
+	}
+	if g := p.opts.graph; g.active() {
+		rec.Graph = &graphRecord{URL: g.graphURL, Channel: g.channel, From: g.from, To: g.to, Min: g.min, Max: g.max, AcceptRisks: g.acceptRisks}
+		for _, r := range p.plan.Releases {
+			rec.Releases = append(rec.Releases, r.PullSpec())
+		}
+	}
+	if p.inventory != nil {
+		rec.Since = &sinceRecord{Source: p.inventory.Source, Created: p.inventory.Created}
+	}
+	return rec
 }
 
 func signatureConfigMapName(d digest.Digest) string {
@@ -195,19 +241,19 @@ func (p *packWriter) addLayout(w *bundle.Writer) error {
 // fetchBlobs reserves every blob's place in the bundle, then fills the
 // reservations concurrently, straight from the registry.
 func (p *packWriter) fetchBlobs(ctx context.Context, w *bundle.Writer) error {
-	slots := make([]*bundle.Slot, len(p.plan.Blobs))
-	for i, b := range p.plan.Blobs {
+	slots := make([]*bundle.Slot, len(p.blobs))
+	for i, b := range p.blobs {
 		s, err := w.Reserve(bundle.BlobName(b.Digest), b.Size, b.Digest.Encoded())
 		if err != nil {
 			return err
 		}
 		slots[i] = s
 	}
-	prog := newProgress(p.env, p.opts.quiet, "pack", p.plan.Bytes(), len(p.plan.Blobs))
+	prog := newProgress(p.env, p.opts.quiet, "pack", blobBytes(p.blobs), len(p.blobs))
 	defer prog.finish()
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.opts.parallel)
-	for i, b := range p.plan.Blobs {
+	for i, b := range p.blobs {
 		g.Go(func() error {
 			line := prog.item(shortDigest(b.Digest), b.Size)
 			err := p.fetchBlob(ctx, b, slots[i], line)
@@ -268,14 +314,19 @@ func shortDigest(d digest.Digest) string {
 
 // packSummary is what pack prints at the end.
 type packSummary struct {
-	Bundle   string        `json:"bundle"`
-	ID       string        `json:"id"`
-	Volumes  []string      `json:"volumes"`
-	Releases int           `json:"releases"`
-	Images   int           `json:"images"`
-	Blobs    int           `json:"uniqueBlobs"`
-	Bytes    int64         `json:"bytes"`
-	WallTime time.Duration `json:"wallTimeNanos"`
+	Bundle   string   `json:"bundle"`
+	ID       string   `json:"id"`
+	Volumes  []string `json:"volumes"`
+	Releases int      `json:"releases"`
+	Images   int      `json:"images"`
+	// Blobs and Bytes are the configs and layers carried.
+	Blobs int   `json:"uniqueBlobs"`
+	Bytes int64 `json:"bytes"`
+	// Prerequisites are the blobs left out (--since).
+	Prerequisites     int           `json:"prerequisites,omitempty"`
+	PrerequisiteBytes int64         `json:"prerequisiteBytes,omitempty"`
+	UpdatePath        []string      `json:"updatePath,omitempty"`
+	WallTime          time.Duration `json:"wallTimeNanos"`
 }
 
 func (s *packSummary) print(env *environment, asJSON bool) error {
@@ -285,6 +336,12 @@ func (s *packSummary) print(env *environment, asJSON bool) error {
 	rate := float64(s.Bytes) / max(s.WallTime.Seconds(), 1e-9)
 	fmt.Fprintf(env.stdout, "packed %d release(s), %d images, %d unique blobs, %s in %s (%s/s)\n",
 		s.Releases, s.Images, s.Blobs, formatBytes(s.Bytes), s.WallTime.Round(time.Millisecond), formatBytes(int64(rate)))
+	if s.Prerequisites > 0 {
+		fmt.Fprintf(env.stdout, "left out %d blobs (%s) the mirror holds: prerequisites of this bundle\n", s.Prerequisites, formatBytes(s.PrerequisiteBytes))
+	}
+	if len(s.UpdatePath) > 0 {
+		fmt.Fprintf(env.stdout, "update path: %s\n", strings.Join(s.UpdatePath, " -> "))
+	}
 	for _, v := range s.Volumes {
 		fmt.Fprintf(env.stdout, "wrote %s\n", v)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 var updateDocs = flag.Bool("update-docs", false, "rewrite docs/reference.md and docs/ferry.1 from the CLI definition (make docs)")
@@ -38,4 +40,27 @@ func TestReferenceUpToDate(t *testing.T) {
 			t.Errorf("docs/%s is stale (or missing: %v); run `make docs` and commit the result", name, err)
 		}
 	}
+}
+
+// TestEveryCommandTeaches: each command has a one-line purpose, a
+// description and at least one example in its --help.
+func TestEveryCommandTeaches(t *testing.T) {
+	app := newApp(strings.NewReader(""), io.Discard, io.Discard)
+	var walk func(prefix string, cmds []*cli.Command)
+	walk = func(prefix string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			if c.Hidden {
+				continue
+			}
+			name := strings.TrimSpace(prefix + " " + c.Name)
+			if c.Usage == "" || strings.Contains(c.Usage, "\n") {
+				t.Errorf("%s: want a one-line purpose, got %q", name, c.Usage)
+			}
+			if !strings.Contains(c.Description, "Example") {
+				t.Errorf("%s: its description has no example", name)
+			}
+			walk(name, c.Subcommands)
+		}
+	}
+	walk("", app.Commands)
 }

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/mirror"
+	"github.com/ferryhq/ferry/mirror/inventory"
+	"github.com/ferryhq/ferry/mirror/registry"
+)
+
+type inventoryOptions struct {
+	to         string
+	fromBundle string
+	volumes    []string
+	output     string
+	parallel   int
+	json       bool
+	registry   registryFlags
+}
+
+func inventoryCommand(env *environment) *cli.Command {
+	o := &inventoryOptions{registry: registryFlags{prefix: "dest"}}
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "to", Usage: "mirror `REGISTRY/REPO` to read, as given to 'ferry apply --to'", Destination: &o.to},
+		&cli.StringFlag{Name: "from-bundle", Usage: "derive the inventory from a `BUNDLE` applied to the mirror instead", Destination: &o.fromBundle},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "inventory.json", Usage: "inventory `FILE` to write (- for stdout)", Destination: &o.output},
+		&cli.IntFlag{Name: "parallel", Value: registry.DefaultParallel, Usage: "manifests read at once", Destination: &o.parallel},
+		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON", Destination: &o.json},
+	}
+	flags = append(flags, o.registry.flags()...)
+	return &cli.Command{
+		Name:      "inventory",
+		Usage:     "record what the mirror registry holds, for 'ferry pack --since'",
+		ArgsUsage: "[VOLUME...]",
+		Description: `Runs on the bastion. Writes a small JSON file listing what the mirror repository
+already holds: the manifests its tags lead to, every config and layer those reference
+(digest, size, media type), and the releases tagged <version>-<arch>. Carry it back to
+the connected side: 'ferry pack --since inventory.json' then leaves all of that out of
+the next bundle. The file holds no credentials and nothing secret.
+
+With --to ferry reads the registry: it lists the repository's tags and reads each
+manifest (a registry cannot list blobs, but holds a manifest only with its blobs).
+With --from-bundle it derives the same from a bundle that was applied to the mirror
+(its manifests, their blobs and its prerequisites), without any network access; data
+volumes are found beside BUNDLE by name, or given after it.
+
+Examples:
+  ferry inventory --to registry.example:5000/ocp4/openshift4 -o inventory.json
+  ferry inventory --from-bundle ocp-4.15.0.tar -o inventory.json`,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			o.volumes = c.Args().Slice()
+			return o.run(c.Context, env)
+		},
+	}
+}
+
+// check validates the flags; every failure is a usage error.
+func (o *inventoryOptions) check() error {
+	switch {
+	case (o.to == "") == (o.fromBundle == ""):
+		return errors.New("give either --to REGISTRY/REPO or --from-bundle BUNDLE")
+	case len(o.volumes) > 0 && o.fromBundle == "":
+		return errors.New("VOLUME arguments go with --from-bundle")
+	case o.output == "":
+		return errors.New("--output: give a file, or - for stdout")
+	case o.parallel < 1:
+		return errors.New("--parallel must be at least 1")
+	}
+	if o.to != "" {
+		if err := checkRepositoryArg(o.to); err != nil {
+			return fmt.Errorf("--to %q: %w", o.to, err)
+		}
+	}
+	return nil
+}
+
+func (o *inventoryOptions) run(ctx context.Context, env *environment) error {
+	if err := o.check(); err != nil {
+		return usageError(err)
+	}
+	inv, err := o.collect(ctx, env)
+	if err != nil {
+		return err
+	}
+	data, err := inv.Marshal()
+	if err != nil {
+		return err
+	}
+	if o.output == "-" {
+		_, err := env.stdout.Write(data)
+		return err
+	}
+	if err := writeFileAtomic(o.output, data); err != nil {
+		return err
+	}
+	return o.printSummary(env, inv, int64(len(data)))
+}
+
+// collect reads the registry or the bundle.
+func (o *inventoryOptions) collect(ctx context.Context, env *environment) (*inventory.Inventory, error) {
+	if o.fromBundle != "" {
+		r, err := bundle.Open(o.fromBundle, bundle.ReadOptions{Volumes: o.volumes})
+		if err != nil {
+			return nil, verificationError(err)
+		}
+		defer r.Close()
+		inv, err := inventory.FromBundle(r)
+		if err != nil {
+			return nil, verificationError(err)
+		}
+		return inv, nil
+	}
+	regOpts := o.registry.options()
+	regOpts.Retry.OnRetry = func(op string, attempt int, err error, wait time.Duration) {
+		env.log.Warn("retrying", "op", op, "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
+	}
+	var announce sync.Once
+	inv, err := inventory.Scan(ctx, o.to, inventory.ScanOptions{
+		Registry: regOpts,
+		Parallel: o.parallel,
+		Progress: func(_, total int) {
+			announce.Do(func() { env.log.Info("reading the manifest of every tag", "repository", o.to, "tags", total) })
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inventory of %s: %w", o.to, err)
+	}
+	if len(inv.Manifests) == 0 {
+		env.log.Warn("the repository holds no tagged image: the inventory is empty, and a bundle packed against it is complete", "repository", o.to)
+	}
+	return inv, nil
+}
+
+// inventorySummary is what inventory prints at the end.
+type inventorySummary struct {
+	Inventory string   `json:"inventory"`
+	Size      int64    `json:"size"`
+	Source    string   `json:"source"`
+	Releases  []string `json:"releases"`
+	Manifests int      `json:"manifests"`
+	Blobs     int      `json:"blobs"`
+	Bytes     int64    `json:"bytes"`
+}
+
+func (o *inventoryOptions) printSummary(env *environment, inv *inventory.Inventory, size int64) error {
+	s := inventorySummary{Inventory: o.output, Size: size, Source: inv.Source, Releases: []string{},
+		Manifests: len(inv.Manifests), Blobs: len(inv.Blobs), Bytes: inv.Bytes()}
+	for _, r := range inv.Releases {
+		s.Releases = append(s.Releases, r.Version+"-"+r.Arch)
+	}
+	sort.Strings(s.Releases)
+	if o.json {
+		return jsonEncode(env.stdout, s)
+	}
+	releases := "none"
+	if len(s.Releases) > 0 {
+		releases = strings.Join(s.Releases, ", ")
+	}
+	fmt.Fprintf(env.stdout, "%s: releases %s; %d manifests, %d blobs (%s)\nwrote %s (%s)\n",
+		s.Source, releases, s.Manifests, s.Blobs, formatBytes(s.Bytes), s.Inventory, formatBytes(s.Size))
+	return nil
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory, synced and renamed into place: a reader sees the old file or
+// the whole new one.
+func writeFileAtomic(path string, data []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// readInventory reads the --since file.
+func readInventory(path string) (*inventory.Inventory, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("--since: %w", err))
+	}
+	defer f.Close()
+	inv, err := inventory.Parse(f)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("--since %s: %w", path, err))
+	}
+	return inv, nil
+}
+
+// leaveOut splits the plan's blobs into those to carry and those the
+// inventory says the mirror holds, which become the bundle's
+// prerequisites. Manifests are always carried (they are small, and apply
+// needs them to write tags). Layers the release files were read from are
+// always carried too: apply reads them again to check the chain of trust,
+// offline. A blob the inventory lists with another size is carried.
+func leaveOut(plan *mirror.Plan, inv *inventory.Inventory, env *environment) (carry []*mirror.Blob, prereqs []bundle.Prerequisite) {
+	if inv == nil {
+		return plan.Blobs, nil
+	}
+	have := inv.BlobSet()
+	for _, b := range plan.Blobs {
+		held, ok := have[b.Digest]
+		switch {
+		case !ok || b.ReleaseFiles:
+			carry = append(carry, b)
+		case held.Size != b.Size:
+			env.log.Warn("the inventory gives a blob another size; carrying it", "blob", b.Digest, "size", b.Size, "inventory", held.Size)
+			carry = append(carry, b)
+		default:
+			prereqs = append(prereqs, bundle.Prerequisite{Digest: b.Digest, MediaType: b.MediaType, Size: b.Size})
+		}
+	}
+	sort.Slice(prereqs, func(i, j int) bool { return prereqs[i].Digest < prereqs[j].Digest })
+	return carry, prereqs
+}
+
+// prerequisiteBytes is the total size of prereqs.
+func prerequisiteBytes(prereqs []bundle.Prerequisite) int64 {
+	var n int64
+	for _, p := range prereqs {
+		n += p.Size
+	}
+	return n
+}
+
+// missingSummary names the first few missing digests and counts the rest.
+func missingSummary(missing []digest.Digest) string {
+	const shown = 3
+	names := make([]string, 0, shown)
+	for _, d := range missing[:min(shown, len(missing))] {
+		names = append(names, d.String())
+	}
+	s := strings.Join(names, ", ")
+	if len(missing) > shown {
+		s += fmt.Sprintf(" and %d more", len(missing)-shown)
+	}
+	return s
+}

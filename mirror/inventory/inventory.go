@@ -1,0 +1,232 @@
+// Package inventory records what a mirror registry already holds, so that
+// the next bundle can leave it out.
+//
+// An inventory is a small JSON file (format version 1, kind FerryInventory)
+// made on the bastion, by reading the target repository ([Scan]) or from a
+// bundle applied there ([FromBundle]), and carried back across the gap to
+// `ferry pack --since`. It lists manifest digests, the configs and layers
+// those manifests reference (digest, size, media type) and the releases
+// tagged <version>-<arch>. It holds nothing secret: no credentials, no
+// host names beyond the source it was read from.
+//
+// An inventory is a claim, not a proof: a bundle packed against it records
+// the blobs it left out as prerequisites, and `ferry apply` checks each of
+// them in the target before pushing anything.
+package inventory
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+const (
+	// FormatVersion is the format this package writes and the only one it
+	// reads.
+	FormatVersion = 1
+	// Kind tells an inventory apart from other JSON files.
+	Kind = "FerryInventory"
+	// MaxSize caps the file a reader accepts: about 300,000 blobs, far
+	// more than a mirror of many releases holds.
+	MaxSize = 64 << 20
+
+	// maxBlobSize bounds a blob's size (1 EiB), as the bundle index does.
+	maxBlobSize = 1 << 60
+	// maxTextLength bounds the free-text fields (source, versions, media
+	// types).
+	maxTextLength = 1024
+)
+
+// Inventory is what a mirror repository holds. The zero value is an empty
+// inventory; use Marshal to write one and Parse to read one.
+type Inventory struct {
+	FormatVersion int       `json:"formatVersion"`
+	Kind          string    `json:"kind"`
+	Created       time.Time `json:"created"`
+	// Source names what the inventory was read from: "registry
+	// host/repository" or "bundle <id>".
+	Source    string          `json:"source"`
+	Releases  []Release       `json:"releases"`
+	Manifests []digest.Digest `json:"manifests"`
+	Blobs     []Blob          `json:"blobs"`
+}
+
+// Release is a release image present in the mirror.
+type Release struct {
+	Version string        `json:"version"`
+	Arch    string        `json:"arch"`
+	Digest  digest.Digest `json:"digest"`
+}
+
+// Blob is a config or layer present in the mirror.
+type Blob struct {
+	Digest    digest.Digest `json:"digest"`
+	Size      int64         `json:"size"`
+	MediaType string        `json:"mediaType,omitempty"`
+}
+
+// Parse reads and checks an inventory: the format version and kind first,
+// then strictly (unknown fields refused), every digest a well-formed
+// sha256, sizes in range, nothing listed twice. At most MaxSize bytes are
+// read.
+func Parse(r io.Reader) (*Inventory, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading inventory: %w", err)
+	}
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("inventory is larger than %d bytes", MaxSize)
+	}
+	// Version and kind first, so that a newer or foreign file is refused
+	// for what it is, not for a field this reader does not know.
+	var head struct {
+		FormatVersion *int    `json:"formatVersion"`
+		Kind          *string `json:"kind"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("parsing inventory: %w", err)
+	}
+	if head.Kind == nil || *head.Kind != Kind {
+		return nil, fmt.Errorf("not a ferry inventory: kind must be %q", Kind)
+	}
+	if head.FormatVersion == nil {
+		return nil, errors.New("inventory: formatVersion missing")
+	}
+	if *head.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("inventory: unsupported formatVersion %d (this ferry reads %d)", *head.FormatVersion, FormatVersion)
+	}
+	var inv Inventory
+	if err := decodeStrict(data, &inv); err != nil {
+		return nil, fmt.Errorf("parsing inventory: %w", err)
+	}
+	if err := inv.validate(); err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	return &inv, nil
+}
+
+// decodeStrict decodes exactly one JSON value, refusing unknown fields and
+// anything after the value.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+func (inv *Inventory) validate() error {
+	if len(inv.Source) > maxTextLength {
+		return fmt.Errorf("source: longer than %d characters", maxTextLength)
+	}
+	releases := make(map[string]bool, len(inv.Releases))
+	for i, r := range inv.Releases {
+		if err := checkDigest(r.Digest); err != nil {
+			return fmt.Errorf("releases[%d]: %w", i, err)
+		}
+		if r.Version == "" || r.Arch == "" || len(r.Version) > maxTextLength || len(r.Arch) > maxTextLength {
+			return fmt.Errorf("releases[%d]: version and arch required, at most %d characters", i, maxTextLength)
+		}
+		key := r.Version + "-" + r.Arch
+		if releases[key] {
+			return fmt.Errorf("releases[%d]: %s listed twice", i, key)
+		}
+		releases[key] = true
+	}
+	manifests := make(map[digest.Digest]bool, len(inv.Manifests))
+	for i, d := range inv.Manifests {
+		if err := checkDigest(d); err != nil {
+			return fmt.Errorf("manifests[%d]: %w", i, err)
+		}
+		if manifests[d] {
+			return fmt.Errorf("manifests[%d]: %s listed twice", i, d)
+		}
+		manifests[d] = true
+	}
+	blobs := make(map[digest.Digest]bool, len(inv.Blobs))
+	for i, b := range inv.Blobs {
+		if err := checkDigest(b.Digest); err != nil {
+			return fmt.Errorf("blobs[%d]: %w", i, err)
+		}
+		if b.Size < 0 || b.Size > maxBlobSize {
+			return fmt.Errorf("blobs[%d] %s: size %d out of range", i, b.Digest, b.Size)
+		}
+		if len(b.MediaType) > maxTextLength {
+			return fmt.Errorf("blobs[%d] %s: media type longer than %d characters", i, b.Digest, maxTextLength)
+		}
+		if blobs[b.Digest] {
+			return fmt.Errorf("blobs[%d]: %s listed twice", i, b.Digest)
+		}
+		blobs[b.Digest] = true
+	}
+	return nil
+}
+
+// checkDigest accepts only well-formed sha256 digests, the only kind a
+// bundle stores.
+func checkDigest(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("%q: %w", d, err)
+	}
+	if d.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("%q: only sha256 digests are supported", d)
+	}
+	return nil
+}
+
+// Marshal returns the inventory as indented JSON, lists sorted, with the
+// format version and kind set: the same holdings always give the same bytes
+// but for Created.
+func (inv *Inventory) Marshal() ([]byte, error) {
+	out := *inv
+	out.FormatVersion, out.Kind = FormatVersion, Kind
+	out.Releases = sortedCopy(inv.Releases, func(a, b Release) int {
+		return cmp.Or(cmp.Compare(a.Version, b.Version), cmp.Compare(a.Arch, b.Arch))
+	})
+	out.Manifests = sortedCopy(inv.Manifests, func(a, b digest.Digest) int { return cmp.Compare(a, b) })
+	out.Blobs = sortedCopy(inv.Blobs, func(a, b Blob) int { return cmp.Compare(a.Digest, b.Digest) })
+	if err := out.validate(); err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	data, err := json.MarshalIndent(&out, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}
+
+// sortedCopy returns a sorted copy of list, never nil (so JSON has []).
+func sortedCopy[T any](list []T, compare func(a, b T) int) []T {
+	out := append(make([]T, 0, len(list)), list...)
+	slices.SortFunc(out, compare)
+	return out
+}
+
+// BlobSet returns the inventory's blobs by digest.
+func (inv *Inventory) BlobSet() map[digest.Digest]Blob {
+	set := make(map[digest.Digest]Blob, len(inv.Blobs))
+	for _, b := range inv.Blobs {
+		set[b.Digest] = b
+	}
+	return set
+}
+
+// Bytes is the total size of the inventory's blobs.
+func (inv *Inventory) Bytes() int64 {
+	var n int64
+	for _, b := range inv.Blobs {
+		n += b.Size
+	}
+	return n
+}

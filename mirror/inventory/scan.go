@@ -1,0 +1,157 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/docker/distribution/registry/api/errcode"
+	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/docker/reference"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferryhq/ferry/mirror/registry"
+)
+
+// ScanOptions tune Scan.
+type ScanOptions struct {
+	// Registry says how to reach the registry (auth, TLS, retries).
+	Registry registry.Options
+	// Parallel bounds the manifests read at once; <= 0 means
+	// registry.DefaultParallel.
+	Parallel int
+	// Progress, when set, is called after each tag is read with the tags
+	// done and the total. It must be safe for concurrent use.
+	Progress func(done, total int)
+}
+
+// Scan reads what repo (host/path, without tag or digest) holds. A registry
+// cannot list blobs, so Scan lists the tags, reads the manifest each one
+// points at (and the children of lists), and records those manifests and
+// every config and layer they reference: a registry holds a manifest only
+// with its blobs. Manifests no tag leads to are not seen; the inventory
+// then claims less than the repository holds, which only costs bundle
+// size. Tags of the form <version>-<arch> are recorded as releases.
+//
+// A repository the registry does not know gives an empty inventory.
+func Scan(ctx context.Context, repo string, opts ScanOptions) (*Inventory, error) {
+	named, err := reference.ParseNormalizedNamed(repo)
+	if err != nil {
+		return nil, fmt.Errorf("invalid repository %q: %w", repo, err)
+	}
+	if !reference.IsNameOnly(named) {
+		return nil, fmt.Errorf("invalid repository %q: give it without tag or digest", repo)
+	}
+	source := "registry " + named.String()
+	tags, err := listTags(ctx, opts.Registry, named)
+	if isNameUnknown(err) {
+		return NewBuilder().Inventory(source), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	src, err := registry.New(opts.Registry).Source(ctx, named.String())
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	s := &scan{src: src, b: NewBuilder(), opts: opts, total: len(tags)}
+	if err := s.tags(ctx, tags); err != nil {
+		return nil, err
+	}
+	return s.b.Inventory(source), nil
+}
+
+// scan is the state of one Scan.
+type scan struct {
+	src   *registry.Source
+	b     *Builder
+	opts  ScanOptions
+	total int
+}
+
+func (s *scan) tags(ctx context.Context, tags []string) error {
+	parallel := s.opts.Parallel
+	if parallel <= 0 {
+		parallel = registry.DefaultParallel
+	}
+	var done atomic.Int64
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallel)
+	for _, tag := range tags {
+		g.Go(func() error {
+			err := s.tag(ctx, tag)
+			if n := done.Add(1); s.opts.Progress != nil {
+				s.opts.Progress(int(n), s.total)
+			}
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// tag records the manifest tag points at, its children and its blobs.
+func (s *scan) tag(ctx context.Context, tag string) error {
+	m, err := s.src.ManifestByTag(ctx, tag)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil // deleted since the tags were listed
+	}
+	if err != nil {
+		return err
+	}
+	children, err := s.b.AddManifest(m.Digest, m.MediaType, m.Bytes)
+	if err != nil {
+		return fmt.Errorf("%s:%s: %w", s.src.Repository(), tag, err)
+	}
+	for _, child := range children {
+		if s.b.HasManifest(child) {
+			continue
+		}
+		cm, err := s.src.Manifest(ctx, child)
+		if errors.Is(err, registry.ErrNotFound) {
+			continue // its blobs stay unclaimed
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := s.b.AddManifest(cm.Digest, cm.MediaType, cm.Bytes); err != nil {
+			return fmt.Errorf("%s:%s, child %s: %w", s.src.Repository(), tag, child, err)
+		}
+	}
+	if version, arch, ok := releaseTag(tag, m.MediaType); ok {
+		s.b.AddRelease(version, arch, m.Digest)
+	}
+	return nil
+}
+
+// listTags lists the repository's tags, following pagination, with the
+// registry options' retries.
+func listTags(ctx context.Context, opts registry.Options, named reference.Named) ([]string, error) {
+	ref, err := docker.NewReference(reference.TagNameOnly(named))
+	if err != nil {
+		return nil, fmt.Errorf("listing tags of %s: %w", named, err)
+	}
+	var tags []string
+	err = registry.Do(ctx, opts.Retry, "listing tags of "+named.String(), func(ctx context.Context) error {
+		var err error
+		tags, err = docker.GetRepositoryTags(ctx, opts.SystemContext(), ref)
+		if err != nil {
+			return fmt.Errorf("listing tags of %s: %w", named, err)
+		}
+		return nil
+	})
+	return tags, err
+}
+
+// isNameUnknown reports whether the registry answered that the repository
+// does not exist (404, NAME_UNKNOWN).
+func isNameUnknown(err error) bool {
+	var coded errcode.ErrorCoder
+	if err == nil || !errors.As(err, &coded) {
+		return false
+	}
+	code := coded.ErrorCode()
+	return code.String() == "NAME_UNKNOWN" || code.Descriptor().HTTPStatusCode == http.StatusNotFound
+}
