@@ -146,7 +146,7 @@ func benchPack(t *testing.T, dir string, src *testbed.DockerRegistry, rel *testb
 		Images int `json:"images"`
 		Blobs  int `json:"uniqueBlobs"`
 	}
-	fp := timeFerry(t, &sum, "pack", rel.PullSpec, "-o", bundlePath, "--src-tls-verify=false",
+	fp := timeFerry(t, &sum, "pack", rel.PullSpec, "-o", bundlePath, "--no-self", "--src-tls-verify=false",
 		"--keyring", keyFile, "--signature-store", storeURL, "--quiet", "--json")
 	settle()
 	b := statBundle(t, bundlePath)

@@ -297,7 +297,7 @@ func TestApplyUnsignedNeedsFlag(t *testing.T) {
 	stranger := writeTemp(t, "stranger.asc", testbed.NewKey(t, "stranger").PublicArmored(t))
 	out := filepath.Join(t.TempDir(), "unsigned.tar")
 	args := s.packArgs(out, "--allow-unsigned")
-	args[6] = stranger // --keyring: a key that did not sign it
+	args[slices.Index(args, "--keyring")+1] = stranger // a key that did not sign it
 	mustFerry(t, args...)
 	p := &packed{signedRelease: s, bundle: out, outDir: t.TempDir()}
 	target := testbed.NewMemoryRegistry(t)

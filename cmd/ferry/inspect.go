@@ -16,6 +16,7 @@ type inspectOptions struct {
 	bundle  string
 	volumes []string
 	json    bool
+	config  bool
 }
 
 func inspectCommand(env *environment) *cli.Command {
@@ -29,9 +30,11 @@ and bytes, the volumes, and the ferry version and options that made the bundle.
 
 Examples:
   ferry inspect bundle.tar
-  ferry inspect bundle.tar --json | jq '.releases[].digest'`,
+  ferry inspect bundle.tar --json | jq '.releases[].digest'
+  ferry inspect bundle.tar --config > ferry.yaml`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the bundle index as JSON", Destination: &o.json},
+			&cli.BoolFlag{Name: "config", Usage: "print the ferry.yaml the bundle was made with (ferry pack -f makes it again)", Destination: &o.config},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -50,6 +53,9 @@ func (o *inspectOptions) run(_ context.Context, env *environment) error {
 	}
 	defer r.Close()
 	idx := r.Index()
+	if o.config {
+		return printRecordedConfig(env, idx)
+	}
 	if o.json {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
@@ -115,4 +121,18 @@ func printIndex(env *environment, idx *bundle.Index) {
 		}
 		fmt.Fprintf(out, "volume %d: %s%s\n", i, v.Name, size)
 	}
+}
+
+// printRecordedConfig prints the ferry.yaml recorded in the index.
+func printRecordedConfig(env *environment, idx *bundle.Index) error {
+	var rec packRecord
+	if err := json.Unmarshal(idx.Options, &rec); err != nil || rec.Config == nil {
+		return fmt.Errorf("bundle %s records no configuration (made by ferry %s)", idx.ID, idx.Tool.Version)
+	}
+	data, err := rec.Config.yaml()
+	if err != nil {
+		return err
+	}
+	_, err = env.stdout.Write(data)
+	return err
 }

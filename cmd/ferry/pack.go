@@ -32,9 +32,15 @@ type packOptions struct {
 	json          bool
 	force         bool
 	since         string
-	graph         graphSelection
-	registry      registryFlags
-	trust         trustFlags
+	noSelf        bool
+	configFile    string
+	printConfig   bool
+	// configReleases are the releases of a -f file (when no RELEASE
+	// arguments replace them).
+	configReleases []configRelease
+	graph          graphSelection
+	registry       registryFlags
+	trust          trustFlags
 }
 
 func packCommand(env *environment) *cli.Command {
@@ -52,6 +58,9 @@ func packCommand(env *environment) *cli.Command {
 		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON", Destination: &o.json},
 		&cli.StringFlag{Name: "since", Usage: "leave out every blob the mirror holds according to this inventory `FILE` (from 'ferry inventory'); " +
 			"the bundle then lists them as prerequisites", Destination: &o.since, Category: "Output"},
+		&cli.BoolFlag{Name: "no-self", Usage: "do not carry ferry's own binary in the bundle (by default it travels as `ferry` at the top of the first volume)", Destination: &o.noSelf, Category: "Output"},
+		&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the pack from a ferry.yaml `FILE` (apiVersion ferry/v1alpha1, kind Bundle); flags override it", Destination: &o.configFile},
+		&cli.BoolFlag{Name: "print-config", Usage: "print the effective configuration as a ferry.yaml and exit (a command line becomes a file)", Destination: &o.printConfig},
 		o.trust.keyringFlag(),
 		o.trust.storeFlag(),
 	}
@@ -86,13 +95,24 @@ Examples:
   ferry pack 4.15.0 4.15.3 --volume-size 4GiB -o updates.tar
   ferry pack quay.io/openshift-release-dev/ocp-release@sha256:0da6...6363 --dry-run
   ferry pack --channel stable-4.15 --from 4.15.0 --to 4.15.20 -o path.tar
-  ferry pack --channel stable-4.15 --min 4.15.10 --max 4.15.20 --since inventory.json -o incremental.tar`,
+  ferry pack --channel stable-4.15 --min 4.15.10 --max 4.15.20 --since inventory.json -o incremental.tar
+  ferry pack 4.15.0 --volume-size 4GiB --print-config > ferry.yaml && ferry pack -f ferry.yaml`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 && !o.graph.active() {
-				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), or --channel; see `ferry pack --help`"))
-			}
 			o.releases, o.archSet = c.Args().Slice(), c.IsSet("arch")
+			if o.configFile != "" {
+				cfg, err := loadPackConfig(o.configFile)
+				if err != nil {
+					return usageError(err)
+				}
+				o.applyConfig(c, cfg)
+			}
+			if o.printConfig {
+				return o.writeConfig(env)
+			}
+			if len(o.releases) == 0 && len(o.configReleases) == 0 && !o.graph.active() {
+				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), --channel, or -f ferry.yaml; see `ferry pack --help`"))
+			}
 			return o.run(c.Context, env)
 		},
 	}
@@ -107,7 +127,7 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 	if o.parallel < 1 {
 		return usageError(fmt.Errorf("--parallel must be at least 1"))
 	}
-	if err := o.graph.check(len(o.releases)); err != nil {
+	if err := o.graph.check(len(o.releases) + len(o.configReleases)); err != nil {
 		return usageError(err)
 	}
 	var inv *inventory.Inventory
@@ -162,7 +182,11 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 func (o *packOptions) selectReleases(ctx context.Context, env *environment, client *registry.Client) ([]release.Ref, *graphPick, error) {
 	if !o.graph.active() {
 		refs, err := parseRefs(o.releases, o.arch, o.archSet)
-		return refs, nil, err
+		if err != nil {
+			return nil, nil, err
+		}
+		fromFile, err := o.configRefs()
+		return append(refs, fromFile...), nil, err
 	}
 	pick, err := o.graph.pick(ctx, env, o.arch)
 	if err != nil {

@@ -41,7 +41,7 @@ func newReleasePair(t *testing.T, opts testbed.ReleaseOptions) *releasePair {
 // packArgs are pack's flags for the pair's registry and store; the caller
 // adds what to pack.
 func (p *releasePair) packArgs(out string, extra ...string) []string {
-	return append([]string{"pack", "-o", out, "--src-tls-verify=false", "--keyring", p.keyFile,
+	return append([]string{"pack", "-o", out, "--no-self", "--src-tls-verify=false", "--keyring", p.keyFile,
 		"--signature-store", p.store.URL, "--quiet"}, extra...)
 }
 

@@ -63,6 +63,11 @@ func (p *packWriter) write(ctx context.Context) (sum *packSummary, err error) {
 		}
 	}()
 	idx := p.index()
+	if !p.opts.noSelf {
+		if err := addSelf(w); err != nil {
+			return nil, err
+		}
+	}
 	if err := p.addSignatures(w, idx); err != nil {
 		return nil, err
 	}
@@ -138,6 +143,9 @@ type packRecord struct {
 	SignatureStores []string     `json:"signatureStores,omitempty"`
 	Graph           *graphRecord `json:"graph,omitempty"`
 	Since           *sinceRecord `json:"since,omitempty"`
+	// Config is the pack as a ferry.yaml: `ferry inspect --config` prints
+	// it, and `ferry pack -f` makes the bundle again.
+	Config *packConfig `json:"config,omitempty"`
 }
 
 // graphRecord is how the releases were picked from the update graph.
@@ -165,6 +173,7 @@ func (p *packWriter) record() packRecord {
 		Parallel:        p.opts.parallel,
 		AllowUnsigned:   p.opts.allowUnsigned,
 		SignatureStores: p.opts.trust.stores.Value(),
+		Config:          p.opts.effectiveConfig(),
 	}
 	if g := p.opts.graph; g.active() {
 		rec.Graph = &graphRecord{URL: g.graphURL, Channel: g.channel, From: g.from, To: g.to, Min: g.min, Max: g.max, AcceptRisks: g.acceptRisks}
@@ -176,6 +185,32 @@ func (p *packWriter) record() packRecord {
 		rec.Since = &sinceRecord{Source: p.inventory.Source, Created: p.inventory.Created}
 	}
 	return rec
+}
+
+// addSelf puts the running ferry binary at the top of the bundle, so the
+// bastion runs exactly the version that made it: tar -xf bundle.tar ferry.
+func addSelf(w *bundle.Writer) (err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find ferry's own binary to carry (or pass --no-self): %w", err)
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return fmt.Errorf("carry ferry's own binary (or pass --no-self): %w", err)
+	}
+	defer closeInto(&err, f, exe)
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("carry ferry's own binary: %w", err)
+	}
+	slot, err := w.Reserve(bundle.SelfName, st.Size(), "")
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyBuffer(slot, f, make([]byte, copyBufferSize)); err != nil {
+		return fmt.Errorf("carry ferry's own binary %s: %w", exe, err)
+	}
+	return slot.Commit()
 }
 
 func signatureConfigMapName(d digest.Digest) string {
