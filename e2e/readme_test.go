@@ -28,6 +28,8 @@ func TestReadmeJourney(t *testing.T) {
 	key := testbed.NewKey(t, "release")
 	store := testbed.NewSignatureStore(t)
 	store.SignRelease(t, key, rel)
+	next := testbed.BuildRelease(t, src.Host, testbed.ReleaseOptions{Components: 8, Sigstore: true, Version: "4.15.1", ShareWith: rel})
+	store.SignRelease(t, key, next)
 	dst := testbed.NewRegistry(t)
 
 	dir := t.TempDir()
@@ -63,6 +65,14 @@ func TestReadmeJourney(t *testing.T) {
 	if !strings.Contains(string(out), "--to-image="+dst.Host+"/ocp4/openshift4@"+rel.Digest.String()) {
 		t.Errorf("apply did not print the next step\n%s", out)
 	}
+	data, _, err = dst.Client().GetManifest(context.Background(), "ocp4/openshift4", next.Version+"-"+next.Arch)
+	if err != nil || !bytes.Equal(data, next.Manifest) {
+		t.Errorf("after the incremental step the mirror does not serve %s (%v)", next.Version, err)
+	}
+	full, incremental := fileSize(t, filepath.Join(dir, "ocp-4.15.0.001.tar")), fileSize(t, filepath.Join(dir, "ocp-4.15.1.tar"))
+	if incremental >= full {
+		t.Errorf("the incremental bundle (%d bytes) is not smaller than the first one's blobs (%d bytes)", incremental, full)
+	}
 }
 
 // readmeJourney joins the README's journey blocks into one script.
@@ -94,8 +104,8 @@ func readmeJourney(t *testing.T) string {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if blocks < 3 {
-		t.Fatalf("README.md has %d journey blocks; want the internet host, the bastion and the cluster", blocks)
+	if blocks < 4 {
+		t.Fatalf("README.md has %d journey blocks; want the internet host, the bastion, the cluster and the next update", blocks)
 	}
 	return script.String()
 }
