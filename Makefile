@@ -19,7 +19,7 @@ space   := $(empty) $(empty)
 # Exported so that plain `go test ./...` run from make (and from CI) sees the tags.
 export GOFLAGS := -buildvcs=false -tags=$(subst $(space),$(comma),$(GO_TAGS))
 
-.PHONY: all build test demo bench lint fmt clean docs release
+.PHONY: all build test demo bench lint fmt clean docs release fuzz
 
 all: build
 
@@ -41,6 +41,19 @@ demo: build
 bench: build
 	FERRY_BIN=$(FERRY) FERRY_BENCH=1 FERRY_BENCH_CACHE=warm $(GO) test -count=1 -timeout 60m -run '^TestBenchmark$$' -v ./e2e/
 	FERRY_BIN=$(FERRY) FERRY_BENCH=1 FERRY_BENCH_CACHE=cold $(GO) test -count=1 -timeout 60m -run '^TestBenchmark$$' -v ./e2e/
+
+# Fuzz every parser of untrusted input for FUZZTIME each (the seed corpora
+# also run as plain tests in make test). -parallel 2: more workers than
+# cores stall the fuzzer on this 2-core kind of machine.
+FUZZTIME ?= 30s
+FUZZ_PKGS := ./bundle ./manifests ./mirror/graph ./mirror/internal/httpget ./mirror/inventory ./mirror/release ./mirror/signature
+fuzz:
+	@set -e; for pkg in $(FUZZ_PKGS); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg; \
+		done; \
+	done
 
 # The command reference (markdown and man page) from the CLI definition; a
 # test fails when the committed copy is stale.
