@@ -1,8 +1,10 @@
 package bundle
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -49,9 +51,15 @@ func OCILayout() []byte {
 	return b
 }
 
-// OCIIndex returns the content of mirror/oci/index.json listing entries in
-// the given order. An entry listed twice with the same name is kept once.
+// OCIIndex returns the content of mirror/oci/index.json listing entries
+// sorted by name, then digest, so that the same entries give the same bytes
+// whatever order they were found in. An entry listed twice with the same
+// name is kept once.
 func OCIIndex(entries []LayoutEntry) ([]byte, error) {
+	entries = slices.Clone(entries)
+	slices.SortStableFunc(entries, func(a, b LayoutEntry) int {
+		return cmp.Or(strings.Compare(a.RefName, b.RefName), strings.Compare(string(a.Digest), string(b.Digest)))
+	})
 	idx := v1.Index{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: v1.MediaTypeImageIndex,

@@ -119,6 +119,11 @@ func (r *Reader) readIndex() error {
 			break
 		}
 		if err != nil {
+			if last != nil {
+				// Name the entry it broke after: a header declaring
+				// more data than the volume holds (a tar bomb) shows.
+				return fmt.Errorf("volume 0: the tar is damaged or truncated after %q (data at offset %d, %d bytes): %w", last.Name, lastOff, last.Size, err)
+			}
 			return fmt.Errorf("volume 0: the tar is damaged or truncated: %w", err)
 		}
 		if last == nil && hdr.Name != VolumeMarkerName {

@@ -2,9 +2,11 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker"
@@ -26,6 +28,9 @@ type Destination struct {
 	gen     int                    // bumped when dest is replaced
 	retired []types.ImageDestination
 	closed  bool
+	// admitted is set once the registry has accepted a request: a refusal
+	// after that is a stale token, not wrong credentials.
+	admitted atomic.Bool
 }
 
 // Destination returns a Destination for repo (a repository, without tag or
@@ -139,8 +144,10 @@ func (d *Destination) Tag(ctx context.Context, tag string, data []byte) error {
 		}
 		defer closeInto(&err, dest, "destination "+named.String())
 		if err := dest.PutManifest(ctx, data, nil); err != nil {
-			return fmt.Errorf("tagging %s: %w", named, classify(err))
+			// Each try has a destination, and so a token, of its own.
+			return d.checkToken(fmt.Errorf("tagging %s: %w", named, classify(err)))
 		}
+		d.admitted.Store(true)
 		return nil
 	})
 }
@@ -165,6 +172,10 @@ func (d *Destination) Close() error {
 // transient failure the destination is replaced before the next attempt:
 // containers/image remembers a failed first contact with a registry for the
 // life of its client, so only a new one can recover from it.
+//
+// A refusal (401, 403) after the registry has accepted this Destination is a
+// token revoked or expired early: the destination is replaced, with a fresh
+// token, and the operation tried again.
 func (d *Destination) do(ctx context.Context, p RetryPolicy, op string, fn func(context.Context, types.ImageDestination) error) error {
 	return Do(ctx, p, op, func(ctx context.Context) error {
 		d.mu.Lock()
@@ -176,11 +187,26 @@ func (d *Destination) do(ctx context.Context, p RetryPolicy, op string, fn func(
 		d.mu.Unlock()
 
 		err := fn(ctx, dest)
-		if err != nil && IsTransient(err) {
+		if err == nil {
+			d.admitted.Store(true)
+			return nil
+		}
+		err = d.checkToken(err)
+		if IsTransient(err) {
 			d.replace(ctx, gen)
 		}
 		return err
 	})
+}
+
+// checkToken marks a refusal as a stale token when the registry had
+// accepted this Destination before; wrong credentials are never accepted,
+// so they still fail at once.
+func (d *Destination) checkToken(err error) error {
+	if !d.admitted.Load() || !errors.Is(err, ErrUnauthorized) {
+		return err
+	}
+	return &staleTokenError{err}
 }
 
 // replace swaps in a new destination unless another worker already did

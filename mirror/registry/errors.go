@@ -76,14 +76,28 @@ func classify(err error) error {
 	return &classifiedError{class: class, err: err}
 }
 
+// staleTokenError marks a 401 or 403 answered to a client that had been
+// let in before: its bearer token was revoked or expired early (a registry
+// clock ahead of ours), which containers/image, trusting the lifetime the
+// token was issued with, never notices. The client has been replaced by a
+// fresh one, so one more try is worth it.
+type staleTokenError struct{ err error }
+
+func (e *staleTokenError) Error() string { return e.err.Error() }
+func (e *staleTokenError) Unwrap() error { return e.err }
+
 // IsTransient reports whether an operation that failed with err may succeed
 // if tried again: HTTP 408, 429 and 5xx (but 501 and 505), connections
-// refused, reset or cut short, and timeouts. Cancellation, 4xx answers,
-// certificate problems, unknown hosts and digest mismatches are not.
+// refused, reset or cut short, and timeouts, and a stale token once its
+// client was replaced. Cancellation, other 4xx answers, certificate
+// problems, unknown hosts and digest mismatches are not.
 func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, ErrDigestMismatch) || isTLSError(err) {
 		return false
+	}
+	if _, ok := errors.AsType[*staleTokenError](err); ok {
+		return true
 	}
 	if status := httpStatus(err); status != 0 {
 		switch {

@@ -1,11 +1,14 @@
 // Package registry talks to container registries for ferry: it resolves and
 // reads manifests, streams blobs, and pushes blobs, manifests and tags
 // byte-for-byte. It is built on containers/image's docker transport, which
-// reads registries.conf and auth.json, refreshes bearer tokens, honours
-// Retry-After on 429 and reconnects interrupted blob bodies; this package adds
-// retries with backoff for the other transient failures, digest checks on
-// everything it reads, and errors classified for callers (ErrNotFound,
-// ErrUnauthorized, ErrTLS, ErrUnreachable, ErrDigestMismatch).
+// reads registries.conf and auth.json, refreshes bearer tokens when they
+// reach the lifetime they were issued with, honours Retry-After on 429 and
+// reconnects interrupted blob bodies once; this package adds retries with
+// backoff for the other transient failures, a new token when a registry
+// refuses one before its time, blob streams resumed where they broke
+// (VerifiedBlob), digest checks on everything it reads, and errors
+// classified for callers (ErrNotFound, ErrUnauthorized, ErrTLS,
+// ErrUnreachable, ErrDigestMismatch).
 //
 // containers/image logs through logrus at debug level; this package never
 // configures logrus nor prints anything itself.

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -28,7 +29,7 @@ func Do(ctx context.Context, p RetryPolicy, op string, fn func(ctx context.Conte
 			}
 			return err
 		}
-		wait := p.backoff(attempt)
+		wait := p.wait(attempt, err)
 		if p.OnRetry != nil {
 			p.OnRetry(op, attempt, err, wait)
 		}
@@ -40,6 +41,16 @@ func Do(ctx context.Context, p RetryPolicy, op string, fn func(ctx context.Conte
 		case <-t.C:
 		}
 	}
+}
+
+// wait is the pause before retrying after the given failed attempt: none
+// for a stale token, whose client has just been replaced (waiting would
+// only let the new token age), else the backoff.
+func (p RetryPolicy) wait(attempt int, err error) time.Duration {
+	if _, ok := errors.AsType[*staleTokenError](err); ok {
+		return 0
+	}
+	return p.backoff(attempt)
 }
 
 // backoff returns the wait after the given failed attempt: Base doubled per

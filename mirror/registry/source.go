@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
@@ -26,9 +27,12 @@ type Source struct {
 	c    *Client
 	repo reference.Named
 
-	mu     sync.Mutex
-	src    types.ImageSource // nil until a manifest has been read
-	closed bool
+	mu      sync.Mutex
+	src     types.ImageSource // nil until a manifest has been read
+	ref     reference.Named   // what src was opened on, to open it again
+	gen     int               // bumped when src is replaced
+	retired []types.ImageSource
+	closed  bool
 }
 
 // Source returns a Source for the repository of ref. ref may be a bare
@@ -71,13 +75,13 @@ func (s *Source) Manifest(ctx context.Context, d digest.Digest) (Manifest, error
 	}
 	var m Manifest
 	err = Do(ctx, s.c.opts.Retry, "reading manifest "+named.String(), func(ctx context.Context) error {
-		src, err := s.current()
+		src, gen, err := s.current()
 		if err != nil {
 			return err
 		}
 		if src != nil {
 			m, err = readManifest(ctx, src, named, &d)
-			return err
+			return s.checkToken(ctx, gen, err)
 		}
 		m, err = s.open(ctx, named)
 		return err
@@ -113,39 +117,123 @@ func (s *Source) Blob(ctx context.Context, d digest.Digest, size int64) (io.Read
 	}
 	var rc io.ReadCloser
 	err := Do(ctx, s.c.opts.Retry, fmt.Sprintf("reading blob %s@%s", s.repo, d), func(ctx context.Context) error {
-		src, err := s.current()
-		if err == nil && src == nil {
-			err = errNoManifestYet
-		}
-		if err != nil {
-			return fmt.Errorf("reading blob %s@%s: %w", s.repo, d, err)
-		}
-		body, served, err := src.GetBlob(ctx, types.BlobInfo{Digest: d, Size: size}, none.NoCache)
-		if err != nil {
-			return fmt.Errorf("reading blob %s@%s: %w", s.repo, d, classify(err))
-		}
-		if size >= 0 && served >= 0 && served != size {
-			body.Close()
-			return fmt.Errorf("reading blob %s@%s: %w: the registry serves %d bytes, the manifest says %d", s.repo, d, ErrDigestMismatch, served, size)
-		}
-		rc = body
-		return nil
+		var err error
+		rc, err = s.openBlob(ctx, d, size)
+		return err
 	})
 	return rc, err
 }
 
+// openBlob is one try of Blob.
+func (s *Source) openBlob(ctx context.Context, d digest.Digest, size int64) (io.ReadCloser, error) {
+	src, gen, err := s.current()
+	if err == nil && src == nil {
+		err = errNoManifestYet
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading blob %s@%s: %w", s.repo, d, err)
+	}
+	body, served, err := src.GetBlob(ctx, types.BlobInfo{Digest: d, Size: size}, none.NoCache)
+	if err != nil {
+		return nil, s.checkToken(ctx, gen, fmt.Errorf("reading blob %s@%s: %w", s.repo, d, classify(err)))
+	}
+	if size >= 0 && served >= 0 && served != size {
+		body.Close()
+		return nil, fmt.Errorf("reading blob %s@%s: %w: the registry serves %d bytes, the manifest says %d", s.repo, d, ErrDigestMismatch, served, size)
+	}
+	return body, nil
+}
+
 // VerifiedBlob is Blob through NewVerifyingReader: reading it to the end
 // fails instead of returning io.EOF if the content is not size bytes with
-// digest d.
+// digest d. A stream that breaks on the way (a connection reset that
+// containers/image does not resume) is opened again and read on from where
+// it broke, within the Client's retry policy.
 func (s *Source) VerifiedBlob(ctx context.Context, d digest.Digest, size int64) (io.ReadCloser, error) {
 	rc, err := s.Blob(ctx, d, size)
 	if err != nil {
 		return nil, err
 	}
+	rr := &resumingReader{ctx: ctx, s: s, d: d, size: size, rc: rc}
 	return struct {
 		io.Reader
 		io.Closer
-	}{NewVerifyingReader(rc, d, size), rc}, nil
+	}{NewVerifyingReader(rr, d, size), rr}, nil
+}
+
+// resumingReader reads a blob of a Source, opening it again after a
+// transient failure and skipping what was read already. Its failures count
+// against one retry policy, whatever phase they happen in.
+type resumingReader struct {
+	ctx      context.Context
+	s        *Source
+	d        digest.Digest
+	size     int64
+	rc       io.ReadCloser // nil after a failed reopen
+	off      int64
+	failures int
+}
+
+func (r *resumingReader) Read(p []byte) (int, error) {
+	for {
+		if r.rc == nil {
+			return 0, fmt.Errorf("reading blob %s@%s: closed after a failure", r.s.repo, r.d)
+		}
+		n, err := r.rc.Read(p)
+		r.off += int64(n)
+		if err == nil || errors.Is(err, io.EOF) || !IsTransient(err) || r.ctx.Err() != nil {
+			return n, err
+		}
+		if rerr := r.resume(err); rerr != nil {
+			return n, rerr
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// resume replaces the broken stream by a new one positioned at r.off.
+func (r *resumingReader) resume(cause error) error {
+	policy := r.s.c.opts.Retry
+	op := fmt.Sprintf("reading blob %s@%s", r.s.repo, r.d)
+	_ = r.rc.Close()
+	r.rc = nil
+	for {
+		r.failures++
+		if r.failures >= max(policy.Attempts, 1) {
+			return fmt.Errorf("%s: %w (after %d attempts)", op, cause, r.failures)
+		}
+		wait := policy.wait(r.failures, cause)
+		if policy.OnRetry != nil {
+			policy.OnRetry(op, r.failures, cause, wait)
+		}
+		if err := sleep(r.ctx, wait); err != nil {
+			return fmt.Errorf("%w (while waiting to retry after: %w)", err, cause)
+		}
+		rc, err := r.s.openBlob(r.ctx, r.d, r.size)
+		if err == nil {
+			if _, err = io.CopyN(io.Discard, rc, r.off); err == nil {
+				r.rc = rc
+				return nil
+			}
+			_ = rc.Close()
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("%w: the blob ends before offset %d", ErrDigestMismatch, r.off)
+			}
+		}
+		if !IsTransient(err) || r.ctx.Err() != nil {
+			return err
+		}
+		cause = err
+	}
+}
+
+func (r *resumingReader) Close() error {
+	if r.rc == nil {
+		return nil
+	}
+	return r.rc.Close()
 }
 
 // Close releases the connections. Streams returned by Blob must be closed
@@ -154,25 +242,56 @@ func (s *Source) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	if s.src == nil {
-		return nil
+	var err error
+	for _, src := range append(s.retired, s.src) {
+		if src != nil {
+			closeInto(&err, src, "source "+s.repo.String())
+		}
 	}
-	src := s.src
-	s.src = nil
-	if err := src.Close(); err != nil {
-		return fmt.Errorf("closing source %s: %w", s.repo, err)
-	}
-	return nil
+	s.src, s.retired = nil, nil
+	return err
 }
 
-// current returns the open containers/image source, or nil if none is open.
-func (s *Source) current() (types.ImageSource, error) {
+// current returns the open containers/image source, or nil if none is open,
+// and its generation.
+func (s *Source) current() (types.ImageSource, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, fmt.Errorf("source %s is closed", s.repo)
+		return nil, 0, fmt.Errorf("source %s is closed", s.repo)
 	}
-	return s.src, nil
+	return s.src, s.gen, nil
+}
+
+// checkToken passes err through, unless it is a refusal (401, 403) by a
+// registry that had let the source of generation gen in: then that source
+// is replaced by a fresh one (a new token) and err is marked worth another
+// try. Wrong credentials never get a source opened, so they still fail at
+// once.
+func (s *Source) checkToken(ctx context.Context, gen int, err error) error {
+	if err == nil || !errors.Is(err, ErrUnauthorized) {
+		return err
+	}
+	s.mu.Lock()
+	ref, stale := s.ref, s.gen == gen && !s.closed
+	s.mu.Unlock()
+	if stale {
+		fresh, oerr := s.c.openSource(ctx, ref)
+		if oerr != nil {
+			return err
+		}
+		s.mu.Lock()
+		if s.gen == gen && !s.closed {
+			s.retired = append(s.retired, s.src) // may serve streams still open
+			s.src, s.gen = fresh, s.gen+1
+			fresh = nil
+		}
+		s.mu.Unlock()
+		if fresh != nil {
+			_ = fresh.Close()
+		}
+	}
+	return &staleTokenError{err}
 }
 
 // open opens a containers/image source on named (a tag or digest of the
@@ -196,7 +315,19 @@ func (s *Source) open(ctx context.Context, named reference.Named) (m Manifest, e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.src == nil && !s.closed {
-		s.src, kept = src, true
+		s.src, s.ref, kept = src, named, true
 	}
 	return m, nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
