@@ -778,9 +778,6 @@ func TestFaultFreePackReproducible(t *testing.T) {
 		}
 	}
 	t.Run("image order", func(t *testing.T) {
-		t.Skip("known bug: the order of the bundle index's images (and so of `ferry inspect` and of apply's pushes) varies " +
-			"from run to run: mirror/plan.go walk.sorted returns images in walk.order, the order in which the concurrent " +
-			"walk (walk.components, walk.sigstoreTags: errgroups of Parallel workers) happened to finish them")
 		for i, p := range packs[1:] {
 			if !slices.Equal(p.order, packs[0].order) {
 				t.Errorf("pack %d lists the images in another order than the first", i+2)

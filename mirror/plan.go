@@ -26,6 +26,20 @@ const (
 	RoleSigstore  = "sigstore" // a cosign sha256-<hex>.sig manifest
 )
 
+// roleRank orders a plan's images: releases, their components, the
+// per-arch children, then signatures.
+func roleRank(role string) int {
+	switch role {
+	case RoleRelease:
+		return 0
+	case RoleComponent:
+		return 1
+	case RoleChild:
+		return 2
+	}
+	return 3
+}
+
 // Plan is everything a set of releases needs, deduplicated: images by
 // repository and digest, blobs by digest. It keeps one open registry source
 // per repository for fetching the blobs; Close it when done.
@@ -172,6 +186,15 @@ func (w *walk) sorted() ([]*Image, []*Blob) {
 	for _, k := range w.order {
 		images = append(images, w.images[k])
 	}
+	// The walk is concurrent, so discovery order varies; the index (and so
+	// inspect's output and apply's push order) must not.
+	sort.SliceStable(images, func(i, j int) bool {
+		a, b := images[i], images[j]
+		if roleRank(a.Role) != roleRank(b.Role) {
+			return roleRank(a.Role) < roleRank(b.Role)
+		}
+		return imageKey(a.Repository, a.Digest) < imageKey(b.Repository, b.Digest)
+	})
 	blobs := make([]*Blob, 0, len(w.blobs))
 	for _, b := range w.blobs {
 		blobs = append(blobs, b)

@@ -43,6 +43,12 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		},
 		// Errors are printed once, by run, with their exit code.
 		ExitErrHandler: func(*cli.Context, error) {},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageError(fmt.Errorf("unknown command %q; see `ferry --help`", c.Args().First()))
+			}
+			return cli.ShowAppHelp(c)
+		},
 		Commands: []*cli.Command{
 			packCommand(env),
 			applyCommand(env),

@@ -37,7 +37,7 @@ type applyOptions struct {
 func applyCommand(env *environment) *cli.Command {
 	o := &applyOptions{registry: registryFlags{prefix: "dest"}}
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "to", Required: true, Usage: "target `REGISTRY/REPO` in the mirror registry, e.g. registry.example:5000/ocp4/openshift4", Destination: &o.to},
+		&cli.StringFlag{Name: "to", Usage: "target `REGISTRY/REPO` in the mirror registry, e.g. registry.example:5000/ocp4/openshift4", Destination: &o.to},
 		&cli.StringFlag{Name: "kubeconfig", Usage: "cluster to apply the ConfigMaps and mirror sets to (default: $KUBECONFIG, ~/.kube/config)", Destination: &o.kubeconfig, Category: "Cluster"},
 		&cli.BoolFlag{Name: "no-cluster", Usage: "only render the manifests; do not contact a cluster", Destination: &o.noCluster, Category: "Cluster"},
 		&cli.StringFlag{Name: "output-dir", Usage: "where to write the manifests (default ferry-manifests/<bundle id>)", Destination: &o.outputDir, Category: "Cluster"},
@@ -75,6 +75,9 @@ Examples:
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageError(errors.New("expected a BUNDLE; see `ferry apply --help`"))
+			}
+			if o.to == "" {
+				return usageError(errors.New("--to REGISTRY/REPO is required: the mirror repository to push into; see `ferry apply --help`"))
 			}
 			o.bundle, o.volumes = c.Args().First(), c.Args().Tail()
 			return o.run(c.Context, env)

@@ -428,7 +428,8 @@ func (p *packWriter) cacheWriter(b *mirror.Blob, slot *bundle.Slot) (io.Writer, 
 	}
 	return io.MultiWriter(slot, tmp), func(ok bool) {
 		closeErr := tmp.Close()
-		if ok && closeErr == nil && os.Rename(tmp.Name(), final) == nil {
+		// CreateTemp makes 0600; cached blobs are as readable as the bundle.
+		if ok && closeErr == nil && os.Chmod(tmp.Name(), 0o644) == nil && os.Rename(tmp.Name(), final) == nil {
 			return
 		}
 		_ = os.Remove(tmp.Name())

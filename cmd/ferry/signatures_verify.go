@@ -31,13 +31,16 @@ file verifies, 3 when any does not.
 Example:
   ferry signatures verify --digest sha256:0da6...6363 --keyring redhat-release.asc mirror/signatures/sha256=0da6...6363/signature-1`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "digest", Required: true, Usage: "the release digest `sha256:<hex>` the signatures must sign", Destination: &opts.digest},
+			&cli.StringFlag{Name: "digest", Usage: "the release digest `sha256:<hex>` the signatures must sign", Destination: &opts.digest},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per file instead of text", Destination: &opts.json},
 			opts.trust.keyringFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageError(fmt.Errorf("expected at least one signature FILE; see `ferry signatures verify --help`"))
+			}
+			if opts.digest == "" {
+				return usageError(fmt.Errorf("--digest sha256:<hex> is required: the release digest the signatures must sign"))
 			}
 			return opts.run(c.Context, env, c.Args().Slice())
 		},

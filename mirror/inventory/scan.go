@@ -138,7 +138,7 @@ func listTags(ctx context.Context, opts registry.Options, named reference.Named)
 		var err error
 		tags, err = docker.GetRepositoryTags(ctx, opts.SystemContext(), ref)
 		if err != nil {
-			return fmt.Errorf("listing tags of %s: %w", named, err)
+			return fmt.Errorf("listing tags of %s: %w", named, registry.Classify(err))
 		}
 		return nil
 	})

@@ -51,6 +51,12 @@ func (e *classifiedError) Error() string {
 
 func (e *classifiedError) Unwrap() []error { return []error{e.class, e.err} }
 
+// Classify wraps an error from a containers/image call made outside this
+// package (listing tags, say) with its class, so that callers can match
+// ErrNotFound, ErrUnauthorized, ErrTLS or ErrUnreachable and users read the
+// same hints (--authfile, --cert-dir) as everywhere else.
+func Classify(err error) error { return classify(err) }
+
 // classify wraps an error from containers/image with its class, if any.
 func classify(err error) error {
 	if err == nil {
