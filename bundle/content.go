@@ -8,6 +8,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferryhq/ferry/internal/strictjson"
 )
 
 // Manifest media types a bundle may hold besides the OCI ones.
@@ -249,7 +251,7 @@ func (c *contentCheck) layoutFile() {
 		return
 	}
 	var l v1.ImageLayout
-	if err := decodeStrict(data, &l); err != nil {
+	if err := strictjson.Decode(data, &l); err != nil {
 		c.fault(LayoutFileName, "parsing: %v", err)
 	} else if l.Version != v1.ImageLayoutVersion {
 		c.fault(LayoutFileName, "imageLayoutVersion %q, want %q", l.Version, v1.ImageLayoutVersion)

@@ -5,7 +5,6 @@
 package bundle
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ferryhq/ferry/internal/strictjson"
 )
 
 const (
@@ -168,27 +169,13 @@ func ParseIndex(r io.Reader) (*Index, error) {
 		return nil, fmt.Errorf("index: unsupported formatVersion %d (this ferry reads %d)", *v.FormatVersion, FormatVersion)
 	}
 	var idx Index
-	if err := decodeStrict(data, &idx); err != nil {
+	if err := strictjson.Decode(data, &idx); err != nil {
 		return nil, fmt.Errorf("parsing index: %w", err)
 	}
 	if err := idx.validate(); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
 	return &idx, nil
-}
-
-// decodeStrict decodes exactly one JSON value, refusing unknown fields and
-// anything after the value.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("unexpected data after the JSON value")
-	}
-	return nil
 }
 
 func (idx *Index) validate() error {

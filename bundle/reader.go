@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ferryhq/ferry/internal/strictjson"
 )
 
 const (
@@ -195,7 +197,7 @@ func readMarker(v *openVolume) (volumeMarker, error) {
 	if err != nil {
 		return m, fmt.Errorf("%s: reading volume marker: %w", v.path, err)
 	}
-	if err := decodeStrict(data, &m); err != nil || !validID(m.Bundle) {
+	if err := strictjson.Decode(data, &m); err != nil || !validID(m.Bundle) {
 		return m, fmt.Errorf("%s: invalid volume marker %q", v.path, data)
 	}
 	return m, nil

@@ -15,7 +15,6 @@
 package inventory
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -25,6 +24,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ferryhq/ferry/internal/strictjson"
 )
 
 const (
@@ -103,27 +104,13 @@ func Parse(r io.Reader) (*Inventory, error) {
 		return nil, fmt.Errorf("inventory: unsupported formatVersion %d (this ferry reads %d)", *head.FormatVersion, FormatVersion)
 	}
 	var inv Inventory
-	if err := decodeStrict(data, &inv); err != nil {
+	if err := strictjson.Decode(data, &inv); err != nil {
 		return nil, fmt.Errorf("parsing inventory: %w", err)
 	}
 	if err := inv.validate(); err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	return &inv, nil
-}
-
-// decodeStrict decodes exactly one JSON value, refusing unknown fields and
-// anything after the value.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("unexpected data after the JSON value")
-	}
-	return nil
 }
 
 func (inv *Inventory) validate() error {
