@@ -200,7 +200,9 @@ func (p *pusher) pushBlobs(ctx context.Context, dest *registry.Destination, blob
 			}
 			sr, _, err := p.r.Blob(b.digest)
 			if err == nil {
-				err = dest.PutBlob(ctx, &seekableProgress{sr: sr, item: line}, b.digest, b.size)
+				// Verified moments ago by the bundle check; the registry
+				// checks the digest again before the blob is visible.
+				err = dest.PutVerifiedBlob(ctx, &seekableProgress{sr: sr, item: line}, b.digest, b.size)
 			}
 			line.done(err)
 			if err != nil {

@@ -77,6 +77,20 @@ func (d *Destination) HasBlob(ctx context.Context, dg digest.Digest, size int64)
 // not match. A failed upload is retried only when r is an io.Seeker (it is
 // rewound); otherwise the caller retries with a fresh reader.
 func (d *Destination) PutBlob(ctx context.Context, r io.Reader, dg digest.Digest, size int64) error {
+	return d.putBlob(ctx, r, dg, size, true)
+}
+
+// PutVerifiedBlob is PutBlob for content the caller has just hashed against
+// dg itself (apply reads blobs from a bundle it verified moments before): it
+// skips the second client-side hash, one full pass over the data, and
+// leaves the check to the registry, which the distribution spec requires to
+// refuse an upload whose content does not match the digest it is committed
+// under, before the blob becomes visible.
+func (d *Destination) PutVerifiedBlob(ctx context.Context, r io.Reader, dg digest.Digest, size int64) error {
+	return d.putBlob(ctx, r, dg, size, false)
+}
+
+func (d *Destination) putBlob(ctx context.Context, r io.Reader, dg digest.Digest, size int64, check bool) error {
 	if err := dg.Validate(); err != nil {
 		return fmt.Errorf("pushing blob to %s: invalid digest %q: %w", d.repo, dg, err)
 	}
@@ -93,9 +107,13 @@ func (d *Destination) PutBlob(ctx context.Context, r io.Reader, dg digest.Digest
 			}
 		}
 		first = false
-		vr := newVerifyingReader(r, dg, size)
-		info, err := dest.PutBlob(ctx, vr, types.BlobInfo{Digest: dg, Size: size}, none.NoCache, false)
-		if verr := vr.failed(); verr != nil {
+		stream, failed := r, func() error { return nil }
+		if check {
+			vr := newVerifyingReader(r, dg, size)
+			stream, failed = vr, vr.failed
+		}
+		info, err := dest.PutBlob(ctx, stream, types.BlobInfo{Digest: dg, Size: size}, none.NoCache, false)
+		if verr := failed(); verr != nil {
 			return fmt.Errorf("pushing blob %s@%s: %w", d.repo, dg, verr)
 		}
 		if err != nil {

@@ -371,6 +371,13 @@ func TestPushRefusesBadContent(t *testing.T) {
 	if has, _ := dst.HasBlob(ctx, wrong, int64(len(data))); has {
 		t.Error("a blob that failed verification became visible")
 	}
+	// Without the client-side check the registry itself refuses the bytes.
+	if err := dst.PutVerifiedBlob(ctx, bytes.NewReader(data), wrong, int64(len(data))); err == nil {
+		t.Error("PutVerifiedBlob with a wrong digest: the registry accepted it")
+	}
+	if has, _ := dst.HasBlob(ctx, wrong, int64(len(data))); has {
+		t.Error("a blob the registry should have refused became visible")
+	}
 	err = dst.PutBlob(ctx, io.LimitReader(bytes.NewReader(data), 4), digest.FromBytes(data), int64(len(data)))
 	if !errors.Is(err, ErrDigestMismatch) {
 		t.Errorf("PutBlob of a short stream: %v", err)
