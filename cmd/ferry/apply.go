@@ -135,7 +135,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	res, err := verifyBundle(ctx, env, o.bundle, o.volumes, keyring, o.allowUnsigned, o.quiet)
+	res, err := verifyOpened(ctx, env, r, o.bundle, keyring, o.allowUnsigned, o.quiet)
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err := p.push(ctx, sum); err != nil {
 		return err
 	}
-	files, err := o.render(r.Index(), sum)
+	files, err := o.render(r, sum)
 	if err != nil {
 		return err
 	}

@@ -15,13 +15,14 @@ import (
 // render writes the manifests the cluster needs into the output directory:
 // the signature ConfigMaps, the mirror sets (and the legacy ICSP with
 // --icsp) and the install-config snippet. It returns them in apply order.
-func (o *applyOptions) render(idx *bundle.Index, sum *applySummary) ([]manifests.File, error) {
+func (o *applyOptions) render(r *bundle.Reader, sum *applySummary) ([]manifests.File, error) {
+	idx := r.Index()
 	var files []manifests.File
 	for _, rel := range idx.Releases {
 		if rel.ConfigMap == "" {
 			continue
 		}
-		data, err := o.bundleFile(rel.ConfigMap)
+		data, err := readBundleFile(r, rel.ConfigMap, manifests.MaxSignatureConfigMapSize)
 		if err != nil {
 			return nil, err
 		}
@@ -54,16 +55,6 @@ func (o *applyOptions) render(idx *bundle.Index, sum *applySummary) ([]manifests
 		sum.Rendered = append(sum.Rendered, p)
 	}
 	return files, nil
-}
-
-// bundleFile reads a small file of the bundle being applied.
-func (o *applyOptions) bundleFile(name string) ([]byte, error) {
-	r, err := bundle.Open(o.bundle, bundle.ReadOptions{Volumes: o.volumes})
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return readBundleFile(r, name, manifests.MaxSignatureConfigMapSize)
 }
 
 // sourceRepositories are the repositories the cluster will pull from: each

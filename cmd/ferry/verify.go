@@ -101,14 +101,17 @@ func (o *verifyOptions) keyring() (*signature.Keyring, error) {
 // verifyBundle runs the integrity and trust checks and reports every fault;
 // the error is for failing to run them at all.
 func verifyBundle(ctx context.Context, env *environment, path string, volumes []string, keyring *signature.Keyring, allowUnsigned, quiet bool) (*verifyResult, error) {
-	res := &verifyResult{Bundle: path, Faults: []string{}}
 	r, err := bundle.Open(path, bundle.ReadOptions{Volumes: volumes})
 	if err != nil {
-		res.Faults = append(res.Faults, err.Error())
-		return res, nil
+		return &verifyResult{Bundle: path, Faults: []string{err.Error()}}, nil
 	}
 	defer r.Close()
-	res.ID = r.Index().ID
+	return verifyOpened(ctx, env, r, path, keyring, allowUnsigned, quiet)
+}
+
+// verifyOpened is verifyBundle on a bundle already open.
+func verifyOpened(ctx context.Context, env *environment, r *bundle.Reader, path string, keyring *signature.Keyring, allowUnsigned, quiet bool) (*verifyResult, error) {
+	res := &verifyResult{Bundle: path, Faults: []string{}, ID: r.Index().ID}
 	var total int64
 	for _, f := range r.Index().Files {
 		total += f.Size
