@@ -20,7 +20,8 @@ const maxUncommittedNamed = 5
 // Finish completes the bundle: it fills idx's ID, Files and Volumes (and
 // FormatVersion and Created when unset), writes the index as the last entry
 // of volume 0, closes every volume with its end-of-archive, syncs, and
-// renames the .partial files into place, data volumes first and volume 0
+// renames the .partial files into place (with opts.SignIndex, the index's
+// signature follows it), data volumes first and volume 0
 // last, so that a bundle is never visible without its index. It refuses to
 // finish while a slot is not committed, or with an index the reader would
 // refuse; the writer stays usable after those errors.
@@ -38,6 +39,9 @@ func (w *Writer) Finish(idx *Index) error {
 		return fmt.Errorf("bundle %s: %w", w.base, err)
 	}
 	if err := w.writeIndex(data); err != nil {
+		return w.fail(err)
+	}
+	if err := w.writeIndexSignature(data); err != nil {
 		return w.fail(err)
 	}
 	if err := w.closeVolumes(); err != nil {
@@ -144,6 +148,29 @@ func (w *Writer) writeIndex(data []byte) error {
 	if w.opts.VolumeSize > 0 && v.end+endOfArchive > w.opts.VolumeSize {
 		w.warn(fmt.Sprintf("volume %s holds %d bytes of manifests, signatures and index, more than the volume size %d",
 			v.name, v.end+endOfArchive, w.opts.VolumeSize))
+	}
+	return nil
+}
+
+// writeIndexSignature appends the index's detached signature, when the
+// bundle is signed, as the last entry of volume 0.
+func (w *Writer) writeIndexSignature(index []byte) error {
+	if w.opts.SignIndex == nil {
+		return nil
+	}
+	sig, err := w.opts.SignIndex(index)
+	if err != nil {
+		return fmt.Errorf("signing the index: %w", err)
+	}
+	if len(sig) == 0 || len(sig) > MaxIndexSignatureSize {
+		return fmt.Errorf("signing the index: a signature of %d bytes (want 1 to %d)", len(sig), MaxIndexSignatureSize)
+	}
+	hdr, err := w.header(IndexSignatureName, int64(len(sig)), nil)
+	if err != nil {
+		return err
+	}
+	if _, err := w.writeEntry(w.vols[0], hdr, sig, int64(len(sig))); err != nil {
+		return fmt.Errorf("writing the index signature: %w", err)
 	}
 	return nil
 }

@@ -30,6 +30,18 @@ const (
 	// the top of volume 0 and executable, so that `tar -xf bundle.tar ferry`
 	// gives the bastion the very version that wrote the bundle.
 	SelfName = "ferry"
+	// SelfSignatureName is the detached OpenPGP signature of SelfName in a
+	// signed bundle, beside it, so that `gpg --verify ferry.asc ferry`
+	// checks the binary before anyone runs it.
+	SelfSignatureName = "ferry.asc"
+	// IndexSignatureName is the detached OpenPGP signature of the index in
+	// a signed bundle: the entry right after the index, the last of volume
+	// 0. The index cannot list it (it signs the index), so it is the one
+	// entry besides the index that the index does not name.
+	IndexSignatureName = "ferry-index.json.asc"
+	// MaxIndexSignatureSize caps the index signature a reader accepts; an
+	// armored OpenPGP signature is under 2 KiB.
+	MaxIndexSignatureSize = 64 << 10
 	// MaxIndexSize caps the index a reader accepts: large enough for
 	// hundreds of thousands of files, small enough to hold in memory.
 	MaxIndexSize = 64 << 20
@@ -202,6 +214,9 @@ func (idx *Index) validate() error {
 		}
 	}
 	if err := validatePrerequisites(idx.Prerequisites); err != nil {
+		return err
+	}
+	if err := checkConsistentDigests(idx); err != nil {
 		return err
 	}
 	for i, v := range idx.UpdatePath {
@@ -379,6 +394,42 @@ func validatePrerequisites(ps []Prerequisite) error {
 			return fmt.Errorf("prerequisites[%d] %s: listed twice", i, p.Digest)
 		}
 		seen[p.Digest] = true
+	}
+	return nil
+}
+
+// checkConsistentDigests refuses an index that says two things of one
+// digest: content is named by its digest, so one digest has one media type
+// and one size wherever the index lists it (an image seen from two
+// repositories, a prerequisite).
+func checkConsistentDigests(idx *Index) error {
+	type facts struct {
+		mediaType string
+		size      int64
+		where     string
+	}
+	seen := make(map[digest.Digest]facts, len(idx.Images)+len(idx.Prerequisites))
+	check := func(d digest.Digest, f facts) error {
+		prior, ok := seen[d]
+		if !ok {
+			seen[d] = f
+			return nil
+		}
+		if prior.mediaType != f.mediaType || prior.size != f.size {
+			return fmt.Errorf("%s: %s is %s of %d bytes, but %s says %s of %d bytes",
+				f.where, d, f.mediaType, f.size, prior.where, prior.mediaType, prior.size)
+		}
+		return nil
+	}
+	for i, im := range idx.Images {
+		if err := check(im.Digest, facts{im.MediaType, im.Size, fmt.Sprintf("images[%d]", i)}); err != nil {
+			return err
+		}
+	}
+	for i, p := range idx.Prerequisites {
+		if err := check(p.Digest, facts{p.MediaType, p.Size, fmt.Sprintf("prerequisites[%d]", i)}); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func TestParseIndexRefuses(t *testing.T) {
 		{"colon", func(idx *Index) { idx.Files[1].Name = "mirror/c:x" }, `character ':' not allowed`},
 		{"trailing slash", func(idx *Index) { idx.Files[1].Name = "mirror/x/" }, "not clean"},
 		{"outside mirror", func(idx *Index) { idx.Files[1].Name = "etc/passwd" }, "name outside mirror/"},
-		{"the index itself", func(idx *Index) { idx.Files[1].Name = IndexName }, "the index is not a file of its own index"},
+		{"the index itself", func(idx *Index) { idx.Files[1].Name = IndexName }, "the index and its signature are not files of the index"},
 		{"blob of another algorithm", func(idx *Index) { idx.Files[1].Name = "mirror/oci/blobs/md5/abc" }, "blob name is not"},
 		{"blob named for another digest", func(idx *Index) { idx.Files[1].SHA256 = hexA }, "blob named for sha256:" + hexB + " has sha256 " + hexA},
 		{"upper-case sha", func(idx *Index) { idx.Files[1].SHA256 = strings.ToUpper(hexB) }, "want 64 lower-case hex digits"},
@@ -94,6 +94,19 @@ func TestParseIndexRefuses(t *testing.T) {
 			p := Prerequisite{Digest: digest.FromString("p"), MediaType: "x", Size: 1}
 			idx.Prerequisites = []Prerequisite{p, p}
 		}, "listed twice"},
+		{"one digest, two media types", func(idx *Index) {
+			im := idx.Images[0]
+			im.Source, im.MediaType = "docker.io/library/nginx", "application/vnd.oci.image.index.v1+json"
+			idx.Images = append(idx.Images, im)
+		}, "images[1]: " + digest.FromString("b").String() + " is application/vnd.oci.image.index.v1+json"},
+		{"one digest, two sizes", func(idx *Index) {
+			im := idx.Images[0]
+			im.Size++
+			idx.Images = append(idx.Images, im)
+		}, "but images[0] says"},
+		{"a prerequisite that is a manifest", func(idx *Index) {
+			idx.Prerequisites = []Prerequisite{{Digest: idx.Images[0].Digest, MediaType: "application/vnd.oci.image.layer.v1.tar", Size: 1}}
+		}, "prerequisites[0]: "},
 		{"options not an object", func(idx *Index) { idx.Options = json.RawMessage(`[1]`) }, "options: not a JSON object"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -21,7 +21,8 @@ const (
 // checkName accepts the names a bundle may hold: clean, relative, slash
 // separated, made of a conservative character set (so no backslash, colon
 // or control character can mean something else to another tar or file
-// system), and either the volume marker, ferry's own binary or under mirror/.
+// system), and either the volume marker, ferry's own binary and its
+// signature, or under mirror/.
 func checkName(name string) error {
 	switch {
 	case name == "":
@@ -44,11 +45,11 @@ func checkName(name string) error {
 			return errors.New("a .. element leads out of the bundle")
 		}
 	}
-	if name == VolumeMarkerName || name == SelfName {
+	if name == VolumeMarkerName || name == SelfName || name == SelfSignatureName {
 		return nil
 	}
-	if name == IndexName {
-		return errors.New("the index is not a file of its own index")
+	if name == IndexName || name == IndexSignatureName {
+		return errors.New("the index and its signature are not files of the index")
 	}
 	if !strings.HasPrefix(name, mirrorDir+"/") {
 		return fmt.Errorf("name outside %s/", mirrorDir)

@@ -43,7 +43,11 @@ type Reader struct {
 
 	// where the index's data is in volume 0
 	indexOffset, indexSize int64
-	closed                 bool
+	// the index signature entry, its bytes and the index bytes it signs;
+	// nil when the bundle is not signed
+	indexSig                  *headerAt
+	indexBytes, indexSigBytes []byte
+	closed                    bool
 }
 
 type openVolume struct {
@@ -108,43 +112,27 @@ func openVolumeFile(path string) (*openVolume, error) {
 }
 
 // readIndex walks volume 0's headers, seeking over the data, and reads
-// the last entry, which must be the index.
+// the index: the last entry, or the one before a last IndexSignatureName.
 func (r *Reader) readIndex() error {
 	v := r.vols[0]
-	sr := io.NewSectionReader(v.f, 0, v.size)
-	tr := tar.NewReader(sr)
-	var last *tar.Header
-	var lastOff int64
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if last != nil {
-				// Name the entry it broke after: a header declaring
-				// more data than the volume holds (a tar bomb) shows.
-				return fmt.Errorf("volume 0: the tar is damaged or truncated after %q (data at offset %d, %d bytes): %w", last.Name, lastOff, last.Size, err)
-			}
-			return fmt.Errorf("volume 0: the tar is damaged or truncated: %w", err)
-		}
-		if last == nil && hdr.Name != VolumeMarkerName {
-			return fmt.Errorf("volume 0: not a ferry bundle: the first entry is %q, not %s", hdr.Name, VolumeMarkerName)
-		}
-		// tar.Reader has read exactly the header blocks: the position is
-		// the data's offset.
-		if lastOff, err = sr.Seek(0, io.SeekCurrent); err != nil {
-			return err
-		}
-		last = hdr
+	entries, err := lastEntries(v)
+	if err != nil {
+		return err
 	}
-	if last == nil {
-		return errors.New("volume 0: not a ferry bundle: no entries")
+	index, last := entries[0], entries[1]
+	if last.hdr.Name == IndexSignatureName {
+		r.indexSig = &last
+	} else {
+		index = last
 	}
-	if last.Name != IndexName || last.Typeflag != tar.TypeReg {
-		return fmt.Errorf("volume 0: the last entry is %q, not %s: the bundle is incomplete or altered", last.Name, IndexName)
+	if index.hdr == nil || index.hdr.Name != IndexName || index.hdr.Typeflag != tar.TypeReg {
+		name := ""
+		if index.hdr != nil {
+			name = index.hdr.Name
+		}
+		return fmt.Errorf("volume 0: the last entry is %q, not %s: the bundle is incomplete or altered", name, IndexName)
 	}
-	data, err := readIndexData(v, last, lastOff)
+	data, err := readIndexData(v, index.hdr, index.offset)
 	if err != nil {
 		return err
 	}
@@ -152,8 +140,77 @@ func (r *Reader) readIndex() error {
 	if err != nil {
 		return err
 	}
-	r.idx, r.indexOffset, r.indexSize = idx, lastOff, last.Size
+	r.idx, r.indexOffset, r.indexSize = idx, index.offset, index.hdr.Size
+	if r.indexSig != nil {
+		if err := r.readIndexSignature(data); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// headerAt is an entry's header and where its data starts.
+type headerAt struct {
+	hdr    *tar.Header
+	offset int64
+}
+
+// lastEntries walks volume 0's headers and returns its last two entries,
+// the last one second.
+func lastEntries(v *openVolume) ([2]headerAt, error) {
+	var last [2]headerAt
+	sr := io.NewSectionReader(v.f, 0, v.size)
+	tr := tar.NewReader(sr)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if prev := last[1]; prev.hdr != nil {
+				// Name the entry it broke after: a header declaring
+				// more data than the volume holds (a tar bomb) shows.
+				return last, fmt.Errorf("volume 0: the tar is damaged or truncated after %q (data at offset %d, %d bytes): %w", prev.hdr.Name, prev.offset, prev.hdr.Size, err)
+			}
+			return last, fmt.Errorf("volume 0: the tar is damaged or truncated: %w", err)
+		}
+		if last[1].hdr == nil && hdr.Name != VolumeMarkerName {
+			return last, fmt.Errorf("volume 0: not a ferry bundle: the first entry is %q, not %s", hdr.Name, VolumeMarkerName)
+		}
+		// tar.Reader has read exactly the header blocks: the position is
+		// the data's offset.
+		off, err := sr.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return last, err
+		}
+		last[0], last[1] = last[1], headerAt{hdr: hdr, offset: off}
+	}
+	if last[1].hdr == nil {
+		return last, errors.New("volume 0: not a ferry bundle: no entries")
+	}
+	return last, nil
+}
+
+// readIndexSignature reads the index's detached signature and keeps it with
+// the index bytes it signs, for IndexSignature.
+func (r *Reader) readIndexSignature(index []byte) error {
+	hdr := r.indexSig.hdr
+	if hdr.Typeflag != tar.TypeReg || hdr.Size <= 0 || hdr.Size > MaxIndexSignatureSize {
+		return fmt.Errorf("volume 0: %s is not a regular file of 1 to %d bytes", IndexSignatureName, MaxIndexSignatureSize)
+	}
+	sig := make([]byte, hdr.Size)
+	if _, err := io.ReadFull(io.NewSectionReader(r.vols[0].f, r.indexSig.offset, hdr.Size), sig); err != nil {
+		return fmt.Errorf("volume 0: reading %s: %w", IndexSignatureName, err)
+	}
+	r.indexBytes, r.indexSigBytes = index, sig
+	return nil
+}
+
+// IndexSignature returns the index's exact bytes and its detached
+// signature, or nil, nil when the bundle is not signed. Checking the
+// signature is the caller's part: this package holds no keys.
+func (r *Reader) IndexSignature() (index, sig []byte) {
+	return r.indexBytes, r.indexSigBytes
 }
 
 // readIndexData reads the index entry and checks it against the sha256

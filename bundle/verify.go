@@ -276,7 +276,9 @@ type volumeScan struct {
 	omitted  int
 	files    int
 	sawIndex bool
-	buf      []byte
+	// sawIndexSig: the index signature was seen, after the index
+	sawIndexSig bool
+	buf         []byte
 }
 
 func (s *volumeScan) fault(file string, off int64, format string, args ...any) {
@@ -386,6 +388,10 @@ func (s *volumeScan) entry(tr *tar.Reader, hdr *tar.Header, off int64) {
 		s.indexEntry(hdr, off)
 		return
 	}
+	if s.num == 0 && name == IndexSignatureName {
+		s.indexSignatureEntry(off)
+		return
+	}
 	if err := checkName(name); err != nil {
 		s.fault(name, off, "unsafe name: %v", err)
 		return
@@ -451,6 +457,17 @@ func (s *volumeScan) indexEntry(hdr *tar.Header, off int64) {
 		return
 	}
 	s.sawIndex = true
+}
+
+// indexSignatureEntry accepts the index signature only where the reader
+// found it, right after the index; its bytes are checked by whoever holds
+// the keys.
+func (s *volumeScan) indexSignatureEntry(off int64) {
+	if sig := s.r.indexSig; sig == nil || !s.sawIndex || s.sawIndexSig || off != sig.offset {
+		s.fault(IndexSignatureName, off, "an index signature out of place (it may only follow the index, once)")
+		return
+	}
+	s.sawIndexSig = true
 }
 
 func (s *volumeScan) unlisted(name string, off int64) {

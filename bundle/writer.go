@@ -47,6 +47,11 @@ type WriteOptions struct {
 	// Warn receives notes for the user; nil discards them. It is called
 	// with the writer's lock held, so it must not call the Writer.
 	Warn func(msg string)
+	// SignIndex, when set, signs the index: Finish passes it the index's
+	// exact bytes and writes what it returns (a detached signature, at
+	// most MaxIndexSignatureSize bytes) as IndexSignatureName right after
+	// the index. It is called with the writer's lock held.
+	SignIndex func(index []byte) ([]byte, error)
 }
 
 // Writer writes a bundle. AddFile, Reserve, Finish and Abort may be called
