@@ -40,6 +40,10 @@ func TestReadmeJourney(t *testing.T) {
 		"registries.conf": fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n\n[[registry]]\nlocation = %q\ninsecure = true\n",
 			src.Host, dst.Host),
 	})
+	// The packer's key, made once as the README says, with real gpg in
+	// the journey's HOME (unprotected here: the journey runs unattended).
+	home := newGPGHome(t)
+	home.must(t, "--passphrase", "", "--quick-gen-key", "Packer <packer@example.com>", "default", "default", "never")
 	script = strings.NewReplacer("quay.io/", src.Host+"/", "registry.example:5000", dst.Host).Replace(script)
 	kubeconfig := maybeKube(t)
 	if kubeconfig == "" {
@@ -53,6 +57,7 @@ func TestReadmeJourney(t *testing.T) {
 		"KUBECONFIG="+kubeconfig,
 		"CONTAINERS_REGISTRIES_CONF="+filepath.Join(dir, "registries.conf"),
 		"FERRY_SIGNATURE_STORES="+store.URL,
+		"GNUPGHOME="+home.dir,
 	)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -64,6 +69,14 @@ func TestReadmeJourney(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "--to-image="+dst.Host+"/ocp4/openshift4@"+rel.Digest.String()) {
 		t.Errorf("apply did not print the next step\n%s", out)
+	}
+	for _, want := range []string{"Good signature from \"Packer <packer@example.com>\"", "bundle signature ok: Packer <packer@example.com>"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the journey's output does not say %q\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "UNVERIFIED") {
+		t.Errorf("the journey left something unverified\n%s", out)
 	}
 	data, _, err = dst.Client().GetManifest(context.Background(), "ocp4/openshift4", next.Version+"-"+next.Arch)
 	if err != nil || !bytes.Equal(data, next.Manifest) {

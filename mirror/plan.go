@@ -115,10 +115,10 @@ type Blob struct {
 	Size       int64
 	MediaType  string
 	Repository string
-	// ReleaseFiles marks a layer of a release image that the walk read
-	// release-manifests/ from. Checking the chain of trust offline reads
-	// exactly these layers again, so a bundle must carry them even when
-	// the target already holds them.
+	// ReleaseFiles marks a release image's config, and each of its layers
+	// the walk read release-manifests/ from. Checking the chain of trust
+	// offline reads exactly these blobs again, so a bundle must carry them
+	// even when the target already holds them.
 	ReleaseFiles bool
 }
 

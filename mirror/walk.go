@@ -104,7 +104,9 @@ func (w *walk) layerOpeners(src *registry.Source, img *Image) []release.LayerOpe
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var openers []release.LayerOpener
-	// Blobs[0] is the config; the rest are layers, bottom first.
+	// Blobs[0] is the config; the rest are layers, bottom first. The
+	// offline proof reads the config too, for the release's architecture.
+	w.blobs[img.Blobs[0]].ReleaseFiles = true
 	for _, d := range img.Blobs[1:] {
 		b := w.blobs[d]
 		openers = append(openers, func(ctx context.Context) (io.ReadCloser, error) {

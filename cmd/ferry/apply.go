@@ -12,9 +12,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/internal/safetext"
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/signature"
+	"github.com/ferryhq/ferry/mirror/trust"
 )
 
 type applyOptions struct {
@@ -32,6 +34,7 @@ type applyOptions struct {
 	json          bool
 	registry      registryFlags
 	trust         trustFlags
+	proof         proofFlags
 }
 
 func applyCommand(env *environment) *cli.Command {
@@ -49,6 +52,7 @@ func applyCommand(env *environment) *cli.Command {
 		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON", Destination: &o.json},
 		o.trust.keyringFlag(),
 	}
+	flags = append(flags, o.proof.flags()...)
 	flags = append(flags, o.registry.flags()...)
 	return &cli.Command{
 		Name:      "apply",
@@ -135,7 +139,11 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	res, err := verifyOpened(ctx, env, r, o.bundle, keyring, o.allowUnsigned, o.quiet)
+	opts, err := o.proof.trustOptions(keyring, o.allowUnsigned)
+	if err != nil {
+		return err
+	}
+	res, proof, err := verifyOpened(ctx, env, r, o.bundle, opts, o.quiet)
 	if err != nil {
 		return err
 	}
@@ -148,11 +156,11 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	}
 	sum := &applySummary{Bundle: o.bundle, Target: o.to, Unverified: res.Unverified, DryRun: o.dryRun}
 	client := registry.New(o.registryOptions(env))
-	p := &pusher{env: env, r: r, client: client, target: o.to, parallel: o.parallel, quiet: o.quiet, dryRun: o.dryRun}
+	p := &pusher{env: env, r: r, images: proof.Images, client: client, target: o.to, parallel: o.parallel, quiet: o.quiet, dryRun: o.dryRun}
 	if err := p.push(ctx, sum); err != nil {
 		return err
 	}
-	files, err := o.render(r, sum)
+	files, err := o.render(r, proof, sum)
 	if err != nil {
 		return err
 	}
@@ -164,7 +172,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 			return fmt.Errorf("images are pushed and manifests written to %s, but applying them failed: %w", o.outDir(r.Index()), err)
 		}
 	}
-	sum.NextSteps, sum.UpdatePath = nextSteps(r.Index(), o.to), r.Index().UpdatePath
+	sum.NextSteps, sum.UpdatePath = nextSteps(proof.Steps, o.to), r.Index().UpdatePath
 	sum.WallTime = time.Since(start)
 	return sum.print(env, o.json)
 }
@@ -240,26 +248,13 @@ func checkRepositoryArg(s string) error {
 	return nil
 }
 
-// nextSteps are the upgrade commands: one per hop of the bundle's update
-// path, in order (its first version is where the cluster starts), else one
-// per release in the bundle's order.
-func nextSteps(idx *bundle.Index, target string) []string {
-	releases := idx.Releases
-	if len(idx.UpdatePath) > 0 {
-		byVersion := map[string]bundle.Release{}
-		for _, r := range idx.Releases {
-			byVersion[r.Version] = r
-		}
-		releases = nil
-		for _, v := range idx.UpdatePath[1:] {
-			releases = append(releases, byVersion[v]) // bundle.Verify checked each is there
-		}
+// nextSteps are the upgrade commands, one per proven step, in order.
+func nextSteps(steps []trust.Step, target string) []string {
+	var out []string
+	for _, st := range steps {
+		out = append(out, fmt.Sprintf("oc adm upgrade --allow-explicit-upgrade --to-image=%s@%s", target, st.Digest))
 	}
-	var steps []string
-	for _, r := range releases {
-		steps = append(steps, fmt.Sprintf("oc adm upgrade --allow-explicit-upgrade --to-image=%s@%s", target, r.Digest))
-	}
-	return steps
+	return out
 }
 
 func (s *applySummary) print(env *environment, asJSON bool) error {
@@ -277,13 +272,13 @@ func (s *applySummary) print(env *environment, asJSON bool) error {
 		fmt.Fprintf(out, "wrote %s\n", f)
 	}
 	for _, a := range s.Applied {
-		fmt.Fprintf(out, "applied: %s\n", a)
+		fmt.Fprintf(out, "applied: %s\n", safetext.Clean(a))
 	}
 	if s.Prerequisites > 0 {
 		fmt.Fprintf(out, "all %d prerequisites of this incremental bundle were in the target already\n", s.Prerequisites)
 	}
 	if len(s.UpdatePath) > 1 {
-		fmt.Fprintf(out, "update path: %s; run each step and let it complete before the next\n", strings.Join(s.UpdatePath, " -> "))
+		fmt.Fprintf(out, "update path: %s; run each step and let it complete before the next\n", strings.Join(safetext.Lines(s.UpdatePath), " -> "))
 	}
 	if len(s.NextSteps) > 0 {
 		fmt.Fprintln(out, "next, on the cluster:")

@@ -15,14 +15,18 @@ import (
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/mirror/registry"
+	"github.com/ferryhq/ferry/mirror/trust"
 )
 
 // pusher copies a verified bundle into one target repository: blobs, then
 // manifests (children before lists), then tags, so that no tag ever names
 // an image whose parts are missing.
 type pusher struct {
-	env      *environment
-	r        *bundle.Reader
+	env *environment
+	r   *bundle.Reader
+	// images are the proven images: the only ones pushed, with the only
+	// tags written (trust.Check).
+	images   []trust.Image
 	client   *registry.Client
 	target   string
 	parallel int
@@ -41,7 +45,7 @@ func (p *pusher) push(ctx context.Context, sum *applySummary) (err error) {
 	if err != nil {
 		return err
 	}
-	order := manifestOrder(p.r.Index())
+	order := manifestOrder(p.images)
 	dest, err := p.client.Destination(ctx, p.target)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", p.target, err)
@@ -84,7 +88,7 @@ func (p *pusher) push(ctx context.Context, sum *applySummary) (err error) {
 	return nil
 }
 
-// blobs are the configs and layers the bundle's images reference, once
+// blobs are the configs and layers the proven images reference, once
 // each, but for prerequisites: those the target holds already.
 func (p *pusher) blobs() ([]pushBlob, error) {
 	seen := map[digest.Digest]bool{}
@@ -92,7 +96,7 @@ func (p *pusher) blobs() ([]pushBlob, error) {
 		seen[pr.Digest] = true
 	}
 	var out []pushBlob
-	for _, img := range p.r.Index().Images {
+	for _, img := range p.images {
 		for _, d := range img.Blobs {
 			if seen[d] {
 				continue
@@ -148,10 +152,10 @@ func (p *pusher) checkPrerequisites(ctx context.Context, dest *registry.Destinat
 
 // manifestOrder lists each manifest once, every single-image manifest
 // before any manifest list, so children land before the lists naming them.
-func manifestOrder(idx *bundle.Index) []bundle.Image {
+func manifestOrder(images []trust.Image) []trust.Image {
 	seen := map[digest.Digest]int{}
-	var singles, lists []bundle.Image
-	for _, img := range idx.Images {
+	var singles, lists []trust.Image
+	for _, img := range images {
 		if i, ok := seen[img.Digest]; ok {
 			// The same manifest from two sources: merge the tags.
 			if manifest.MIMETypeIsMultiImage(img.MediaType) {
@@ -219,7 +223,7 @@ func (p *pusher) pushBlobs(ctx context.Context, dest *registry.Destination, blob
 }
 
 // plan is --dry-run: which blobs the target lacks, and what would follow.
-func (p *pusher) plan(ctx context.Context, dest *registry.Destination, blobs []pushBlob, order []bundle.Image, sum *applySummary) error {
+func (p *pusher) plan(ctx context.Context, dest *registry.Destination, blobs []pushBlob, order []trust.Image, sum *applySummary) error {
 	for _, b := range blobs {
 		has, err := dest.HasBlob(ctx, b.digest, b.size)
 		if err != nil {

@@ -5,30 +5,28 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/manifests"
+	"github.com/ferryhq/ferry/mirror/trust"
 )
 
 // render writes the manifests the cluster needs into the output directory:
 // the signature ConfigMaps, the mirror sets (and the legacy ICSP with
 // --icsp) and the install-config snippet. It returns them in apply order.
-func (o *applyOptions) render(r *bundle.Reader, sum *applySummary) ([]manifests.File, error) {
+// Only what proof holds is rendered: the proven ConfigMaps, and mirror sets
+// for the repositories of proven images.
+func (o *applyOptions) render(r *bundle.Reader, proof *trust.Report, sum *applySummary) ([]manifests.File, error) {
 	idx := r.Index()
 	var files []manifests.File
-	for _, rel := range idx.Releases {
-		if rel.ConfigMap == "" {
-			continue
-		}
-		data, err := readBundleFile(r, rel.ConfigMap, manifests.MaxSignatureConfigMapSize)
+	for _, name := range proof.ConfigMaps {
+		data, err := readBundleFile(r, name, manifests.MaxSignatureConfigMapSize)
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, manifests.File{Name: filepath.Base(rel.ConfigMap), Data: data})
+		files = append(files, manifests.File{Name: filepath.Base(name), Data: data})
 	}
-	mirrors, err := manifests.MirrorSets(idx.ID, sourceRepositories(idx), o.to)
+	mirrors, err := manifests.MirrorSets(idx.ID, proof.Sources, o.to)
 	if err != nil {
 		return nil, err
 	}
@@ -55,21 +53,6 @@ func (o *applyOptions) render(r *bundle.Reader, sum *applySummary) ([]manifests.
 		sum.Rendered = append(sum.Rendered, p)
 	}
 	return files, nil
-}
-
-// sourceRepositories are the repositories the cluster will pull from: each
-// image's source, without digests.
-func sourceRepositories(idx *bundle.Index) []string {
-	var repos []string
-	for _, img := range idx.Images {
-		repos = append(repos, img.Source)
-	}
-	for _, r := range idx.Releases {
-		repo, _, _ := strings.Cut(r.Source, "@")
-		repos = append(repos, repo)
-	}
-	slices.Sort(repos)
-	return slices.Compact(repos)
 }
 
 func (o *applyOptions) applyToCluster(ctx context.Context, env *environment, applier *manifests.Applier, files []manifests.File, sum *applySummary) error {

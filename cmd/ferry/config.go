@@ -39,6 +39,10 @@ type packConfig struct {
 	AllowUnsigned   bool            `yaml:"allowUnsigned,omitempty" json:"allowUnsigned,omitempty"`
 	Since           string          `yaml:"since,omitempty" json:"since,omitempty"`
 	CacheDir        string          `yaml:"cacheDir,omitempty" json:"cacheDir,omitempty"`
+	// SignKey and SignKeyPassphraseFile are --sign-key and
+	// --sign-key-passphrase-file: paths, never the secrets themselves.
+	SignKey               string `yaml:"signKey,omitempty" json:"signKey,omitempty"`
+	SignKeyPassphraseFile string `yaml:"signKeyPassphraseFile,omitempty" json:"signKeyPassphraseFile,omitempty"`
 }
 
 // configRelease is one release: a pull spec, or a version and an arch.
@@ -173,6 +177,8 @@ func (o *packOptions) applyConfig(c *cli.Context, cfg *packConfig) {
 	setString("volume-size", &o.volumeSize, cfg.VolumeSize)
 	setString("since", &o.since, cfg.Since)
 	setString("cache-dir", &o.cacheDir, cfg.CacheDir)
+	setString("sign-key", &o.sign.keyFile, cfg.SignKey)
+	setString("sign-key-passphrase-file", &o.sign.passphraseFile, cfg.SignKeyPassphraseFile)
 	if !c.IsSet("parallel") && cfg.Parallel > 0 {
 		o.parallel = cfg.Parallel
 	}
@@ -209,6 +215,7 @@ func (o *packOptions) effectiveConfig() *packConfig {
 		Output: o.output, VolumeSize: o.volumeSize, Parallel: o.parallel,
 		Keyrings: o.trust.keyrings.Value(), SignatureStores: o.trust.stores.Value(),
 		AllowUnsigned: o.allowUnsigned, Since: o.since, CacheDir: o.cacheDir,
+		SignKey: o.sign.keyFile, SignKeyPassphraseFile: o.sign.passphraseFile,
 		Releases: append([]configRelease(nil), o.configReleases...),
 	}
 	for _, r := range o.releases {

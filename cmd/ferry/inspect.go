@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/internal/safetext"
+	"github.com/ferryhq/ferry/mirror/signature"
 )
 
 type inspectOptions struct {
@@ -17,6 +20,7 @@ type inspectOptions struct {
 	volumes []string
 	json    bool
 	config  bool
+	proof   proofFlags
 }
 
 func inspectCommand(env *environment) *cli.Command {
@@ -26,7 +30,9 @@ func inspectCommand(env *environment) *cli.Command {
 		Usage:     "show what a bundle holds, from its index (fast; use verify to check it)",
 		ArgsUsage: "BUNDLE [VOLUME...]",
 		Description: `Prints the releases with their digests and signatures, the images, the unique blobs
-and bytes, the volumes, and the ferry version and options that made the bundle.
+and bytes, the volumes, the ferry version and options that made the bundle, and who
+signed it. With --bundle-keyring it also checks the bundle signature (the index only;
+'ferry verify' checks everything) and exits 3 when it does not verify.
 
 Examples:
   ferry inspect bundle.tar
@@ -35,6 +41,7 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the bundle index as JSON", Destination: &o.json},
 			&cli.BoolFlag{Name: "config", Usage: "print the ferry.yaml the bundle was made with (ferry pack -f makes it again)", Destination: &o.config},
+			o.proof.bundleKeyringFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -47,12 +54,20 @@ Examples:
 }
 
 func (o *inspectOptions) run(_ context.Context, env *environment) error {
+	bkr, err := o.proof.bundleKeyring()
+	if err != nil {
+		return err
+	}
 	r, err := bundle.Open(o.bundle, bundle.ReadOptions{Volumes: o.volumes})
 	if err != nil {
 		return verificationError(err)
 	}
 	defer r.Close()
 	idx := r.Index()
+	signer, err := checkIndexSignature(r, bkr)
+	if err != nil {
+		return verificationError(err)
+	}
 	if o.config {
 		return printRecordedConfig(env, idx)
 	}
@@ -62,26 +77,64 @@ func (o *inspectOptions) run(_ context.Context, env *environment) error {
 		return enc.Encode(idx)
 	}
 	printIndex(env, idx)
+	printSignature(env, r, signer)
 	return nil
+}
+
+// checkIndexSignature verifies the bundle's signature under bkr; with no
+// keyring it checks nothing and returns nil.
+func checkIndexSignature(r *bundle.Reader, bkr *signature.Keyring) (*signature.Signer, error) {
+	if bkr == nil {
+		return nil, nil
+	}
+	index, sig := r.IndexSignature()
+	if sig == nil {
+		return nil, fmt.Errorf("bundle %s is not signed, but --bundle-keyring was given", r.Index().ID)
+	}
+	signer, err := signature.VerifyDetached(bkr, bytes.NewReader(index), sig)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: signature %s: %w", r.Index().ID, bundle.IndexSignatureName, err)
+	}
+	return signer, nil
+}
+
+// printSignature says whether and by whom the bundle is signed: verified
+// when signer is set, else as the index records it (unchecked).
+func printSignature(env *environment, r *bundle.Reader, signer *signature.Signer) {
+	_, sig := r.IndexSignature()
+	var rec packRecord
+	_ = json.Unmarshal(r.Index().Options, &rec)
+	switch {
+	case signer != nil:
+		fmt.Fprintf(env.stdout, "signature: verified, %s\n", safetext.Clean(signer.String()))
+	case sig == nil:
+		fmt.Fprintln(env.stdout, "signature: none (ferry pack --sign-key signs a bundle)")
+	case rec.SignedBy != nil:
+		fmt.Fprintf(env.stdout, "signature: by key %s %s, made %s (not checked: pass --bundle-keyring)\n",
+			safetext.Clean(rec.SignedBy.Fingerprint), safetext.Clean(rec.SignedBy.UserID), r.Index().Created.Format(time.RFC3339))
+	default:
+		fmt.Fprintln(env.stdout, "signature: present, signer not recorded (not checked: pass --bundle-keyring)")
+	}
 }
 
 func printIndex(env *environment, idx *bundle.Index) {
 	out := env.stdout
+	clean := safetext.Clean // every string here came from the bundle
 	fmt.Fprintf(out, "bundle %s (format %d), made %s by %s %s (%s)\n", idx.ID, idx.FormatVersion,
-		idx.Created.Format("2006-01-02 15:04:05 MST"), idx.Tool.Name, idx.Tool.Version, idx.Tool.Commit)
+		idx.Created.Format("2006-01-02 15:04:05 MST"), clean(idx.Tool.Name), clean(idx.Tool.Version), clean(idx.Tool.Commit))
 	if len(idx.Options) > 0 {
 		var compact bytes.Buffer
 		if json.Compact(&compact, idx.Options) == nil {
-			fmt.Fprintf(out, "made with: %s\n", compact.String())
+			fmt.Fprintf(out, "made with: %s\n", clean(compact.String()))
 		}
 	}
 	for _, r := range idx.Releases {
-		fmt.Fprintf(out, "release %s\n  source:     %s\n  digest:     %s\n  components: %d\n", r.Tag, r.Source, r.Digest, len(r.Components))
+		fmt.Fprintf(out, "release %s\n  source:     %s\n  digest:     %s\n  components: %d\n", clean(r.Tag), clean(r.Source), r.Digest, len(r.Components))
 		if r.Unsigned {
 			fmt.Fprintf(out, "  signatures: NONE (packed with --allow-unsigned)\n")
 		}
 		for _, s := range r.Signatures {
-			fmt.Fprintf(out, "  signature:  %s (key %s, %s)\n", s.File, s.KeyFingerprint, s.Identity)
+			fmt.Fprintf(out, "  signature:  %s (key %s, %s)\n", s.File, clean(s.KeyFingerprint), clean(s.Identity))
 		}
 	}
 	roles := map[string]int{}
@@ -119,7 +172,7 @@ func printIndex(env *environment, idx *bundle.Index) {
 		if v.Size > 0 {
 			size = " " + formatBytes(v.Size)
 		}
-		fmt.Fprintf(out, "volume %d: %s%s\n", i, v.Name, size)
+		fmt.Fprintf(out, "volume %d: %s%s\n", i, clean(v.Name), size)
 	}
 }
 

@@ -98,12 +98,18 @@ func TestIncrementalBundle(t *testing.T) {
 		t.Errorf("release 2's tag in the mirror: %v", err)
 	}
 	// Release 1 again, against a mirror holding all of it: only the layer
-	// its release files are read from is carried, so that apply can still
-	// check the chain of trust offline.
+	// its release files are read from and its config (its architecture)
+	// are carried, so that apply can still check the chain of trust offline.
 	again := filepath.Join(dir, "again.tar")
 	mustFerry(t, p.packArgs(again, p.first.PullSpec, "--since", fromRegistry)...)
-	if got := bundleBlobs(readIndex(t, again)); len(got) != 1 || !got[p.first.TopLayer] {
-		t.Errorf("repacked release 1 carries %v, want only its release files layer %s", got, p.first.TopLayer)
+	var releaseManifest struct {
+		Config struct{ Digest digest.Digest }
+	}
+	if err := json.Unmarshal(p.first.Manifest, &releaseManifest); err != nil {
+		t.Fatal(err)
+	}
+	if got := bundleBlobs(readIndex(t, again)); len(got) != 2 || !got[p.first.TopLayer] || !got[releaseManifest.Config.Digest] {
+		t.Errorf("repacked release 1 carries %v, want only its release files layer %s and its config %s", got, p.first.TopLayer, releaseManifest.Config.Digest)
 	}
 	mustFerry(t, p.applyArgs(again, mirrorReg)...)
 

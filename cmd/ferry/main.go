@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/ferryhq/ferry/internal/safetext"
 )
 
 // Stamped by the Makefile (-X main.version=... -X main.commit=...).
@@ -32,7 +34,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	err := app.RunContext(ctx, interspersed(app, args))
 	code := exitCode(err)
 	if err != nil && code != 0 {
-		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		fmt.Fprintf(stderr, "ferry: %s\n", safetext.Block(err.Error()))
 	}
 	return code
 }

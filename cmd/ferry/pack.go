@@ -41,6 +41,7 @@ type packOptions struct {
 	graph          graphSelection
 	registry       registryFlags
 	trust          trustFlags
+	sign           signFlags
 }
 
 func packCommand(env *environment) *cli.Command {
@@ -64,6 +65,7 @@ func packCommand(env *environment) *cli.Command {
 		o.trust.keyringFlag(),
 		o.trust.storeFlag(),
 	}
+	flags = append(flags, o.sign.flags()...)
 	flags = append(flags, o.graph.flags()...)
 	flags = append(flags, o.registry.flags()...)
 	return &cli.Command{
@@ -90,13 +92,21 @@ prerequisites: 'ferry apply' checks they are all in the target before it pushes
 anything. Manifests, and the release image layers the chain of trust is read from,
 are always carried. Such a bundle applies wherever its prerequisites are present.
 
+With --sign-key the packer signs the bundle: a detached OpenPGP signature of the index
+(ferry-index.json.asc, after the index) covers every file, so 'ferry verify' and
+'ferry apply' with --bundle-keyring prove everything the release chain does not (the
+carried binary, the update path, the options); the carried binary gets its own
+signature, ferry.asc, for 'gpg --verify ferry.asc ferry' on the bastion. The key's
+passphrase comes from --sign-key-passphrase-file or $FERRY_SIGN_KEY_PASSPHRASE.
+
 Examples:
   ferry pack 4.15.0 --keyring redhat-release.asc --authfile pull-secret.json -o ocp-4.15.0.tar
   ferry pack 4.15.0 4.15.3 --volume-size 4GiB -o updates.tar
   ferry pack quay.io/openshift-release-dev/ocp-release@sha256:0da6...6363 --dry-run
   ferry pack --channel stable-4.15 --from 4.15.0 --to 4.15.20 -o path.tar
   ferry pack --channel stable-4.15 --min 4.15.10 --max 4.15.20 --since inventory.json -o incremental.tar
-  ferry pack 4.15.0 --volume-size 4GiB --print-config > ferry.yaml && ferry pack -f ferry.yaml`,
+  ferry pack 4.15.0 --volume-size 4GiB --print-config > ferry.yaml && ferry pack -f ferry.yaml
+  ferry pack 4.15.0 --sign-key packer.key --sign-key-passphrase-file ~/.ferry-pass -o signed.tar`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			o.releases, o.archSet = c.Args().Slice(), c.IsSet("arch")
@@ -129,6 +139,10 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 	}
 	if err := o.graph.check(len(o.releases) + len(o.configReleases)); err != nil {
 		return usageError(err)
+	}
+	signer, err := o.sign.load()
+	if err != nil {
+		return err
 	}
 	var inv *inventory.Inventory
 	if o.since != "" {
@@ -164,7 +178,7 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 		return printPlan(env, plan, blobs, prereqs, o.json)
 	}
 	w := &packWriter{opts: o, env: env, plan: plan, blobs: blobs, prereqs: prereqs, inventory: inv,
-		signed: signed, volumeSize: volumeSize, retry: regOpts.Retry}
+		signed: signed, signer: signer, volumeSize: volumeSize, retry: regOpts.Retry}
 	if pick != nil {
 		w.updatePath = pick.path
 	}

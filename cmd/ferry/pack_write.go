@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,16 +41,21 @@ type packWriter struct {
 	inventory  *inventory.Inventory // --since, or nil
 	updatePath []string             // versions of an update path, in order
 	signed     map[digest.Digest][]signature.Accepted
+	signer     *signature.SigningKey // --sign-key, or nil
 	volumeSize int64
 	retry      registry.RetryPolicy
 }
 
 func (p *packWriter) write(ctx context.Context) (sum *packSummary, err error) {
-	w, err := bundle.Create(p.opts.output, bundle.WriteOptions{
+	wopts := bundle.WriteOptions{
 		VolumeSize: p.volumeSize,
 		Force:      p.opts.force,
 		Warn:       func(msg string) { p.env.log.Warn(msg) },
-	})
+	}
+	if p.signer != nil {
+		wopts.SignIndex = func(index []byte) ([]byte, error) { return detachedSignature(p.signer, bytes.NewReader(index)) }
+	}
+	w, err := bundle.Create(p.opts.output, wopts)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, usageError(fmt.Errorf("%w (pass --force to replace it)", err))
 	}
@@ -64,7 +71,7 @@ func (p *packWriter) write(ctx context.Context) (sum *packSummary, err error) {
 	}()
 	idx := p.index()
 	if !p.opts.noSelf {
-		if err := addSelf(w); err != nil {
+		if err := addSelf(w, p.signer); err != nil {
 			return nil, err
 		}
 	}
@@ -143,6 +150,9 @@ type packRecord struct {
 	SignatureStores []string     `json:"signatureStores,omitempty"`
 	Graph           *graphRecord `json:"graph,omitempty"`
 	Since           *sinceRecord `json:"since,omitempty"`
+	// SignedBy names the key that signed the bundle (--sign-key); the
+	// signature itself is ferry-index.json.asc.
+	SignedBy *signerRecord `json:"signedBy,omitempty"`
 	// Config is the pack as a ferry.yaml: `ferry inspect --config` prints
 	// it, and `ferry pack -f` makes the bundle again.
 	Config *packConfig `json:"config,omitempty"`
@@ -157,6 +167,12 @@ type graphRecord struct {
 	Min         string `json:"min,omitempty"`
 	Max         string `json:"max,omitempty"`
 	AcceptRisks bool   `json:"acceptRisks,omitempty"`
+}
+
+// signerRecord names the packer's key.
+type signerRecord struct {
+	Fingerprint string `json:"fingerprint"`
+	UserID      string `json:"userID,omitempty"`
 }
 
 // sinceRecord names the inventory an incremental bundle was packed against.
@@ -184,12 +200,17 @@ func (p *packWriter) record() packRecord {
 	if p.inventory != nil {
 		rec.Since = &sinceRecord{Source: p.inventory.Source, Created: p.inventory.Created}
 	}
+	if p.signer != nil {
+		rec.SignedBy = &signerRecord{Fingerprint: p.signer.Fingerprint, UserID: p.signer.UserID}
+	}
 	return rec
 }
 
 // addSelf puts the running ferry binary at the top of the bundle, so the
 // bastion runs exactly the version that made it: tar -xf bundle.tar ferry.
-func addSelf(w *bundle.Writer) (err error) {
+// With a signer, its detached signature follows it (ferry.asc), made from
+// the same read that fills the bundle.
+func addSelf(w *bundle.Writer, signer *signature.SigningKey) (err error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find ferry's own binary to carry (or pass --no-self): %w", err)
@@ -207,10 +228,29 @@ func addSelf(w *bundle.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	if _, err := io.CopyBuffer(slot, f, make([]byte, copyBufferSize)); err != nil {
+	if signer == nil {
+		if _, err := io.CopyBuffer(slot, f, make([]byte, copyBufferSize)); err != nil {
+			return fmt.Errorf("carry ferry's own binary %s: %w", exe, err)
+		}
+		return slot.Commit()
+	}
+	sig, err := detachedSignature(signer, io.TeeReader(bufio.NewReaderSize(f, copyBufferSize), slot))
+	if err != nil {
 		return fmt.Errorf("carry ferry's own binary %s: %w", exe, err)
 	}
-	return slot.Commit()
+	if err := slot.Commit(); err != nil {
+		return err
+	}
+	return w.AddFile(bundle.SelfSignatureName, sig)
+}
+
+// detachedSignature is signer's armored detached signature of data.
+func detachedSignature(signer *signature.SigningKey, data io.Reader) ([]byte, error) {
+	var sig bytes.Buffer
+	if err := signer.SignDetached(&sig, data); err != nil {
+		return nil, err
+	}
+	return sig.Bytes(), nil
 }
 
 func signatureConfigMapName(d digest.Digest) string {

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/internal/safetext"
 	"github.com/ferryhq/ferry/mirror/signature"
+	"github.com/ferryhq/ferry/mirror/trust"
 )
 
 type verifyOptions struct {
@@ -19,6 +22,7 @@ type verifyOptions struct {
 	quiet         bool
 	json          bool
 	trust         trustFlags
+	proof         proofFlags
 }
 
 func verifyCommand(env *environment) *cli.Command {
@@ -38,12 +42,12 @@ of every fault otherwise.
 Examples:
   ferry verify bundle.tar --keyring redhat-release.asc
   ferry verify /media/usb/bundle.tar /media/usb2/bundle.001.tar --json`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			o.trust.keyringFlag(),
-			&cli.BoolFlag{Name: "allow-unsigned", Usage: "accept releases packed without signatures", Destination: &o.allowUnsigned},
+			&cli.BoolFlag{Name: "allow-unsigned", Usage: "accept releases packed without signatures", Destination: &o.allowUnsigned, Category: "Signatures"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &o.quiet},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON", Destination: &o.json},
-		},
+		}, o.proof.flags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageError(errors.New("expected a BUNDLE; see `ferry verify --help`"))
@@ -64,6 +68,11 @@ type verifyResult struct {
 	Faults     []string `json:"faults"`
 	Unverified []string `json:"unverified,omitempty"`
 	Signatures []string `json:"signatures,omitempty"`
+	// BundleSigner is who signed the bundle, when --bundle-keyring
+	// verified its signature.
+	BundleSigner *signature.Signer `json:"bundleSigner,omitempty"`
+	// Images counts the manifests proven, by proof.
+	Images map[trust.Proof]int `json:"images,omitempty"`
 }
 
 func (o *verifyOptions) run(ctx context.Context, env *environment) error {
@@ -71,7 +80,11 @@ func (o *verifyOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	res, err := verifyBundle(ctx, env, o.bundle, o.volumes, keyring, o.allowUnsigned, o.quiet)
+	opts, err := o.proof.trustOptions(keyring, o.allowUnsigned)
+	if err != nil {
+		return err
+	}
+	res, err := verifyBundle(ctx, env, o.bundle, o.volumes, opts, o.quiet)
 	if err != nil {
 		return err
 	}
@@ -100,17 +113,19 @@ func (o *verifyOptions) keyring() (*signature.Keyring, error) {
 
 // verifyBundle runs the integrity and trust checks and reports every fault;
 // the error is for failing to run them at all.
-func verifyBundle(ctx context.Context, env *environment, path string, volumes []string, keyring *signature.Keyring, allowUnsigned, quiet bool) (*verifyResult, error) {
+func verifyBundle(ctx context.Context, env *environment, path string, volumes []string, opts trust.Options, quiet bool) (*verifyResult, error) {
 	r, err := bundle.Open(path, bundle.ReadOptions{Volumes: volumes})
 	if err != nil {
 		return &verifyResult{Bundle: path, Faults: []string{err.Error()}}, nil
 	}
 	defer r.Close()
-	return verifyOpened(ctx, env, r, path, keyring, allowUnsigned, quiet)
+	res, _, err := verifyOpened(ctx, env, r, path, opts, quiet)
+	return res, err
 }
 
-// verifyOpened is verifyBundle on a bundle already open.
-func verifyOpened(ctx context.Context, env *environment, r *bundle.Reader, path string, keyring *signature.Keyring, allowUnsigned, quiet bool) (*verifyResult, error) {
+// verifyOpened is verifyBundle on a bundle already open; it also returns
+// what the trust check proved, for apply.
+func verifyOpened(ctx context.Context, env *environment, r *bundle.Reader, path string, opts trust.Options, quiet bool) (*verifyResult, *trust.Report, error) {
 	res := &verifyResult{Bundle: path, Faults: []string{}, ID: r.Index().ID}
 	var total int64
 	for _, f := range r.Index().Files {
@@ -126,7 +141,7 @@ func verifyOpened(ctx context.Context, env *environment, r *bundle.Reader, path 
 	item.done(err)
 	prog.finish()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res.Files, res.Bytes = rep.Files, rep.Bytes
 	for _, f := range rep.Faults {
@@ -135,24 +150,53 @@ func verifyOpened(ctx context.Context, env *environment, r *bundle.Reader, path 
 	if rep.Omitted > 0 {
 		res.Faults = append(res.Faults, fmt.Sprintf("... and %d more faults", rep.Omitted))
 	}
-	trust := checkTrust(ctx, r, keyring, allowUnsigned)
-	res.Faults = append(res.Faults, trust.Faults...)
-	res.Unverified, res.Signatures = trust.Unverified, trust.Signatures
+	proof := trust.Check(ctx, r, opts)
+	res.Faults = append(res.Faults, proof.Faults...)
+	if proof.Omitted > 0 {
+		res.Faults = append(res.Faults, fmt.Sprintf("... and %d more proof faults", proof.Omitted))
+	}
+	res.Unverified, res.Signatures, res.BundleSigner = proof.Unverified, proof.Signatures, proof.BundleSigner
+	res.Images = map[trust.Proof]int{}
+	for _, img := range proof.Images {
+		res.Images[img.Proof]++
+	}
 	res.OK = len(res.Faults) == 0
-	return res, nil
+	return res, proof, nil
 }
 
+// print writes the report for people; every string that came from the
+// bundle is cleaned of terminal control characters.
 func (res *verifyResult) print(env *environment) {
+	if res.BundleSigner != nil {
+		fmt.Fprintf(env.stdout, "bundle signature ok: %s\n", safetext.Clean(res.BundleSigner.String()))
+	}
 	for _, s := range res.Signatures {
-		fmt.Fprintf(env.stdout, "signature ok: %s\n", s)
+		fmt.Fprintf(env.stdout, "signature ok: %s\n", safetext.Clean(s))
 	}
 	for _, u := range res.Unverified {
-		fmt.Fprintf(env.stdout, "UNVERIFIED: %s\n", u)
+		fmt.Fprintf(env.stdout, "UNVERIFIED: %s\n", safetext.Clean(u))
 	}
 	for _, f := range res.Faults {
-		fmt.Fprintf(env.stdout, "FAULT: %s\n", f)
+		fmt.Fprintf(env.stdout, "FAULT: %s\n", safetext.Clean(f))
 	}
 	if res.OK {
-		fmt.Fprintf(env.stdout, "bundle %s verified: %d files, %s\n", res.Bundle, res.Files, formatBytes(res.Bytes))
+		fmt.Fprintf(env.stdout, "bundle %s verified: %d files, %s; %s\n", safetext.Clean(res.Bundle), res.Files, formatBytes(res.Bytes), res.proofSummary())
 	}
+}
+
+// proofSummary says how many images each proof covers.
+func (res *verifyResult) proofSummary() string {
+	var parts []string
+	for _, p := range []struct {
+		proof trust.Proof
+		label string
+	}{{trust.ReleaseChain, "proven by the release chain"}, {trust.BundleSignature, "by the bundle signature"}, {trust.Unproven, "accepted UNPROVEN"}} {
+		if n := res.Images[p.proof]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d images %s", n, p.label))
+		}
+	}
+	if len(parts) == 0 {
+		return "no images"
+	}
+	return strings.Join(parts, ", ")
 }

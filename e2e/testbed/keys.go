@@ -67,6 +67,24 @@ func (k *Key) PublicArmored(t testing.TB) []byte {
 	return buf.Bytes()
 }
 
+// PrivateArmored is the private key, unprotected and ASCII-armored, as
+// `gpg --export-secret-keys --armor` writes it: for ferry pack --sign-key.
+func (k *Key) PrivateArmored(t testing.TB) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := armor.Encode(&buf, openpgp.PrivateKeyType, nil)
+	if err != nil {
+		t.Fatalf("armor private key: %v", err)
+	}
+	if err := k.entity.SerializePrivateWithoutSigning(w, nil); err != nil {
+		t.Fatalf("serialize private key: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("armor private key: %v", err)
+	}
+	return buf.Bytes()
+}
+
 // SignBytes wraps payload in a signed OpenPGP message (not detached), the
 // way `gpg --sign` and Red Hat's signing service do.
 func (k *Key) SignBytes(t testing.TB, payload []byte) []byte {

@@ -38,6 +38,19 @@ func Clean(s string) string {
 	return b.String()
 }
 
+// Block cleans s line by line, keeping its line breaks: for messages that
+// ferry itself lays out over several lines (joined errors, reports).
+func Block(s string) string {
+	if isClean(strings.ReplaceAll(s, "\n", "")) {
+		return s
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = Clean(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
 // Lines cleans each string of list, for reports that print one per line.
 func Lines(list []string) []string {
 	out := make([]string, len(list))

@@ -21,6 +21,16 @@ func TestClean(t *testing.T) {
 	}
 }
 
+func TestBlock(t *testing.T) {
+	in := "bundle failed:\n  a \x1b[2Jname\n  b"
+	if got, want := Block(in), "bundle failed:\n  a \\x1b[2Jname\n  b"; got != want {
+		t.Fatalf("Block = %q, want %q", got, want)
+	}
+	if got := Block("one\ntwo"); got != "one\ntwo" {
+		t.Fatalf("Block changed clean lines: %q", got)
+	}
+}
+
 func FuzzClean(f *testing.F) {
 	f.Add("\x1b]0;title\a")
 	f.Add("plain")

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/ferryhq/ferry/mirror/internal/httpget"
+	"github.com/ferryhq/ferry/mirror/release"
 )
 
 // APIError is the update service's own error answer: a 4xx or 5xx status
@@ -104,7 +105,7 @@ func (e *NoPathError) Error() string {
 	case e.RiskyAlternative != nil:
 		msg += fmt.Sprintf(" without known risks; a path of %d hops exists through conditional updates (risks: %s)",
 			len(e.RiskyAlternative.Hops), strings.Join(riskNames(e.RiskyAlternative.Risks()), ", "))
-	case compareVersions(e.To, e.From) < 0:
+	case release.CompareVersions(e.To, e.From) < 0:
 		msg += ": updates only go to newer releases"
 	}
 	return msg

@@ -24,7 +24,7 @@ func FuzzParseGraph(f *testing.F) {
 			if release.ValidateVersion(n.Version) != nil || n.Digest.Validate() != nil {
 				t.Fatalf("accepted node %+v", n)
 			}
-			if i > 0 && compareVersions(nodes[i-1].Version, n.Version) >= 0 {
+			if i > 0 && release.CompareVersions(nodes[i-1].Version, n.Version) >= 0 {
 				t.Fatalf("nodes out of order: %s, %s", nodes[i-1].Version, n.Version)
 			}
 		}

@@ -236,7 +236,7 @@ func parseNode(wn wireNode) (Node, error) {
 // newGraph builds the graph's indexes. Every edge must name two of nodes.
 func newGraph(nodes []Node, edges []Edge) *Graph {
 	nodes = slices.Clone(nodes)
-	slices.SortFunc(nodes, func(a, b Node) int { return compareVersions(a.Version, b.Version) })
+	slices.SortFunc(nodes, func(a, b Node) int { return release.CompareVersions(a.Version, b.Version) })
 	g := &Graph{
 		nodes: nodes,
 		index: make(map[string]int, len(nodes)),
@@ -317,12 +317,12 @@ func (g *Graph) Releases(oldest, newest string) ([]Node, error) {
 			return nil, err
 		}
 	}
-	if oldest != "" && newest != "" && compareVersions(oldest, newest) > 0 {
+	if oldest != "" && newest != "" && release.CompareVersions(oldest, newest) > 0 {
 		return nil, fmt.Errorf("empty version range: %s is newer than %s", oldest, newest)
 	}
 	var out []Node
 	for _, n := range g.nodes {
-		if (oldest == "" || compareVersions(n.Version, oldest) >= 0) && (newest == "" || compareVersions(n.Version, newest) <= 0) {
+		if (oldest == "" || release.CompareVersions(n.Version, oldest) >= 0) && (newest == "" || release.CompareVersions(n.Version, newest) <= 0) {
 			out = append(out, n)
 		}
 	}

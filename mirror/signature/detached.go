@@ -119,19 +119,15 @@ func VerifyDetached(kr *Keyring, data io.Reader, sig []byte) (*Signer, error) {
 	if len(sig) > MaxDetachedSignatureSize {
 		return nil, &MalformedError{Reason: fmt.Sprintf("detached signature of %d bytes, more than the %d allowed", len(sig), MaxDetachedSignatureSize)}
 	}
-	raw := io.Reader(bytes.NewReader(sig))
-	if bytes.HasPrefix(bytes.TrimSpace(sig), []byte(armorBegin)) {
-		block, err := armor.Decode(bytes.NewReader(sig))
-		if err != nil {
-			return nil, &MalformedError{Reason: "armor: " + err.Error()}
-		}
-		if block.Type != openpgp.SignatureType {
-			return nil, &MalformedError{Reason: fmt.Sprintf("armored block %q, not a signature", block.Type)}
-		}
-		raw = block.Body
+	raw, err := dearmorSignature(sig)
+	if err != nil {
+		return nil, err
 	}
 	packetSig, signer, err := openpgp.VerifyDetachedSignature(kr.entityList(), data, raw, nil)
 	if err != nil {
+		if packetSig == nil {
+			packetSig = firstSignaturePacket(sig)
+		}
 		return nil, classifyDetached(err, packetSig)
 	}
 	s := &Signer{Fingerprint: fingerprint(signer.PrimaryKey.Fingerprint), SignedAt: packetSig.CreationTime}
@@ -139,6 +135,36 @@ func VerifyDetached(kr *Keyring, data io.Reader, sig []byte) (*Signer, error) {
 		s.UserID = id.Name
 	}
 	return s, nil
+}
+
+// dearmorSignature returns the packets of sig, armored or not.
+func dearmorSignature(sig []byte) (io.Reader, error) {
+	if !bytes.HasPrefix(bytes.TrimSpace(sig), []byte(armorBegin)) {
+		return bytes.NewReader(sig), nil
+	}
+	block, err := armor.Decode(bytes.NewReader(sig))
+	if err != nil {
+		return nil, &MalformedError{Reason: "armor: " + err.Error()}
+	}
+	if block.Type != openpgp.SignatureType {
+		return nil, &MalformedError{Reason: fmt.Sprintf("armored block %q, not a signature", block.Type)}
+	}
+	return block.Body, nil
+}
+
+// firstSignaturePacket parses sig's first packet, to name its issuer when
+// go-crypto found no key for it; nil when it is not a signature.
+func firstSignaturePacket(sig []byte) *packet.Signature {
+	raw, err := dearmorSignature(sig)
+	if err != nil {
+		return nil
+	}
+	p, err := packet.NewReader(raw).Next()
+	if err != nil {
+		return nil
+	}
+	s, _ := p.(*packet.Signature)
+	return s
 }
 
 func classifyDetached(err error, sig *packet.Signature) error {

@@ -1,15 +1,15 @@
-package graph
+package release
 
 import (
 	"cmp"
 	"strings"
 )
 
-// compareVersions orders two valid versions (see release.ValidateVersion)
+// CompareVersions orders two valid versions (see ValidateVersion)
 // by semantic-versioning precedence: -1 when a is older than b, 0 when they
 // are equal, 1 when a is newer. Numbers are compared as digit strings, so a
 // part too long for an integer still orders correctly.
-func compareVersions(a, b string) int {
+func CompareVersions(a, b string) int {
 	aCore, aPre, _ := strings.Cut(a, "-")
 	bCore, bPre, _ := strings.Cut(b, "-")
 	aParts, bParts := strings.Split(aCore, "."), strings.Split(bCore, ".")
