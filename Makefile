@@ -46,7 +46,7 @@ bench: build
 # also run as plain tests in make test). -parallel 2: more workers than
 # cores stall the fuzzer on this 2-core kind of machine.
 FUZZTIME ?= 30s
-FUZZ_PKGS := ./bundle ./manifests ./mirror/graph ./mirror/internal/httpget ./mirror/inventory ./mirror/release ./mirror/signature
+FUZZ_PKGS := ./bundle ./internal/safetext ./manifests ./mirror/graph ./mirror/internal/httpget ./mirror/inventory ./mirror/release ./mirror/signature ./mirror/trust
 fuzz:
 	@set -e; for pkg in $(FUZZ_PKGS); do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
