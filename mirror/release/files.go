@@ -50,8 +50,9 @@ func (f *Files) Parse() (*ImageReferences, *Metadata, error) {
 // releases and stop a bomb after a second or two of CPU and no memory.
 const (
 	// MaxInflatedPerLayer caps what one layer may inflate to before both
-	// files are found: about ten times the largest release-manifests
-	// layer seen.
+	// files are found: some ten times what a release's
+	// release-manifests/ layer holds (tens of MB), far less than a bomb
+	// would make ferry inflate.
 	MaxInflatedPerLayer = 512 << 20
 	// MaxInflatedPerImage caps what all the layers ReadFiles opens for one
 	// image inflate to together: two full layers, so that files split
