@@ -127,6 +127,9 @@ type Planner struct {
 	Registry *registry.Client
 	// Parallel bounds concurrent manifest requests; <= 0 means registry.DefaultParallel.
 	Parallel int
+
+	// maxManifestBytes replaces MaxPlanManifestBytes when > 0, for tests.
+	maxManifestBytes int64
 }
 
 // Plan resolves each release and walks everything it references.
@@ -149,6 +152,13 @@ func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
 	return plan, nil
 }
 
+func (p *Planner) manifestBudget() int64 {
+	if p.maxManifestBytes > 0 {
+		return p.maxManifestBytes
+	}
+	return MaxPlanManifestBytes
+}
+
 func (p *Planner) parallel() int {
 	if p.Parallel > 0 {
 		return p.Parallel
@@ -164,6 +174,9 @@ type walk struct {
 	blobs   map[digest.Digest]*Blob
 	sources map[string]*registry.Source
 	order   []string // image keys in discovery order, for a stable index
+	// manifestBytes is what the manifests in images take, and those being
+	// walked: at most MaxPlanManifestBytes.
+	manifestBytes int64
 }
 
 // source returns the one registry source kept per repository.

@@ -183,7 +183,30 @@ func (w *walk) addImage(ctx context.Context, src *registry.Source, repo string, 
 		w.tag(repo, m.Digest, tag)
 		return img, nil
 	}
+	err := w.reserveManifest(key, len(m.Bytes))
 	w.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	img, err := w.newImage(ctx, src, repo, m, role, tag)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.manifestBytes -= int64(len(m.Bytes))
+		return nil, err
+	}
+	if prior, ok := w.images[key]; ok { // walked concurrently by another path
+		w.manifestBytes -= int64(len(m.Bytes))
+		prior.Tags = appendNew(prior.Tags, img.Tags...)
+		return prior, nil
+	}
+	w.images[key] = img
+	w.order = append(w.order, key)
+	return img, nil
+}
+
+// newImage makes the Image of m, walking the children of a list.
+func (w *walk) newImage(ctx context.Context, src *registry.Source, repo string, m registry.Manifest, role, tag string) (*Image, error) {
 	img := &Image{Repository: repo, Digest: m.Digest, MediaType: m.MediaType, Manifest: m.Bytes, Role: role}
 	if tag != "" {
 		img.Tags = []string{tag}
@@ -195,14 +218,6 @@ func (w *walk) addImage(ctx context.Context, src *registry.Source, repo string, 
 	} else if err := w.addBlobs(img); err != nil {
 		return nil, err
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if prior, ok := w.images[key]; ok { // walked concurrently by another path
-		prior.Tags = appendNew(prior.Tags, img.Tags...)
-		return prior, nil
-	}
-	w.images[key] = img
-	w.order = append(w.order, key)
 	return img, nil
 }
 
@@ -211,7 +226,11 @@ func (w *walk) addChildren(ctx context.Context, src *registry.Source, repo strin
 	if err != nil {
 		return fmt.Errorf("parse manifest list %s: %w", img.Digest, err)
 	}
-	for _, child := range list.Instances() {
+	children := list.Instances()
+	if len(children) > MaxListChildren {
+		return &BoundError{Image: imageKey(repo, img.Digest), Bound: "MaxListChildren", Limit: MaxListChildren, Got: int64(len(children))}
+	}
+	for _, child := range children {
 		m, err := src.Manifest(ctx, child)
 		if err != nil {
 			return fmt.Errorf("manifest list %s, child %s: %w", img.Digest, child, err)
@@ -235,9 +254,13 @@ func (w *walk) addBlobs(img *Image) error {
 	if img.MediaType == manifest.DockerV2Schema1MediaType || img.MediaType == manifest.DockerV2Schema1SignedMediaType {
 		return fmt.Errorf("manifest %s is Docker schema 1, which OpenShift releases never use", img.Digest)
 	}
+	layers := parsed.LayerInfos()
+	if len(layers) > MaxImageLayers {
+		return &BoundError{Image: imageKey(img.Repository, img.Digest), Bound: "MaxImageLayers", Limit: MaxImageLayers, Got: int64(len(layers))}
+	}
 	cfg := parsed.ConfigInfo()
 	infos := []blobInfo{{cfg.Digest, cfg.Size, cfg.MediaType}}
-	for _, l := range parsed.LayerInfos() {
+	for _, l := range layers {
 		infos = append(infos, blobInfo{l.Digest, l.Size, l.MediaType})
 	}
 	w.mu.Lock()
@@ -264,7 +287,8 @@ type blobInfo struct {
 }
 
 // sigstoreTags adds the cosign signature of every manifest that has one: the
-// tag sha256-<hex>.sig in the same repository.
+// tag sha256-<hex>.sig in the same repository. A tag that is not what cosign
+// writes fails the plan (see SigstoreError).
 func (w *walk) sigstoreTags(ctx context.Context) error {
 	w.mu.Lock()
 	var targets []*Image
@@ -289,6 +313,9 @@ func (w *walk) sigstoreTags(ctx context.Context) error {
 			}
 			if err != nil {
 				return fmt.Errorf("look up %s:%s: %w", img.Repository, tag, err)
+			}
+			if err := checkSigstore(img.Repository, tag, m); err != nil {
+				return err
 			}
 			_, err = w.addImage(ctx, src, img.Repository, m, RoleSigstore, tag)
 			return err

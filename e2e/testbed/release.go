@@ -107,6 +107,10 @@ type ReleaseOptions struct {
 	MissingComponent bool
 	// Concurrency bounds parallel pushes (4).
 	Concurrency int
+	// ReleaseTopLayer, when set, is one more layer of the release
+	// image(s), above the one holding release-manifests/ (a GzipBomb,
+	// say).
+	ReleaseTopLayer *Layer
 }
 
 // LargeRelease returns options for a release of about total bytes of layer
@@ -656,6 +660,9 @@ func (b *builder) release(ctx context.Context, st *releaseState) (*Release, erro
 		}
 		layers := append(slices.Clone(st.base[arch]), st.lower[arch]...)
 		layers = append(layers, topLayer)
+		if l := o.ReleaseTopLayer; l != nil {
+			layers = append(layers, &blob{digest: digest.FromBytes(l.Data), size: int64(len(l.Data)), diffID: l.DiffID, data: l.Data})
+		}
 		im, err := b.newImage(ctx, repo, imageSpec{
 			role: role, arch: arch, docker: !o.OCI, layers: layers,
 			labels: map[string]string{"io.openshift.release": o.Version},

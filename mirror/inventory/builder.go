@@ -12,6 +12,24 @@ import (
 	"github.com/ferryhq/ferry/mirror/release"
 )
 
+// MaxEntries caps the manifests and blobs a Builder collects: at about 200
+// bytes of JSON per blob, an inventory of MaxEntries stays under MaxSize,
+// so that whatever Scan builds, Parse reads back (a mirror of many releases
+// holds some tens of thousands).
+const MaxEntries = 250_000
+
+// EntriesBoundError reports an inventory that would hold more than
+// MaxEntries manifests and blobs.
+type EntriesBoundError struct {
+	// Manifest is the manifest whose entries crossed the bound.
+	Manifest digest.Digest
+	Limit    int
+}
+
+func (e *EntriesBoundError) Error() string {
+	return fmt.Sprintf("manifest %s takes the inventory past %d manifests and blobs (the bound inventory.MaxEntries)", e.Manifest, e.Limit)
+}
+
 // Builder collects an inventory from manifests as they are read: each
 // manifest's digest and the blobs it references. It is safe for
 // concurrent use; the zero value is not usable, call NewBuilder.
@@ -20,6 +38,8 @@ type Builder struct {
 	manifests map[digest.Digest]bool
 	blobs     map[digest.Digest]Blob
 	releases  map[string]Release // by <version>-<arch>
+	// maxEntries replaces MaxEntries when > 0, for tests.
+	maxEntries int
 }
 
 // NewBuilder returns an empty Builder.
@@ -48,7 +68,9 @@ func (b *Builder) AddManifest(d digest.Digest, mediaType string, data []byte) (c
 		if err != nil {
 			return nil, fmt.Errorf("parse manifest list %s: %w", d, err)
 		}
-		b.addManifest(d, nil)
+		if err := b.addManifest(d, nil); err != nil {
+			return nil, err
+		}
 		return list.Instances(), nil
 	}
 	m, err := manifest.FromBlob(data, mediaType)
@@ -69,17 +91,24 @@ func (b *Builder) AddManifest(d digest.Digest, mediaType string, data []byte) (c
 			return nil, fmt.Errorf("manifest %s: blob %w", d, err)
 		}
 	}
-	b.addManifest(d, blobs)
-	return nil, nil
+	return nil, b.addManifest(d, blobs)
 }
 
-func (b *Builder) addManifest(d digest.Digest, blobs []Blob) {
+func (b *Builder) addManifest(d digest.Digest, blobs []Blob) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	limit := MaxEntries
+	if b.maxEntries > 0 {
+		limit = b.maxEntries
+	}
+	if len(b.manifests)+len(b.blobs)+1+len(blobs) > limit {
+		return &EntriesBoundError{Manifest: d, Limit: limit}
+	}
 	b.manifests[d] = true
 	for _, bl := range blobs {
 		b.addBlob(bl)
 	}
+	return nil
 }
 
 // AddBlob records a blob known to be present without a manifest to show

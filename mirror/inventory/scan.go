@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync/atomic"
 
-	"github.com/docker/distribution/registry/api/errcode"
-	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
 	"golang.org/x/sync/errgroup"
 
@@ -46,7 +43,7 @@ func Scan(ctx context.Context, repo string, opts ScanOptions) (*Inventory, error
 	}
 	source := "registry " + named.String()
 	tags, err := listTags(ctx, opts.Registry, named)
-	if isNameUnknown(err) {
+	if errors.Is(err, registry.ErrNotFound) {
 		return NewBuilder().Inventory(source), nil
 	}
 	if err != nil {
@@ -126,32 +123,9 @@ func (s *scan) tag(ctx context.Context, tag string) error {
 	return nil
 }
 
-// listTags lists the repository's tags, following pagination, with the
-// registry options' retries.
+// listTags lists the repository's tags with registry.Client.ListTags, which
+// reads them page by page and stops at registry.MaxTags (a registry that
+// paginates forever fails there instead of growing ferry without end).
 func listTags(ctx context.Context, opts registry.Options, named reference.Named) ([]string, error) {
-	ref, err := docker.NewReference(reference.TagNameOnly(named))
-	if err != nil {
-		return nil, fmt.Errorf("listing tags of %s: %w", named, err)
-	}
-	var tags []string
-	err = registry.Do(ctx, opts.Retry, "listing tags of "+named.String(), func(ctx context.Context) error {
-		var err error
-		tags, err = docker.GetRepositoryTags(ctx, opts.SystemContext(), ref)
-		if err != nil {
-			return fmt.Errorf("listing tags of %s: %w", named, registry.Classify(err))
-		}
-		return nil
-	})
-	return tags, err
-}
-
-// isNameUnknown reports whether the registry answered that the repository
-// does not exist (404, NAME_UNKNOWN).
-func isNameUnknown(err error) bool {
-	var coded errcode.ErrorCoder
-	if err == nil || !errors.As(err, &coded) {
-		return false
-	}
-	code := coded.ErrorCode()
-	return code.String() == "NAME_UNKNOWN" || code.Descriptor().HTTPStatusCode == http.StatusNotFound
+	return registry.New(opts).ListTags(ctx, named.String())
 }

@@ -41,6 +41,63 @@ func (f *Files) Parse() (*ImageReferences, *Metadata, error) {
 	return refs, meta, nil
 }
 
+// Bounds on inflating release layers. A layer is small on the wire and
+// checked against its digest, but what it inflates to is not: a few hundred
+// KB of gzip or zstd can inflate to many GB, and a zstd frame may ask for a
+// window of up to 3.75 TB. ReadFiles only ever needs release-manifests/,
+// which `oc adm release new` puts in the release image's top layer (tens of
+// MB inflated, CRDs included), so these bounds leave a wide margin for real
+// releases and stop a bomb after a second or two of CPU and no memory.
+const (
+	// MaxInflatedPerLayer caps what one layer may inflate to before both
+	// files are found: some ten times what a release's
+	// release-manifests/ layer holds (tens of MB), far less than a bomb
+	// would make ferry inflate.
+	MaxInflatedPerLayer = 512 << 20
+	// MaxInflatedPerImage caps what all the layers ReadFiles opens for one
+	// image inflate to together: two full layers, so that files split
+	// over the top two layers still fit, while an image of many bombs
+	// costs no more than two.
+	MaxInflatedPerImage = 2 * MaxInflatedPerLayer
+	// MaxZstdWindow caps the window (history buffer) a zstd frame may
+	// demand, which the decoder allocates: 128 MiB is the reference
+	// decoder's own default limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT, 2^27), so
+	// any layer `zstd -d` decodes without --memory decodes here too;
+	// klauspost/compress would otherwise accept 512 MiB.
+	MaxZstdWindow = 128 << 20
+)
+
+// InflateBoundError reports a layer that needs more than a bound allows to
+// be read: a decompression bomb, or no release image at all. Callers may
+// match it with errors.As to tell hostile content from a broken read.
+type InflateBoundError struct {
+	// Bound names the constant exceeded: "MaxInflatedPerLayer",
+	// "MaxInflatedPerImage" or "MaxZstdWindow".
+	Bound string
+	// Limit is its value, in bytes.
+	Limit int64
+}
+
+func (e *InflateBoundError) Error() string {
+	if e.Bound == "MaxZstdWindow" {
+		return fmt.Sprintf("zstd frame asks for a window larger than %d bytes, the bound (release.%s)", e.Limit, e.Bound)
+	}
+	what := "the layer inflates"
+	if e.Bound == "MaxInflatedPerImage" {
+		what = "the layers read so far inflate"
+	}
+	return fmt.Sprintf("%s to more than %d bytes, the bound (release.%s), before %s and %s are found: a decompression bomb, or not a release image",
+		what, e.Limit, e.Bound, ImageReferencesPath, MetadataPath)
+}
+
+// inflateLimits are the bounds one ReadFiles call applies; tests shrink them.
+type inflateLimits struct {
+	perLayer, perImage int64
+	zstdWindow         uint64
+}
+
+var defaultInflateLimits = inflateLimits{perLayer: MaxInflatedPerLayer, perImage: MaxInflatedPerImage, zstdWindow: MaxZstdWindow}
+
 // ReadFiles reads image-references and release-metadata out of an image's
 // layers, given in manifest order (base first). It reads from the top layer
 // down, as the image's filesystem resolves them: the first layer holding a
@@ -48,10 +105,18 @@ func (f *Files) Parse() (*ImageReferences, *Metadata, error) {
 // both files are found it opens no further layer, so the large base layers
 // of a release are normally never fetched.
 //
-// Every layer it opens is read to its very end, so that an opener which
-// verifies what it streams (registry's VerifiedBlob) gets to check the whole
-// layer: the files returned come only from layers that passed.
+// It inflates a layer only as far as it must: once both files are read it
+// stops, and no layer may inflate past MaxInflatedPerLayer, nor all of them
+// together past MaxInflatedPerImage, nor ask for a zstd window over
+// MaxZstdWindow (an *InflateBoundError). Every layer it opens is still read
+// to its very end, compressed, so that an opener which verifies what it
+// streams (registry's VerifiedBlob) gets to check the whole layer: the files
+// returned come only from layers that passed.
 func ReadFiles(ctx context.Context, layers []LayerOpener) (*Files, error) {
+	return readFiles(ctx, layers, defaultInflateLimits)
+}
+
+func readFiles(ctx context.Context, layers []LayerOpener, limits inflateLimits) (*Files, error) {
 	var (
 		files  Files
 		hidden = map[string]bool{} // whited out by a layer above
@@ -67,8 +132,9 @@ func ReadFiles(ctx context.Context, layers []LayerOpener) (*Files, error) {
 	}
 	done := func() bool { return !want(ImageReferencesPath) && !want(MetadataPath) }
 
+	budget := &inflateBudget{limits: limits}
 	for i := len(layers) - 1; i >= 0 && !done(); i-- {
-		whiteouts, err := readLayer(ctx, layers[i], want, done, &files)
+		whiteouts, err := readLayer(ctx, layers[i], budget, want, done, &files)
 		if err != nil {
 			return nil, fmt.Errorf("reading layer %d of %d: %w", i+1, len(layers), err)
 		}
@@ -91,7 +157,7 @@ func ReadFiles(ctx context.Context, layers []LayerOpener) (*Files, error) {
 
 // readLayer scans one layer, storing wanted files into files, and returns the
 // wanted names that the layer whites out for the layers below it.
-func readLayer(ctx context.Context, open LayerOpener, want func(string) bool, done func() bool, files *Files) (whiteouts []string, err error) {
+func readLayer(ctx context.Context, open LayerOpener, budget *inflateBudget, want func(string) bool, done func() bool, files *Files) (whiteouts []string, err error) {
 	rc, err := open(ctx)
 	if err != nil {
 		return nil, err
@@ -102,11 +168,16 @@ func readLayer(ctx context.Context, open LayerOpener, want func(string) bool, do
 		}
 	}()
 	raw := bufio.NewReader(ctxReader{ctx, rc})
-	r, closeDecomp, err := decompress(raw)
+	r, closeDecomp, err := decompress(raw, budget.limits.zstdWindow)
 	if err != nil {
 		return nil, err
 	}
 	defer closeDecomp()
+	if r != io.Reader(raw) {
+		// A plain tar is bounded by its size, which the opener checks;
+		// only what a layer inflates to needs counting.
+		r = budget.layer(r)
+	}
 
 	tr := tar.NewReader(r)
 	for !done() {
@@ -126,22 +197,9 @@ func readLayer(ctx context.Context, open LayerOpener, want func(string) bool, do
 		if !want(name) {
 			continue
 		}
-		if hdr.Typeflag != tar.TypeReg {
-			return nil, fmt.Errorf("%s is not a regular file (tar type %q)", name, hdr.Typeflag)
-		}
-		limit := int64(MaxImageReferencesSize)
-		if name == MetadataPath {
-			limit = MaxMetadataSize
-		}
-		if hdr.Size > limit {
-			return nil, fmt.Errorf("%s is %d bytes, more than the %d allowed", name, hdr.Size, limit)
-		}
-		data, err := io.ReadAll(io.LimitReader(tr, hdr.Size))
+		data, err := readWanted(tr, hdr, name)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", name, err)
-		}
-		if int64(len(data)) != hdr.Size {
-			return nil, fmt.Errorf("reading %s: %w", name, io.ErrUnexpectedEOF)
+			return nil, err
 		}
 		if name == ImageReferencesPath {
 			files.ImageReferences = data
@@ -149,15 +207,67 @@ func readLayer(ctx context.Context, open LayerOpener, want func(string) bool, do
 			files.Metadata = data
 		}
 	}
-	// Read on to the end: the rest of the tar, the compression trailer, and
-	// anything after it, where a verifying reader reports a mismatch.
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		return nil, fmt.Errorf("reading to the end: %w", err)
-	}
+	// Read on to the end of the layer as it came, without inflating the
+	// rest: the compression trailer, and anything after it, where a
+	// verifying reader reports a mismatch.
 	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return nil, fmt.Errorf("reading to the end: %w", err)
 	}
 	return whiteouts, nil
+}
+
+// readWanted reads the tar entry hdr, one of the two files, within its size
+// bound.
+func readWanted(tr *tar.Reader, hdr *tar.Header, name string) ([]byte, error) {
+	if hdr.Typeflag != tar.TypeReg {
+		return nil, fmt.Errorf("%s is not a regular file (tar type %q)", name, hdr.Typeflag)
+	}
+	limit := int64(MaxImageReferencesSize)
+	if name == MetadataPath {
+		limit = MaxMetadataSize
+	}
+	if hdr.Size > limit {
+		return nil, fmt.Errorf("%s is %d bytes, more than the %d allowed", name, hdr.Size, limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(tr, hdr.Size))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	if int64(len(data)) != hdr.Size {
+		return nil, fmt.Errorf("reading %s: %w", name, io.ErrUnexpectedEOF)
+	}
+	return data, nil
+}
+
+// inflateBudget counts the bytes inflated for one image.
+type inflateBudget struct {
+	limits inflateLimits
+	image  int64
+}
+
+// layer returns r (one layer, inflated) counted against the bounds.
+func (b *inflateBudget) layer(r io.Reader) io.Reader { return &countingReader{r: r, budget: b} }
+
+type countingReader struct {
+	r      io.Reader
+	budget *inflateBudget
+	n      int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.budget.image += int64(n)
+	switch {
+	case c.n > c.budget.limits.perLayer:
+		return n, &InflateBoundError{Bound: "MaxInflatedPerLayer", Limit: c.budget.limits.perLayer}
+	case c.budget.image > c.budget.limits.perImage:
+		return n, &InflateBoundError{Bound: "MaxInflatedPerImage", Limit: c.budget.limits.perImage}
+	}
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		err = fmt.Errorf("%w (%w)", &InflateBoundError{Bound: "MaxZstdWindow", Limit: int64(c.budget.limits.zstdWindow)}, err)
+	}
+	return n, err
 }
 
 // whitedOut returns the wanted files that a whiteout entry ".wh.<hidden>" in
@@ -182,8 +292,9 @@ func cleanName(name string) string {
 }
 
 // decompress sniffs the stream's magic bytes: gzip and zstd layers are
-// decompressed, anything else is read as a plain tar.
-func decompress(br *bufio.Reader) (io.Reader, func(), error) {
+// decompressed (zstd with at most a zstdWindow-byte window), anything else
+// is read as a plain tar.
+func decompress(br *bufio.Reader, zstdWindow uint64) (io.Reader, func(), error) {
 	magic, err := br.Peek(4)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, nil, fmt.Errorf("reading layer: %w", err)
@@ -196,7 +307,10 @@ func decompress(br *bufio.Reader) (io.Reader, func(), error) {
 		}
 		return zr, func() { _ = zr.Close() }, nil
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		// The window is bounded twice: MaxMemory is what klauspost checks
+		// a single-segment frame's content size against.
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxWindow(zstdWindow), zstd.WithDecoderMaxMemory(zstdWindow))
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading zstd layer: %w", err)
 		}

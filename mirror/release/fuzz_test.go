@@ -1,6 +1,9 @@
 package release
 
 import (
+	"context"
+	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -46,6 +49,43 @@ func FuzzParseMetadata(f *testing.F) {
 		}
 		if m.Kind != MetadataKind || ValidateVersion(m.Version) != nil {
 			t.Fatalf("accepted %+v", m)
+		}
+	})
+}
+
+// fuzzLimits keep each input cheap: a bomb stops after a few MB.
+var fuzzLimits = inflateLimits{perLayer: 2 << 20, perImage: 3 << 20, zstdWindow: 8 << 20}
+
+// FuzzReadFiles reads two layers (top first) as they come off the wire:
+// plain, gzip or zstd, as the magic bytes say. Whatever they hold, reading
+// ends without a panic, within the bounds, and a success returns both
+// files within their size bounds, from layers read to their last byte.
+func FuzzReadFiles(f *testing.F) {
+	f.Add([]byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, top, lower []byte) {
+		var read [2]int64
+		opened := [2]bool{}
+		layer := func(i int, data []byte) LayerOpener {
+			return func(context.Context) (io.ReadCloser, error) {
+				opened[i] = true
+				return io.NopCloser(&countReader{r: strings.NewReader(string(data)), n: &read[i]}), nil
+			}
+		}
+		files, err := readFiles(t.Context(), []LayerOpener{layer(1, lower), layer(0, top)}, fuzzLimits)
+		if err != nil {
+			if be, ok := errors.AsType[*InflateBoundError](err); ok && be.Limit <= 0 {
+				t.Fatalf("bound error without a limit: %v", err)
+			}
+			return
+		}
+		if files.ImageReferences == nil || files.Metadata == nil ||
+			len(files.ImageReferences) > MaxImageReferencesSize || len(files.Metadata) > MaxMetadataSize {
+			t.Fatalf("accepted %d and %d bytes", len(files.ImageReferences), len(files.Metadata))
+		}
+		for i, data := range [][]byte{top, lower} {
+			if opened[i] && read[i] != int64(len(data)) {
+				t.Fatalf("layer %d: read %d of its %d bytes", i, read[i], len(data))
+			}
 		}
 	})
 }

@@ -23,9 +23,15 @@ var DefaultStores = []string{
 
 // Fetcher defaults.
 const (
+	// MaxSignaturesPerDigest caps the signatures of one digest fetched
+	// and kept, whatever Fetcher.MaxSignatures says: the cluster tries
+	// signature-1 to signature-9 and no further (SPEC §2), so a store
+	// offering more offers nothing a cluster would read, and a store
+	// that never answers 404 costs at most this many requests.
+	MaxSignaturesPerDigest = 9
 	// DefaultMaxSignatures is how many signatures of one digest are read
-	// at most: the cluster tries signature-1 to signature-9 (SPEC §2).
-	DefaultMaxSignatures = 9
+	// at most unless told fewer.
+	DefaultMaxSignatures = MaxSignaturesPerDigest
 	// DefaultAttempts is how many times one URL is tried when the store
 	// fails transiently; enough to ride out a blip, not an outage.
 	DefaultAttempts = 4
@@ -56,7 +62,8 @@ type Fetcher struct {
 	// request out after DefaultRequestTimeout.
 	Client *http.Client
 	// MaxSignatures is the most signatures read per digest; 0 means
-	// DefaultMaxSignatures.
+	// DefaultMaxSignatures, and more than MaxSignaturesPerDigest means
+	// MaxSignaturesPerDigest.
 	MaxSignatures int
 	// MaxBody caps one signature; a larger one is refused with a
 	// *TooLargeError. 0 means MaxSignatureSize (64 KiB).
@@ -203,6 +210,7 @@ func (f *Fetcher) fetchStore(ctx context.Context, g *httpget.Getter, store strin
 	if maxSigs <= 0 {
 		maxSigs = DefaultMaxSignatures
 	}
+	maxSigs = min(maxSigs, MaxSignaturesPerDigest)
 	var sigs []Fetched
 	for n := 1; n <= maxSigs; n++ {
 		u := base.JoinPath(StorePath(d, n))

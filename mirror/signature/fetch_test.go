@@ -327,6 +327,24 @@ func TestFetchMaxSignatures(t *testing.T) {
 	}
 }
 
+// TestFetchMaxSignaturesPerDigest: asking for more signatures than the
+// cluster would ever read fetches no more than MaxSignaturesPerDigest,
+// from a store that offers far more.
+func TestFetchMaxSignaturesPerDigest(t *testing.T) {
+	s := newSigStore(t)
+	s.serveSignatures(50)
+	f := fetcher(s.base())
+	f.MaxSignatures = 40
+	res, err := f.Fetch(context.Background(), fetchDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := signature.MaxSignaturesPerDigest; len(res.Signatures) != n || s.requests(n+1) != 0 || len(res.Tried) != n {
+		t.Errorf("%d signatures, %d tries, %d requests for signature-%d; want %d, %d and 0",
+			len(res.Signatures), len(res.Tried), s.requests(n+1), n+1, n, n)
+	}
+}
+
 func TestFetchStopsWhenContextEnds(t *testing.T) {
 	s := newSigStore(t)
 	s.on(1, answer{status: 503})
