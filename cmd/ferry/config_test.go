@@ -27,6 +27,8 @@ signatureStores:
 allowUnsigned: true
 since: inventory.json
 cacheDir: /var/cache/ferry
+signKey: packer.key
+signKeyPassphraseFile: /run/secrets/packer-pass
 `
 
 // TestConfigRoundTrip: a full file comes back unchanged from
