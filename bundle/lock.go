@@ -98,7 +98,7 @@ func acquireLock(dir, base string, started time.Time) (*outputLock, error) {
 }
 
 func openLockFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|noFollow, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|noFollow|noBlock, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}
@@ -172,4 +172,26 @@ func (l *outputLock) release() error {
 	err = errors.Join(err, l.f.Close()) // closing the last descriptor unlocks
 	l.f = nil
 	return err
+}
+
+// CheckLock reports, with a *LockedError, whether a writer holds the lock
+// of the bundle at path right now. It takes the lock for an instant only
+// and creates no file; a caller uses it to fail before slow work that
+// Create would then refuse. Create remains the check that counts.
+func CheckLock(path string) error {
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	lock := filepath.Join(dir, LockName(base))
+	f, err := os.OpenFile(lock, os.O_RDONLY|noFollow|noBlock, 0)
+	if err != nil {
+		return nil // no lock file: nobody holds it; anything odd is Create's to report
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil
+	}
+	held, err := tryLock(f)
+	if err != nil || held {
+		return nil // closing f drops the lock just taken
+	}
+	return &LockedError{Path: path, Lock: lock, Holder: readHolder(f)}
 }

@@ -7,7 +7,10 @@ import (
 	"os"
 )
 
-const noFollow = 0
+const (
+	noFollow = 0
+	noBlock  = 0
+)
 
 // tryLock reports that these systems get no lock: Create warns and writes
 // without one.

@@ -44,6 +44,9 @@ func TestSecondWriterFailsAtOnce(t *testing.T) {
 			}
 		}
 	}
+	if err := CheckLock(path); !errors.As(err, new(*LockedError)) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("CheckLock while a writer holds the lock: %v", err)
+	}
 	if got := listDir(t, dir); !slicesEqual(got, before) {
 		t.Fatalf("the second writers changed the directory: %v, was %v", got, before)
 	}
@@ -58,6 +61,12 @@ func TestSecondWriterFailsAtOnce(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(dir, LockName("bundle.tar"))); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the lock file is still there after Finish: %v", err)
+	}
+	if err := CheckLock(path); err != nil {
+		t.Errorf("CheckLock after Finish: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, LockName("bundle.tar"))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("CheckLock left a lock file: %v", err)
 	}
 	// Released: the next writer gets the path (and needs Force).
 	next, err := Create(path, WriteOptions{Force: true})

@@ -13,6 +13,10 @@ import (
 // ferry truncate another file.
 const noFollow = syscall.O_NOFOLLOW
 
+// noBlock keeps a named pipe planted as the lock file from blocking the
+// open; the file is then refused as not regular.
+const noBlock = syscall.O_NONBLOCK
+
 // tryLock takes an exclusive flock on f without waiting; false means
 // another open file description holds it. flock locks belong to the open
 // file description, so two Writers in one process exclude each other too.

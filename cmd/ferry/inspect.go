@@ -47,6 +47,9 @@ Examples:
 }
 
 func (o *inspectOptions) run(_ context.Context, env *environment) error {
+	if err := checkBundleArgs(o.bundle, o.volumes); err != nil {
+		return err
+	}
 	r, err := bundle.Open(o.bundle, bundle.ReadOptions{Volumes: o.volumes})
 	if err != nil {
 		return verificationError(err)
