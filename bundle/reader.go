@@ -96,7 +96,7 @@ func (r *Reader) open(dir string, opts ReadOptions) error {
 // openVolumeFile opens a volume only if it is a regular file, without
 // blocking on a named pipe or a device (a *regularfile.KindError).
 func openVolumeFile(path string) (*openVolume, error) {
-	f, err := regularfile.Open(path, "bundle file")
+	f, err := regularfile.Open(path, "a bundle file")
 	if err != nil {
 		return nil, err
 	}

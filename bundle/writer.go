@@ -140,7 +140,7 @@ func Create(path string, opts WriteOptions) (*Writer, error) {
 // claim locks the output and takes stock of what is there already.
 func (w *Writer) claim(path string) error {
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		return fmt.Errorf("%w: it is not replaced, even with Force", &regularfile.KindError{Path: path, Mode: st.Mode().Type(), Want: "bundle file"})
+		return fmt.Errorf("%w: it is not replaced, even with Force", &regularfile.KindError{Path: path, Mode: st.Mode().Type(), Want: "a bundle file"})
 	}
 	lock, err := acquireLock(w.dir, w.base, time.Now())
 	switch {

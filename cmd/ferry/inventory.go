@@ -207,7 +207,7 @@ func writeFileAtomic(path string, data []byte) (err error) {
 // readInventory reads the --since file, refusing a named pipe or a device
 // without blocking on it.
 func readInventory(path string) (*inventory.Inventory, error) {
-	f, err := regularfile.Open(path, "inventory file")
+	f, err := regularfile.Open(path, "an inventory file")
 	if err != nil {
 		return nil, usageError(fmt.Errorf("--since: %w", err))
 	}

@@ -63,6 +63,9 @@ func (o *packOptions) checkOutput() error {
 // create files in.
 func checkWritableDir(flag, dir string) error {
 	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return usageError(fmt.Errorf("%s: directory %s does not exist", flag, dir))
+	}
 	if err != nil {
 		return usageError(fmt.Errorf("%s: directory %s: %w", flag, dir, err))
 	}
@@ -84,7 +87,7 @@ func (o *packOptions) checkPlan(env *environment, plan *mirror.Plan, blobs []*mi
 		if !o.dryRun {
 			return err
 		}
-		env.log.Warn(err.Error())
+		env.log.Warn("pack would fail: " + err.Error())
 	}
 	dir := filepath.Dir(o.output)
 	free, err := freeSpace(dir)
@@ -103,7 +106,7 @@ func (o *packOptions) checkPlan(env *environment, plan *mirror.Plan, blobs []*mi
 	if !o.dryRun {
 		return err
 	}
-	env.log.Warn(err.Error())
+	env.log.Warn("pack would fail: " + err.Error())
 	return nil
 }
 
@@ -185,7 +188,7 @@ func (o *packOptions) estimateBundle(plan *mirror.Plan, blobs []*mirror.Blob) in
 func checkBundleArgs(bundlePath string, volumes []string) error {
 	for _, p := range append([]string{bundlePath}, volumes...) {
 		if st, err := os.Stat(p); err == nil && !st.Mode().IsRegular() {
-			return usageError(&regularfile.KindError{Path: p, Mode: st.Mode().Type(), Want: "bundle file"})
+			return usageError(&regularfile.KindError{Path: p, Mode: st.Mode().Type(), Want: "a bundle file"})
 		}
 	}
 	return nil

@@ -9,7 +9,7 @@ import (
 
 // Open opens path for reading if it is a regular file, and returns a
 // *KindError naming what it is otherwise; want names what the path should
-// be ("bundle file"). Named pipes do not block an open on these systems.
+// be ("a bundle file"). Named pipes do not block an open on these systems.
 func Open(path, want string) (*os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 
 // Open opens path (following symbolic links) for reading if it is a
 // regular file, and returns a *KindError naming what it is otherwise;
-// want names what the path should be ("bundle file"). The type is checked
+// want names what the path should be ("a bundle file"). The type is checked
 // before opening, and again on the opened descriptor, which is opened
 // non-blocking so that a file swapped for a named pipe in between cannot
 // block either; the descriptor is made blocking again once it is known to be
@@ -32,7 +32,7 @@ func Open(path, want string) (*os.File, error) {
 	if err := syscall.Fstat(fd, &sst); err != nil {
 		return nil, errors.Join(&fs.PathError{Op: "stat", Path: path, Err: err}, syscall.Close(fd))
 	}
-	if mode := typeOf(sst.Mode); mode != 0 {
+	if mode := typeOf(uint32(sst.Mode)); mode != 0 { // Mode is uint16 on darwin
 		return nil, errors.Join(&KindError{Path: path, Mode: mode, Want: want}, syscall.Close(fd))
 	}
 	if err := syscall.SetNonblock(fd, false); err != nil {

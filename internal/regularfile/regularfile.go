@@ -14,12 +14,12 @@ type KindError struct {
 	Path string
 	// Mode is the file's type bits (fs.ModeNamedPipe, fs.ModeDir, ...).
 	Mode fs.FileMode
-	// Want names what the path should have been, e.g. "bundle file".
+	// Want names what the path should have been, e.g. "a bundle file".
 	Want string
 }
 
 func (e *KindError) Error() string {
-	return fmt.Sprintf("%s is %s, not a %s", e.Path, Describe(e.Mode), e.Want)
+	return fmt.Sprintf("%s is %s, not %s", e.Path, Describe(e.Mode), e.Want)
 }
 
 // Describe names the type of a file mode for messages: "a named pipe",

@@ -22,7 +22,7 @@ func openBounded(t *testing.T, path string) (*os.File, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		f, err := Open(path, "bundle file")
+		f, err := Open(path, "a bundle file")
 		done <- result{f, err}
 	}()
 	deadline, ok := t.Deadline()
