@@ -52,6 +52,9 @@ func (w *Writer) Finish(idx *Index) error {
 	}
 	w.state = stateFinished
 	w.removeStale()
+	if err := w.releaseLock(); err != nil {
+		w.warn(fmt.Sprintf("bundle %s is complete, but its lock file stays: %v", w.base, err))
+	}
 	return nil
 }
 
@@ -260,5 +263,5 @@ func (w *Writer) Abort() error {
 			errs = append(errs, fmt.Errorf("removing %s: %w", p, err))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, w.releaseLock())...)
 }

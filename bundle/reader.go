@@ -14,6 +14,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/ferryhq/ferry/internal/regularfile"
 	"github.com/ferryhq/ferry/internal/strictjson"
 )
 
@@ -96,17 +97,16 @@ func (r *Reader) open(dir string, opts ReadOptions) error {
 	return nil
 }
 
+// openVolumeFile opens a volume only if it is a regular file, without
+// blocking on a named pipe or a device (a *regularfile.KindError).
 func openVolumeFile(path string) (*openVolume, error) {
-	f, err := os.Open(path)
+	f, err := regularfile.Open(path, "a bundle file")
 	if err != nil {
 		return nil, err
 	}
 	st, err := f.Stat()
 	if err != nil {
 		return nil, errors.Join(err, f.Close())
-	}
-	if !st.Mode().IsRegular() {
-		return nil, errors.Join(fmt.Errorf("%s: not a regular file", path), f.Close())
 	}
 	return &openVolume{path: path, f: f, size: st.Size()}, nil
 }

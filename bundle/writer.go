@@ -12,9 +12,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/regularfile"
 )
 
 // MinVolumeSize is the smallest volume size the writer accepts: a volume
@@ -65,6 +68,9 @@ type Writer struct {
 	// stale are volumes of an earlier bundle at this path (Force), removed
 	// at Finish unless a new volume replaced them.
 	stale []string
+	// lock is the output's lock, held from Create to Finish or Abort; nil
+	// on a file system without locks.
+	lock *outputLock
 
 	mu    sync.Mutex
 	state writerState
@@ -98,9 +104,15 @@ type volumeMarker struct {
 }
 
 // Create starts a bundle at path (volume 0; data volumes are named after
-// it, bundle.tar -> bundle.001.tar). It refuses to overwrite an existing
-// bundle unless opts.Force, and removes the .partial files an interrupted
-// run left behind.
+// it, bundle.tar -> bundle.001.tar). It first takes the bundle's lock (see
+// LockName), held until Finish or Abort, so that a second writer of the
+// same path fails at once with a *LockedError instead of removing the
+// first one's files. Holding it, it refuses to overwrite an existing bundle
+// unless opts.Force, and removes the .partial files an interrupted run left
+// behind. A path naming a directory, a named pipe or a device is refused
+// even with Force (a *regularfile.KindError), and files merely named like
+// data volumes are never removed or overwritten: a volume is this writer's
+// to replace only if it starts with a ferry volume marker.
 func Create(path string, opts WriteOptions) (*Writer, error) {
 	if opts.VolumeSize < 0 || opts.VolumeSize > 0 && opts.VolumeSize < MinVolumeSize {
 		return nil, fmt.Errorf("creating bundle %s: volume size %d is below the minimum %d", path, opts.VolumeSize, MinVolumeSize)
@@ -115,23 +127,54 @@ func Create(path string, opts WriteOptions) (*Writer, error) {
 	if !validVolumeName(base) {
 		return nil, fmt.Errorf("creating bundle %s: unsupported file name %q", path, base)
 	}
-	existing, partials, err := findVolumes(dir, base)
-	if err != nil {
-		return nil, fmt.Errorf("creating bundle %s: %w", path, err)
-	}
-	if len(existing) > 0 && !opts.Force {
-		return nil, fmt.Errorf("creating bundle %s: found %s of an existing bundle, which is not overwritten without Force: %w",
-			path, strings.Join(existing, ", "), fs.ErrExist)
-	}
-	w := &Writer{dir: dir, base: base, opts: opts, id: id, stale: existing,
+	w := &Writer{dir: dir, base: base, opts: opts, id: id,
 		mtime: time.Now().Truncate(time.Second), names: map[string]bool{}}
-	if err := w.removeLeftovers(partials); err != nil {
-		return nil, fmt.Errorf("creating bundle %s: %w", path, err)
+	if err := w.claim(path); err != nil {
+		var locked *LockedError
+		if !errors.As(err, &locked) {
+			err = fmt.Errorf("creating bundle %s: %w", path, err)
+		}
+		return nil, errors.Join(err, w.releaseLock())
 	}
 	if _, err := w.newVolume(); err != nil {
 		return nil, errors.Join(fmt.Errorf("creating bundle %s: %w", path, err), w.Abort())
 	}
 	return w, nil
+}
+
+// claim locks the output and takes stock of what is there already.
+func (w *Writer) claim(path string) error {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("%w: it is not replaced, even with Force", &regularfile.KindError{Path: path, Mode: st.Mode().Type(), Want: "a bundle file"})
+	}
+	lock, err := acquireLock(w.dir, w.base, time.Now())
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		w.warn(fmt.Sprintf("cannot lock %s (%v): make sure no other ferry writes this bundle at the same time", path, err))
+	case err != nil:
+		return err
+	}
+	w.lock = lock
+	found, err := findVolumes(w.dir, w.base)
+	if err != nil {
+		return err
+	}
+	if len(found.foreign) > 0 {
+		w.warn("left alone, as they are not ferry volumes: " + strings.Join(found.foreign, ", "))
+	}
+	if len(found.existing) > 0 && !w.opts.Force {
+		return fmt.Errorf("found %s of an existing bundle, which is not overwritten without Force: %w",
+			strings.Join(found.existing, ", "), fs.ErrExist)
+	}
+	w.stale = found.existing
+	return w.removeLeftovers(found.partials)
+}
+
+// releaseLock gives the output's lock up; nil when it is not held.
+func (w *Writer) releaseLock() error {
+	err := w.lock.release()
+	w.lock = nil
+	return err
 }
 
 func randomID() string {
@@ -140,22 +183,58 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// foundVolumes is what findVolumes found beside a bundle.
+type foundVolumes struct {
+	// existing are base itself and the data volumes of a ferry bundle.
+	existing []string
+	// partials are the .partial files an interrupted writer left.
+	partials []string
+	// foreign are files named like data volumes that no ferry wrote: they
+	// are neither removed nor overwritten.
+	foreign []string
+}
+
 // findVolumes lists the files in dir that are volumes of the bundle base
 // (base itself and base.NNN.tar), and the .partial files of such volumes.
-func findVolumes(dir, base string) (existing, partials []string, err error) {
+// For a data volume a name is not enough: it must start with a ferry
+// volume marker. A .partial file is taken by its name, which only ferry
+// gives: one left by a crash may hold nothing readable, and must not stop
+// every later run.
+func findVolumes(dir, base string) (foundVolumes, error) {
+	var found foundVolumes
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, nil, err
+		return found, err
 	}
 	for _, e := range entries {
-		name := e.Name()
-		if p, ok := strings.CutSuffix(name, partialSuffix); ok && isVolumeOf(base, p) {
-			partials = append(partials, name)
-		} else if isVolumeOf(base, name) {
-			existing = append(existing, name)
+		name, path := e.Name(), filepath.Join(dir, e.Name())
+		p, isPartial := strings.CutSuffix(name, partialSuffix)
+		switch {
+		case isPartial && isVolumeOf(base, p):
+			found.partials = append(found.partials, name)
+		case name == base:
+			found.existing = append(found.existing, name)
+		case isVolumeOf(base, name):
+			if isDataVolume(path) {
+				found.existing = append(found.existing, name)
+			} else {
+				found.foreign = append(found.foreign, name)
+			}
 		}
 	}
-	return existing, partials, nil
+	return found, nil
+}
+
+// isDataVolume reports whether path is a regular file whose first entry is
+// the marker of a data volume (reading at most the marker's bounded size).
+func isDataVolume(path string) bool {
+	v, err := openVolumeFile(path)
+	if err != nil {
+		return false
+	}
+	defer v.f.Close()
+	m, err := readMarker(v)
+	return err == nil && m.Volume > 0
 }
 
 func (w *Writer) removeLeftovers(partials []string) error {
@@ -252,6 +331,9 @@ func (w *Writer) newVolume() (*volume, error) {
 		name = volumeName(w.base, n)
 	}
 	v := &volume{num: n, name: name, path: filepath.Join(w.dir, name)}
+	if err := w.checkVolumeName(v); err != nil {
+		return nil, w.fail(err)
+	}
 	f, err := os.OpenFile(v.path+partialSuffix, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, w.fail(fmt.Errorf("creating volume %d: %w", n, err))
@@ -266,6 +348,19 @@ func (w *Writer) newVolume() (*volume, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// checkVolumeName refuses to create a data volume whose name is taken by
+// a file that is not a volume of the bundle being replaced: publishing the
+// volume would overwrite it. Called with w.mu held.
+func (w *Writer) checkVolumeName(v *volume) error {
+	if v.num == 0 || slices.Contains(w.stale, v.name) {
+		return nil
+	}
+	if _, err := os.Lstat(v.path); err == nil {
+		return fmt.Errorf("creating volume %d: %s exists and is not a ferry volume: it is not overwritten; move it away or write the bundle elsewhere", v.num, v.path)
+	}
+	return nil
 }
 
 // header returns the exact tar header bytes (PAX when the size or name

@@ -119,6 +119,9 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err := checkRepositoryArg(o.to); err != nil {
 		return usageError(fmt.Errorf("--to %q: %w", o.to, err))
 	}
+	if err := o.preflight(); err != nil {
+		return err
+	}
 	var applier *manifests.Applier
 	if !o.noCluster {
 		a, err := manifests.NewApplier(o.kubeconfig)

@@ -54,6 +54,9 @@ Examples:
 }
 
 func (o *inspectOptions) run(_ context.Context, env *environment) error {
+	if err := checkBundleArgs(o.bundle, o.volumes); err != nil {
+		return err
+	}
 	bkr, err := o.proof.bundleKeyring()
 	if err != nil {
 		return err

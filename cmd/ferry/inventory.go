@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/internal/regularfile"
 	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/inventory"
 	"github.com/ferryhq/ferry/mirror/registry"
@@ -203,9 +204,10 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	return os.Rename(f.Name(), path)
 }
 
-// readInventory reads the --since file.
+// readInventory reads the --since file, refusing a named pipe or a device
+// without blocking on it.
 func readInventory(path string) (*inventory.Inventory, error) {
-	f, err := os.Open(path)
+	f, err := regularfile.Open(path, "an inventory file")
 	if err != nil {
 		return nil, usageError(fmt.Errorf("--since: %w", err))
 	}

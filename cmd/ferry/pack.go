@@ -140,6 +140,9 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 	if err := o.graph.check(len(o.releases) + len(o.configReleases)); err != nil {
 		return usageError(err)
 	}
+	if err := o.checkOutput(); err != nil {
+		return err
+	}
 	signer, err := o.sign.load()
 	if err != nil {
 		return err
@@ -174,6 +177,9 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 		}
 	}
 	blobs, prereqs := leaveOut(plan, inv, env)
+	if err := o.checkPlan(env, plan, blobs); err != nil { // with --dry-run, warnings only
+		return err
+	}
 	if o.dryRun {
 		return printPlan(env, plan, blobs, prereqs, o.json)
 	}

@@ -76,6 +76,9 @@ type verifyResult struct {
 }
 
 func (o *verifyOptions) run(ctx context.Context, env *environment) error {
+	if err := checkBundleArgs(o.bundle, o.volumes); err != nil {
+		return err
+	}
 	keyring, err := o.keyring()
 	if err != nil {
 		return err
