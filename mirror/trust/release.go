@@ -32,10 +32,18 @@ type provenRelease struct {
 // releases proves every release of the index, in index order.
 func (c *checker) releases(ctx context.Context) []provenRelease {
 	var out []provenRelease
+	seen := make(map[digest.Digest]bool, len(c.idx.Releases))
 	for _, rel := range c.idx.Releases {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if seen[rel.Digest] {
+			// Proving it again would only repeat the work: a forger
+			// listing one release a thousand times gets one fault.
+			c.rep.fault("release %s (%s) is listed twice", rel.Tag, rel.Digest)
+			continue
+		}
+		seen[rel.Digest] = true
 		if p, ok := c.release(ctx, rel); ok {
 			out = append(out, p)
 		}
@@ -118,6 +126,12 @@ func (c *checker) releaseSignatures(rel bundle.Release, name string) ([]string, 
 	}
 	if len(rel.Signatures) == 0 {
 		c.rep.fault("release %s is marked signed but lists no signature", name)
+		return nil, false
+	}
+	if len(rel.Signatures) > signature.MaxSignaturesPerDigest {
+		// The cluster reads at most that many; more is a forger's way to
+		// make every check cost a signature verification.
+		c.rep.fault("release %s lists %d signatures, more than the %d the cluster reads", name, len(rel.Signatures), signature.MaxSignaturesPerDigest)
 		return nil, false
 	}
 	var sigs [][]byte

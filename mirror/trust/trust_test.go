@@ -116,6 +116,8 @@ func TestCheckRefuses(t *testing.T) {
 			img.Source = "docker.io/library/nginx"
 			idx.Images = append(idx.Images, img)
 		}, Options{Keyring: fx.Keyring}, "docker.io/library/nginx@"},
+		{"a release listed twice", func(idx *bundle.Index) { idx.Releases = append(idx.Releases, idx.Releases[0]) },
+			Options{Keyring: fx.Keyring}, "is listed twice"},
 		{"a downgrade path", func(idx *bundle.Index) { idx.UpdatePath = []string{"4.16.0", "4.15.0"} },
 			Options{Keyring: fx.Keyring}, "4.16.0 is not a proven release"},
 	} {
