@@ -74,6 +74,7 @@ func TestBenchmark(t *testing.T) {
 	bundlePath := filepath.Join(dir, "bundle.tar")
 	pack := benchPack(t, dir, src, rel, bundlePath, keyFile, store.URL)
 	apply := benchApply(t, dir, bundlePath, keyFile)
+	mirrored := benchMirror(t, dir, src, rel, keyFile, store.URL)
 
 	incOpts := testbed.LargeRelease(size / 2)
 	incOpts.OCI = true
@@ -83,7 +84,9 @@ func TestBenchmark(t *testing.T) {
 	printFacts(t, w, rel, size, built, statBundle(t, bundlePath))
 	printSection(w, "PACK: registry -> one bundle file", pack)
 	printSection(w, "APPLY: bundle -> mirror registry", apply)
+	printSection(w, "MIRROR: source registry -> mirror registry, no bundle", mirrored)
 	printSummary(w, pack, apply)
+	printMirrorSummary(w, mirrored)
 	ratio := float64(inc.size) / float64(max(inc.newBytes, 1))
 	verdict := "met"
 	if ratio > 1.01 {

@@ -14,9 +14,9 @@ import (
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/internal/safetext"
 	"github.com/ferryhq/ferry/manifests"
+	"github.com/ferryhq/ferry/mirror/apply"
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/signature"
-	"github.com/ferryhq/ferry/mirror/trust"
 )
 
 type applyOptions struct {
@@ -122,16 +122,9 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err := o.preflight(); err != nil {
 		return err
 	}
-	var applier *manifests.Applier
-	if !o.noCluster {
-		a, err := manifests.NewApplier(o.kubeconfig)
-		if err != nil && o.kubeconfig != "" {
-			return usageError(err)
-		}
-		applier = a // nil when no cluster is configured: render only
-		if err != nil {
-			env.log.Info("no cluster configured; rendering manifests only", "reason", err)
-		}
+	applier, err := o.clusterApplier(env)
+	if err != nil {
+		return err
 	}
 	r, err := bundle.Open(o.bundle, bundle.ReadOptions{Volumes: o.volumes})
 	if err != nil {
@@ -159,8 +152,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	}
 	sum := &applySummary{Bundle: o.bundle, Target: o.to, Unverified: res.Unverified, DryRun: o.dryRun}
 	client := registry.New(o.registryOptions(env))
-	p := &pusher{env: env, r: r, images: proof.Images, client: client, target: o.to, parallel: o.parallel, quiet: o.quiet, dryRun: o.dryRun}
-	if err := p.push(ctx, sum); err != nil {
+	if err := o.pushProven(ctx, env, client, apply.BundleSource{Reader: r}, proof.Images, r.Index().Prerequisites, sum); err != nil {
 		return err
 	}
 	files, err := o.render(r, proof, sum)
@@ -172,12 +164,29 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 			sum.ClusterError = err.Error()
 			sum.WallTime = time.Since(start)
 			_ = sum.print(env, o.json)
-			return fmt.Errorf("images are pushed and manifests written to %s, but applying them failed: %w", o.outDir(r.Index()), err)
+			return fmt.Errorf("images are pushed and manifests written to %s, but applying them failed: %w", o.outDir(r.Index().ID), err)
 		}
 	}
-	sum.NextSteps, sum.UpdatePath = nextSteps(proof.Steps, o.to), r.Index().UpdatePath
+	sum.NextSteps, sum.UpdatePath = apply.NextSteps(proof.Steps, o.to), r.Index().UpdatePath
 	sum.WallTime = time.Since(start)
 	return sum.print(env, o.json)
+}
+
+// clusterApplier is the cluster to apply to: nil with --no-cluster, or when
+// none is configured (then apply only renders).
+func (o *applyOptions) clusterApplier(env *environment) (*manifests.Applier, error) {
+	if o.noCluster {
+		return nil, nil
+	}
+	a, err := manifests.NewApplier(o.kubeconfig)
+	if err != nil && o.kubeconfig != "" {
+		return nil, usageError(err)
+	}
+	if err != nil {
+		env.log.Info("no cluster configured; rendering manifests only", "reason", err)
+		return nil, nil
+	}
+	return a, nil
 }
 
 func (o *applyOptions) registryOptions(env *environment) registry.Options {
@@ -251,15 +260,6 @@ func checkRepositoryArg(s string) error {
 	return nil
 }
 
-// nextSteps are the upgrade commands, one per proven step, in order.
-func nextSteps(steps []trust.Step, target string) []string {
-	var out []string
-	for _, st := range steps {
-		out = append(out, fmt.Sprintf("oc adm upgrade --allow-explicit-upgrade --to-image=%s@%s", target, st.Digest))
-	}
-	return out
-}
-
 func (s *applySummary) print(env *environment, asJSON bool) error {
 	if asJSON {
 		return jsonEncode(env.stdout, s)
@@ -292,9 +292,10 @@ func (s *applySummary) print(env *environment, asJSON bool) error {
 	return nil
 }
 
-func (o *applyOptions) outDir(idx *bundle.Index) string {
+// outDir is --output-dir, or ferry-manifests/<name> (the bundle id).
+func (o *applyOptions) outDir(name string) string {
 	if o.outputDir != "" {
 		return o.outputDir
 	}
-	return "ferry-manifests/" + idx.ID
+	return "ferry-manifests/" + name
 }

@@ -8,51 +8,53 @@ import (
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/manifests"
+	"github.com/ferryhq/ferry/mirror/apply"
 	"github.com/ferryhq/ferry/mirror/trust"
 )
 
-// render writes the manifests the cluster needs into the output directory:
-// the signature ConfigMaps, the mirror sets (and the legacy ICSP with
-// --icsp) and the install-config snippet. It returns them in apply order.
-// Only what proof holds is rendered: the proven ConfigMaps, and mirror sets
-// for the repositories of proven images.
+// render writes the manifests the cluster needs into the output directory
+// and returns those to apply, in order. Only what proof holds is rendered:
+// the proven ConfigMaps, and mirror sets for the repositories of proven
+// images.
 func (o *applyOptions) render(r *bundle.Reader, proof *trust.Report, sum *applySummary) ([]manifests.File, error) {
-	idx := r.Index()
-	var files []manifests.File
+	var configMaps []manifests.File
 	for _, name := range proof.ConfigMaps {
 		data, err := readBundleFile(r, name, manifests.MaxSignatureConfigMapSize)
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, manifests.File{Name: filepath.Base(name), Data: data})
+		configMaps = append(configMaps, manifests.File{Name: filepath.Base(name), Data: data})
 	}
-	mirrors, err := manifests.MirrorSets(idx.ID, proof.Sources, o.to)
+	return o.writeRendered(r.Index().ID, configMaps, proof.Sources, sum)
+}
+
+// writeRendered renders the mirror sets named after name behind the
+// ConfigMaps, writes everything into the output directory (or, with
+// --dry-run, only lists it) and returns the objects to apply.
+func (o *applyOptions) writeRendered(name string, configMaps []manifests.File, sources []string, sum *applySummary) ([]manifests.File, error) {
+	rendered, err := apply.Render(name, configMaps, sources, o.to, o.icsp)
 	if err != nil {
 		return nil, err
 	}
-	files = append(files, mirrors.Files()...)
-	extra := []manifests.File{{Name: "install-config-snippet.yaml", Data: mirrors.InstallConfig}}
-	if o.icsp {
-		extra = append(extra, manifests.File{Name: "icsp-" + mirrors.Name + ".yaml", Data: mirrors.ImageContentSourcePolicy})
-	}
+	dir := o.outDir(name)
+	all := append(append([]manifests.File(nil), rendered.Objects...), rendered.Extra...)
 	if o.dryRun {
-		for _, f := range append(files, extra...) {
-			sum.Rendered = append(sum.Rendered, "(dry run) "+filepath.Join(o.outDir(idx), f.Name))
+		for _, f := range all {
+			sum.Rendered = append(sum.Rendered, "(dry run) "+filepath.Join(dir, f.Name))
 		}
-		return files, nil
+		return rendered.Objects, nil
 	}
-	dir := o.outDir(idx)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
-	for _, f := range append(files, extra...) {
+	for _, f := range all {
 		p := filepath.Join(dir, f.Name)
 		if err := replaceFile(p, f.Data); err != nil {
 			return nil, err
 		}
 		sum.Rendered = append(sum.Rendered, p)
 	}
-	return files, nil
+	return rendered.Objects, nil
 }
 
 func (o *applyOptions) applyToCluster(ctx context.Context, env *environment, applier *manifests.Applier, files []manifests.File, sum *applySummary) error {

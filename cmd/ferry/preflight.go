@@ -209,7 +209,7 @@ func (o *applyOptions) preflight() error {
 	if dir == "" {
 		// The default is <dir>/<bundle id>, the id not known yet: <dir>
 		// must be, or become, a directory.
-		dir = filepath.Dir(o.outDir(&bundle.Index{ID: "id"}))
+		dir = filepath.Dir(o.outDir("id"))
 	}
 	return checkOutputDir("--output-dir", dir)
 }

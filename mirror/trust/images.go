@@ -8,6 +8,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/manifest"
+	"go.podman.io/image/v5/types"
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/mirror/release"
@@ -73,9 +74,17 @@ func (c *checker) prove(source string, d digest.Digest, tags []string, proof Pro
 		c.rep.fault("image %s: parse manifest: %v", key, err)
 		return img
 	}
-	img.Blobs = append(img.Blobs, m.ConfigInfo().Digest)
+	infos := []types.BlobInfo{m.ConfigInfo()}
 	for _, l := range m.LayerInfos() {
-		img.Blobs = append(img.Blobs, l.Digest)
+		infos = append(infos, l.BlobInfo)
+	}
+	for _, b := range infos {
+		if b.Size < 0 {
+			c.rep.fault("image %s: the manifest gives no size for blob %s", key, b.Digest)
+			img.Blobs, img.BlobSizes = nil, nil
+			return img
+		}
+		img.Blobs, img.BlobSizes = append(img.Blobs, b.Digest), append(img.BlobSizes, b.Size)
 	}
 	return img
 }

@@ -75,10 +75,12 @@ type Image struct {
 	// Tags are the tags to write in the target repository.
 	Tags []string
 	// Children are a manifest list's instances, Blobs a single image's
-	// config and layers, both as the manifest's own bytes name them.
-	Children []digest.Digest
-	Blobs    []digest.Digest
-	Proof    Proof
+	// config and layers and BlobSizes their sizes, all as the manifest's
+	// own bytes name them.
+	Children  []digest.Digest
+	Blobs     []digest.Digest
+	BlobSizes []int64
+	Proof     Proof
 }
 
 // Step is one upgrade: to the release with this digest.

@@ -1,0 +1,349 @@
+// Package apply puts proven images into a mirror repository and says what
+// the cluster needs next. Push copies blobs, then manifests (children
+// before lists), then tags, so that no tag ever names an image whose parts
+// are missing, from any Source: a verified bundle (ferry apply) or the
+// source registries themselves (ferry mirror). It pushes only what it is
+// given: deciding what is proven is mirror/trust's part.
+package apply
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/opencontainers/go-digest"
+	"go.podman.io/image/v5/manifest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/mirror"
+	"github.com/ferryhq/ferry/mirror/registry"
+	"github.com/ferryhq/ferry/mirror/trust"
+)
+
+// Source serves the manifests and blobs of the images to push.
+type Source interface {
+	// Manifest returns manifest d's bytes, checked against d.
+	Manifest(ctx context.Context, d digest.Digest) ([]byte, error)
+	// OpenBlob opens blob d of size bytes. A reader that is an io.Seeker
+	// is rewound when an upload is retried; any other is opened again.
+	OpenBlob(ctx context.Context, d digest.Digest, size int64) (io.ReadCloser, error)
+	// Verified reports whether every blob it serves has already been
+	// checked against its digest (a bundle verified moments before), so
+	// that the upload need not hash it a second time.
+	Verified() bool
+}
+
+// Options tune Push. The zero value pushes one blob at a time, without
+// progress.
+type Options struct {
+	// Parallel bounds the blobs moved at once; below 1 means 1.
+	Parallel int
+	// DryRun only counts what would be pushed.
+	DryRun bool
+	// Prerequisites are blobs left out of an incremental bundle: every one
+	// must be in the target before anything is pushed.
+	Prerequisites []bundle.Prerequisite
+	// Retry is the policy for reopening a non-seekable blob stream.
+	Retry    registry.RetryPolicy
+	Progress mirror.Progress
+}
+
+// Result counts what Push did (or, with DryRun, would do).
+type Result struct {
+	BlobsPushed, BlobsSkipped int
+	BytesPushed               int64
+	Manifests, Tags           int
+	// Prerequisites is how many left-out blobs were found in the target.
+	Prerequisites int
+	// WouldPush and WouldPushBytes are the blobs a dry run found missing.
+	WouldPush      int
+	WouldPushBytes int64
+}
+
+// MissingPrerequisitesError lists the prerequisites the target lacks;
+// nothing was pushed.
+type MissingPrerequisitesError struct {
+	Target  string
+	Missing []digest.Digest
+	Total   int
+}
+
+func (e *MissingPrerequisitesError) Error() string {
+	shown := e.Missing
+	if len(shown) > 5 {
+		shown = shown[:5]
+	}
+	more := ""
+	if len(e.Missing) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(e.Missing)-len(shown))
+	}
+	return fmt.Sprintf("%s lacks %d of the bundle's %d prerequisites (blobs it left out because the mirror held them): %v%s; nothing was pushed",
+		e.Target, len(e.Missing), e.Total, shown, more)
+}
+
+// Push copies images from src into dest: prerequisites checked, then every
+// blob dest lacks, then the manifests byte for byte, then the tags.
+func Push(ctx context.Context, src Source, images []trust.Image, dest *registry.Destination, opts Options) (*Result, error) {
+	if opts.Parallel < 1 {
+		opts.Parallel = 1
+	}
+	if opts.Progress == nil {
+		opts.Progress = mirror.NoProgress
+	}
+	res := &Result{}
+	if err := checkPrerequisites(ctx, dest, opts, res); err != nil {
+		return res, err
+	}
+	blobs := blobsOf(images, opts.Prerequisites)
+	order := ManifestOrder(images)
+	if opts.DryRun {
+		return res, plan(ctx, dest, blobs, order, res)
+	}
+	if err := pushBlobs(ctx, src, dest, blobs, opts, res); err != nil {
+		return res, err
+	}
+	for _, img := range order {
+		data, err := src.Manifest(ctx, img.Digest)
+		if err != nil {
+			return res, err
+		}
+		if err := dest.PutManifest(ctx, data, img.Digest); err != nil {
+			return res, err
+		}
+		res.Manifests++
+	}
+	for _, img := range order {
+		if len(img.Tags) == 0 {
+			continue
+		}
+		data, err := src.Manifest(ctx, img.Digest)
+		if err != nil {
+			return res, err
+		}
+		for _, tag := range img.Tags {
+			if err := dest.Tag(ctx, tag, data); err != nil {
+				return res, err
+			}
+			res.Tags++
+		}
+	}
+	return res, nil
+}
+
+// blob is a config or layer to push.
+type blob struct {
+	digest digest.Digest
+	size   int64
+}
+
+// blobsOf lists the configs and layers of images once each, leaving out
+// prerequisites. Sizes come from the manifests' own descriptors, which the
+// source's digests bind.
+func blobsOf(images []trust.Image, prereqs []bundle.Prerequisite) []blob {
+	seen := map[digest.Digest]bool{}
+	for _, p := range prereqs {
+		seen[p.Digest] = true
+	}
+	var out []blob
+	for _, img := range images {
+		for i, d := range img.Blobs {
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			out = append(out, blob{d, img.BlobSizes[i]})
+		}
+	}
+	return out
+}
+
+// ManifestOrder lists each manifest once, every single-image manifest
+// before any manifest list, so children land before the lists naming
+// them; the tags of a manifest seen from two sources are merged.
+func ManifestOrder(images []trust.Image) []trust.Image {
+	type place struct {
+		list  bool
+		index int
+	}
+	seen := map[digest.Digest]place{}
+	var singles, lists []trust.Image
+	for _, img := range images {
+		isList := manifest.MIMETypeIsMultiImage(img.MediaType)
+		group := &singles
+		if isList {
+			group = &lists
+		}
+		if p, ok := seen[img.Digest]; ok && p.list == isList {
+			(*group)[p.index].Tags = appendNew((*group)[p.index].Tags, img.Tags...)
+			continue
+		}
+		img.Tags = slices.Clone(img.Tags)
+		seen[img.Digest] = place{list: isList, index: len(*group)}
+		*group = append(*group, img)
+	}
+	return append(singles, lists...)
+}
+
+// checkPrerequisites makes sure the target holds every blob an incremental
+// bundle left out, before anything is pushed.
+func checkPrerequisites(ctx context.Context, dest *registry.Destination, opts Options, res *Result) error {
+	if len(opts.Prerequisites) == 0 {
+		return nil
+	}
+	var mu sync.Mutex
+	var missing []digest.Digest
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.Parallel)
+	for _, pr := range opts.Prerequisites {
+		g.Go(func() error {
+			has, err := dest.HasBlob(gctx, pr.Digest, pr.Size)
+			if err != nil {
+				return fmt.Errorf("checking prerequisite %s: %w", pr.Digest, err)
+			}
+			if !has {
+				mu.Lock()
+				missing = append(missing, pr.Digest)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return &MissingPrerequisitesError{Target: dest.Repository(), Missing: missing, Total: len(opts.Prerequisites)}
+	}
+	res.Prerequisites = len(opts.Prerequisites)
+	return nil
+}
+
+func pushBlobs(ctx context.Context, src Source, dest *registry.Destination, blobs []blob, opts Options, res *Result) error {
+	var total int64
+	for _, b := range blobs {
+		total += b.size
+	}
+	phase := opts.Progress.Phase("push", total, len(blobs))
+	defer phase.End()
+	var pushed, skipped, bytesPushed atomic.Int64
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.Parallel)
+	for _, b := range blobs {
+		g.Go(func() error {
+			item := phase.Item(shortDigest(b.digest), b.size)
+			has, err := dest.HasBlob(ctx, b.digest, b.size)
+			if err == nil && has {
+				item.Add(int(b.size))
+				skipped.Add(1)
+			}
+			if err == nil && !has {
+				err = pushBlob(ctx, src, dest, b, opts.Retry, item)
+				if err == nil {
+					pushed.Add(1)
+					bytesPushed.Add(b.size)
+				}
+			}
+			item.Done(err)
+			return err
+		})
+	}
+	err := g.Wait()
+	res.BlobsPushed, res.BlobsSkipped, res.BytesPushed = int(pushed.Load()), int(skipped.Load()), bytesPushed.Load()
+	return err
+}
+
+// pushBlob uploads one blob. A seekable stream is rewound by the
+// destination's own retries; a stream from a registry is opened again.
+func pushBlob(ctx context.Context, src Source, dest *registry.Destination, b blob, retry registry.RetryPolicy, item mirror.ItemProgress) error {
+	once := func(ctx context.Context) error {
+		item.Reset()
+		rc, err := src.OpenBlob(ctx, b.digest, b.size)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		if sk, ok := rc.(io.ReadSeeker); ok {
+			r := &countingSeeker{ReadSeeker: sk, item: item}
+			if src.Verified() {
+				return dest.PutVerifiedBlob(ctx, r, b.digest, b.size)
+			}
+			return dest.PutBlob(ctx, r, b.digest, b.size)
+		}
+		return dest.PutBlob(ctx, &countingReader{Reader: rc, item: item}, b.digest, b.size)
+	}
+	if src.Verified() {
+		return once(ctx)
+	}
+	return registry.Do(ctx, retry, "copy blob "+b.digest.String(), once)
+}
+
+// plan is a dry run: which blobs the target lacks, and what would follow.
+func plan(ctx context.Context, dest *registry.Destination, blobs []blob, order []trust.Image, res *Result) error {
+	for _, b := range blobs {
+		has, err := dest.HasBlob(ctx, b.digest, b.size)
+		if err != nil {
+			return err
+		}
+		if !has {
+			res.WouldPush++
+			res.WouldPushBytes += b.size
+		}
+	}
+	for _, img := range order {
+		res.Manifests++
+		res.Tags += len(img.Tags)
+	}
+	return nil
+}
+
+// countingReader reports bytes read as progress.
+type countingReader struct {
+	io.Reader
+	item mirror.ItemProgress
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.Reader.Read(p)
+	c.item.Add(n)
+	return n, err
+}
+
+// countingSeeker reports bytes read and stays seekable, so that a failed
+// upload can be rewound and retried; a rewind resets the count.
+type countingSeeker struct {
+	io.ReadSeeker
+	item mirror.ItemProgress
+}
+
+func (c *countingSeeker) Read(p []byte) (int, error) {
+	n, err := c.ReadSeeker.Read(p)
+	c.item.Add(n)
+	return n, err
+}
+
+func (c *countingSeeker) Seek(off int64, whence int) (int64, error) {
+	c.item.Reset()
+	return c.ReadSeeker.Seek(off, whence)
+}
+
+func shortDigest(d digest.Digest) string {
+	e := d.Encoded()
+	if len(e) > 12 {
+		e = e[:12]
+	}
+	return e
+}
+
+func appendNew(list []string, items ...string) []string {
+	for _, it := range items {
+		if !slices.Contains(list, it) {
+			list = append(list, it)
+		}
+	}
+	return list
+}
