@@ -97,6 +97,17 @@ func Write(t testing.TB, dir string, components []string, opts bundle.WriteOptio
 		r.Components = append(r.Components, bundle.Component{Name: name, Image: refs[name]})
 	}
 	idx.Releases = []bundle.Release{r}
+	var entries []bundle.LayoutEntry
+	for _, img := range idx.Images {
+		for _, tag := range img.Tags {
+			entries = append(entries, bundle.LayoutEntry{Digest: img.Digest, MediaType: img.MediaType, Size: img.Size, RefName: tag})
+		}
+	}
+	layoutIndex, err := bundle.OCIIndex(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.Files[bundle.LayoutFileName], fx.Files[bundle.LayoutIndexName] = bundle.OCILayout(), layoutIndex
 	fx.Index = WriteFiles(t, fx.Path, fx.Files, idx, opts)
 	return fx
 }
