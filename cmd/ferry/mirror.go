@@ -10,6 +10,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/urfave/cli/v2"
+	"go.podman.io/image/v5/docker/reference"
 
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror"
@@ -184,8 +185,6 @@ func provenPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted
 		p.Images = append(p.Images, ti)
 		p.Sources = append(p.Sources, img.Repository)
 	}
-	slices.Sort(p.Sources)
-	p.Sources = slices.Compact(p.Sources)
 	for _, r := range plan.Releases {
 		accepted := signed[r.Digest]
 		if len(accepted) == 0 {
@@ -195,6 +194,11 @@ func provenPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted
 		sigs := make([][]byte, len(accepted))
 		for i, a := range accepted {
 			sigs[i] = a.Data
+			// The cluster pulls the release by the name its signature
+			// gives (quay.io/...), whichever registry it was copied from.
+			if named, err := reference.ParseNormalizedNamed(a.Verified.Identity); err == nil {
+				p.Sources = append(p.Sources, reference.TrimNamed(named).String())
+			}
 		}
 		cm, err := manifests.SignatureConfigMap(r.Digest, sigs)
 		if err != nil {
@@ -202,6 +206,8 @@ func provenPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted
 		}
 		p.configMaps = append(p.configMaps, manifests.File{Name: manifests.SignatureConfigMapFile(r.Digest), Data: cm})
 	}
+	slices.Sort(p.Sources)
+	p.Sources = slices.Compact(p.Sources)
 	p.Steps = mirrorSteps(plan.Releases, pick)
 	return p, nil
 }
