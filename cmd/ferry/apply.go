@@ -117,7 +117,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	}
 	var applier *manifests.Applier
 	if !o.noCluster {
-		a, err := manifests.NewApplier(o.kubeconfig)
+		a, err := o.registry.net.applier(o.kubeconfig)
 		if err != nil && o.kubeconfig != "" {
 			return usageError(err)
 		}

@@ -127,20 +127,23 @@ func (s *scan) tag(ctx context.Context, tag string) error {
 }
 
 // listTags lists the repository's tags, following pagination, with the
-// registry options' retries.
+// registry options' retries and time bounds.
 func listTags(ctx context.Context, opts registry.Options, named reference.Named) ([]string, error) {
 	ref, err := docker.NewReference(reference.TagNameOnly(named))
 	if err != nil {
 		return nil, fmt.Errorf("listing tags of %s: %w", named, err)
 	}
 	var tags []string
-	err = registry.Do(ctx, opts.Retry, "listing tags of "+named.String(), func(ctx context.Context) error {
-		var err error
-		tags, err = docker.GetRepositoryTags(ctx, opts.SystemContext(), ref)
-		if err != nil {
-			return fmt.Errorf("listing tags of %s: %w", named, registry.Classify(err))
-		}
-		return nil
+	op := "listing tags of " + named.String()
+	err = registry.Do(ctx, opts.Retry, op, func(ctx context.Context) error {
+		return opts.Bounded(ctx, op, func(ctx context.Context) error {
+			var err error
+			tags, err = docker.GetRepositoryTags(ctx, opts.SystemContext(), ref)
+			if err != nil {
+				return fmt.Errorf("%s: %w", op, registry.Classify(err))
+			}
+			return nil
+		})
 	})
 	return tags, err
 }
