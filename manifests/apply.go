@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -64,6 +66,7 @@ type Applier struct {
 	// source names the kubeconfig in messages.
 	source    string
 	host      string
+	timeout   time.Duration // bounds each request to the API server
 	namespace string
 	dynamic   dynamic.Interface
 	discovery discovery.DiscoveryInterface
@@ -78,8 +81,9 @@ type Applier struct {
 // NewApplier loads the cluster configuration the way kubectl does: the file
 // kubeconfig if not empty (ferry's --kubeconfig), else the files listed in
 // KUBECONFIG, else ~/.kube/config, else the in-cluster service account. It
-// does not contact the cluster.
-func NewApplier(kubeconfig string) (*Applier, error) {
+// does not contact the cluster. Each request it later makes is bounded by
+// DefaultTimeout, or by WithTimeout's.
+func NewApplier(kubeconfig string, opts ...Option) (*Applier, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
 	source := kubeconfig
@@ -98,7 +102,26 @@ func NewApplier(kubeconfig string) (*Applier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig %s: %w", source, err)
 	}
-	return newApplier(cfg, source, ns)
+	return newApplier(cfg, source, ns, opts...)
+}
+
+// DefaultTimeout bounds each request to the API server: a cluster reached
+// over a slow link answers a ConfigMap read or a server-side apply in
+// seconds; one that says nothing for a minute (a load balancer that
+// accepts connections for a dead API server) has hung.
+const DefaultTimeout = time.Minute
+
+// Option tunes an Applier.
+type Option func(*Applier)
+
+// WithTimeout bounds each request to the API server, answer and body, to
+// d; d <= 0 keeps DefaultTimeout.
+func WithTimeout(d time.Duration) Option {
+	return func(a *Applier) {
+		if d > 0 {
+			a.timeout = d
+		}
+	}
 }
 
 // Client-side rate limits: ferry sends a handful of requests per object, and
@@ -109,13 +132,17 @@ const (
 	clientBurst = 300
 )
 
-func newApplier(cfg *rest.Config, source, namespace string) (*Applier, error) {
-	a := &Applier{source: source, host: cfg.Host, namespace: namespace}
+func newApplier(cfg *rest.Config, source, namespace string, opts ...Option) (*Applier, error) {
+	a := &Applier{source: source, host: cfg.Host, namespace: namespace, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(a)
+	}
 	if a.namespace == "" {
 		a.namespace = metav1.NamespaceDefault
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "ferry"
+	cfg.Timeout = a.timeout
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = clientQPS, clientBurst
 	}
@@ -322,9 +349,22 @@ func (a *Applier) explain(err error, doing string) error {
 	}
 	var status apierrors.APIStatus
 	if !errors.As(err, &status) {
+		if isTimeout(err) {
+			return fmt.Errorf("%s: the cluster at %s (from %s) did not answer within %s (timed out; --timeout raises the bound): %w",
+				doing, a.host, a.source, a.timeout, err)
+		}
 		return fmt.Errorf("%s: reaching the cluster at %s (from %s): %w", doing, a.host, a.source, err)
 	}
+	if apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) {
+		return fmt.Errorf("%s: the cluster at %s timed out (--timeout raises the bound, now %s): %w", doing, a.host, a.timeout, err)
+	}
 	return fmt.Errorf("%s: %w", doing, err)
+}
+
+// isTimeout reports a request that ran out of time on the client side.
+func isTimeout(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout())
 }
 
 // isNamespaceNotFound is a 404 about a namespace rather than the object.

@@ -178,7 +178,7 @@ func (o *applyOptions) clusterApplier(env *environment) (*manifests.Applier, err
 	if o.noCluster {
 		return nil, nil
 	}
-	a, err := manifests.NewApplier(o.kubeconfig)
+	a, err := o.registry.net.applier(o.kubeconfig)
 	if err != nil && o.kubeconfig != "" {
 		return nil, usageError(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
@@ -43,6 +44,10 @@ type packConfig struct {
 	// --sign-key-passphrase-file: paths, never the secrets themselves.
 	SignKey               string `yaml:"signKey,omitempty" json:"signKey,omitempty"`
 	SignKeyPassphraseFile string `yaml:"signKeyPassphraseFile,omitempty" json:"signKeyPassphraseFile,omitempty"`
+	// Timeout and StallTimeout are --timeout and --stall-timeout, as Go
+	// durations ("1m", "90s").
+	Timeout      string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	StallTimeout string `yaml:"stallTimeout,omitempty" json:"stallTimeout,omitempty"`
 }
 
 // configRelease is one release: a pull spec, or a version and an arch.
@@ -104,6 +109,11 @@ func parsePackConfig(path string, data []byte) (*packConfig, error) {
 	for i, r := range cfg.Releases {
 		if (r.PullSpec == "") == (r.Version == "") {
 			return nil, fmt.Errorf("%s: releases[%d]: give pullSpec or version (with arch), not both or neither", path, i)
+		}
+	}
+	for key, v := range map[string]string{"timeout": cfg.Timeout, "stallTimeout": cfg.StallTimeout} {
+		if d, err := time.ParseDuration(v); v != "" && (err != nil || d <= 0) {
+			return nil, fmt.Errorf("%s:%d: %s: %q is not a positive duration such as 90s or 2m", path, keys.lineOf(key), key, v)
 		}
 	}
 	return &cfg, nil
@@ -179,6 +189,13 @@ func (o *packOptions) applyConfig(c *cli.Context, cfg *packConfig) {
 	setString("cache-dir", &o.cacheDir, cfg.CacheDir)
 	setString("sign-key", &o.sign.keyFile, cfg.SignKey)
 	setString("sign-key-passphrase-file", &o.sign.passphraseFile, cfg.SignKeyPassphraseFile)
+	setDuration := func(flag string, dst *time.Duration, v string) {
+		if d, err := time.ParseDuration(v); !c.IsSet(flag) && err == nil { // checked by parsePackConfig
+			*dst = d
+		}
+	}
+	setDuration("timeout", &o.registry.net.timeout, cfg.Timeout)
+	setDuration("stall-timeout", &o.registry.net.stall, cfg.StallTimeout)
 	if !c.IsSet("parallel") && cfg.Parallel > 0 {
 		o.parallel = cfg.Parallel
 	}
@@ -216,6 +233,7 @@ func (o *packOptions) effectiveConfig() *packConfig {
 		Keyrings: o.trust.keyrings.Value(), SignatureStores: o.trust.stores.Value(),
 		AllowUnsigned: o.allowUnsigned, Since: o.since, CacheDir: o.cacheDir,
 		SignKey: o.sign.keyFile, SignKeyPassphraseFile: o.sign.passphraseFile,
+		Timeout: o.registry.net.timeout.String(), StallTimeout: o.registry.net.stall.String(),
 		Releases: append([]configRelease(nil), o.configReleases...),
 	}
 	for _, r := range o.releases {

@@ -29,6 +29,8 @@ since: inventory.json
 cacheDir: /var/cache/ferry
 signKey: packer.key
 signKeyPassphraseFile: /run/secrets/packer-pass
+timeout: 2m0s
+stallTimeout: 1m30s
 `
 
 // TestConfigRoundTrip: a full file comes back unchanged from
@@ -40,9 +42,9 @@ func TestConfigRoundTrip(t *testing.T) {
 		t.Errorf("--print-config of the full example:\n%s\nwant:\n%s", printed, fullConfig)
 	}
 	// Flags override the file.
-	over := mustFerry(t, "pack", "-f", file, "--parallel", "9", "--print-config")
-	if !strings.Contains(over, "parallel: 9") {
-		t.Errorf("--parallel did not override the file:\n%s", over)
+	over := mustFerry(t, "pack", "-f", file, "--parallel", "9", "--stall-timeout", "5s", "--print-config")
+	if !strings.Contains(over, "parallel: 9") || !strings.Contains(over, "stallTimeout: 5s") || !strings.Contains(over, "timeout: 2m0s") {
+		t.Errorf("--parallel and --stall-timeout did not override the file, or the file's timeout was lost:\n%s", over)
 	}
 	// A command line becomes a file.
 	line := mustFerry(t, "pack", "4.15.0", "--arch", "arm64", "--volume-size", "700MB", "--keyring", "k.asc", "-o", "b.tar", "--print-config")
@@ -59,6 +61,7 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 	}{
 		{"misspelt key", "apiVersion: ferry/v1alpha1\nkind: Bundle\nrelases:\n  - version: 4.15.0\n", []string{":3:", `"relases"`}},
 		{"wrong type", "apiVersion: ferry/v1alpha1\nkind: Bundle\nparallel: many\n", []string{":3:", "parallel", "many"}},
+		{"bad duration", "apiVersion: ferry/v1alpha1\nkind: Bundle\nstallTimeout: soon\n", []string{":3:", "stallTimeout", "soon"}},
 		{"unknown apiVersion", "apiVersion: ferry/v9\nkind: Bundle\n", []string{":1:", "ferry/v9", "ferry/v1alpha1"}},
 		{"nested misspelt key", "apiVersion: ferry/v1alpha1\nkind: Bundle\nreleases:\n  - verison: 4.15.0\n", []string{":4:", `"verison"`}},
 	}

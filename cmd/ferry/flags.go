@@ -1,9 +1,15 @@
 package main
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferryhq/ferry/manifests"
+	"github.com/ferryhq/ferry/mirror/graph"
 	"github.com/ferryhq/ferry/mirror/registry"
+	"github.com/ferryhq/ferry/mirror/signature"
 )
 
 // registryFlags are the registry-access flags as skopeo spells them. prefix
@@ -13,6 +19,9 @@ type registryFlags struct {
 	authFile  string
 	tlsVerify bool
 	certDir   string
+	// net bounds every network wait of the command, not only the
+	// registry's: its flags come with the registry flags.
+	net timeoutFlags
 }
 
 func (f *registryFlags) flags() []cli.Flag {
@@ -20,14 +29,14 @@ func (f *registryFlags) flags() []cli.Flag {
 	if f.prefix != "" {
 		tlsName = f.prefix + "-tls-verify"
 	}
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "authfile", Usage: "registry credentials (containers auth.json; the OpenShift pull secret is one)",
 			EnvVars: []string{"REGISTRY_AUTH_FILE"}, Destination: &f.authFile, Category: "Registry"},
 		&cli.BoolFlag{Name: tlsName, Value: true, Usage: "verify the registry's TLS certificate (false also allows plain HTTP)",
 			Destination: &f.tlsVerify, Category: "Registry"},
 		&cli.StringFlag{Name: "cert-dir", Usage: "directory of CA certificates (*.crt) and client keys (*.cert, *.key) for the registry",
 			Destination: &f.certDir, Category: "Registry"},
-	}
+	}, f.net.flags()...)
 }
 
 func (f *registryFlags) options() registry.Options {
@@ -36,7 +45,60 @@ func (f *registryFlags) options() registry.Options {
 	opts.TLSVerify = f.tlsVerify
 	opts.CertDir = f.certDir
 	opts.UserAgent = "ferry/" + version
+	opts.Timeouts = registry.Timeouts{Response: f.net.timeout, Stall: f.net.stall}
 	return opts
+}
+
+// timeoutFlags bound how long a command waits on a server (registry,
+// signature store, update service, Kubernetes API) that accepted the
+// connection and went silent.
+type timeoutFlags struct {
+	timeout time.Duration
+	stall   time.Duration
+}
+
+func (f *timeoutFlags) flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.DurationFlag{Name: "timeout", Value: registry.DefaultResponseTimeout, Usage: "give up on a request (retried as the retry policy says) " +
+			"when no answer comes within `DURATION`; a small document (manifest, signature, graph, Kubernetes object) must also arrive whole in it",
+			Destination: &f.timeout, Category: "Network", Action: positiveDuration("timeout")},
+		&cli.DurationFlag{Name: "stall-timeout", Value: registry.DefaultStallTimeout, Usage: "give up on a transfer (retried) when no byte moves for `DURATION`",
+			Destination: &f.stall, Category: "Network", Action: positiveDuration("stall-timeout")},
+	}
+}
+
+// positiveDuration refuses a bound that would fail every request.
+func positiveDuration(flag string) func(*cli.Context, time.Duration) error {
+	return func(_ *cli.Context, d time.Duration) error {
+		if d <= 0 {
+			return usageError(fmt.Errorf("--%s %s: must be positive", flag, d))
+		}
+		return nil
+	}
+}
+
+// signatureFetcher reads signatures from stores within the bounds,
+// logging each retry.
+func (f *timeoutFlags) signatureFetcher(env *environment, stores []string) *signature.Fetcher {
+	return &signature.Fetcher{Stores: stores, Timeout: f.timeout, StallTimeout: f.stall,
+		Retry: signature.Retry{OnRetry: func(url string, try int, err error, wait time.Duration) {
+			env.log.Warn("retrying signature", "url", url, "attempt", try, "wait", wait.Round(time.Millisecond), "error", err)
+		}}}
+}
+
+// graphOptions are the update graph fetch options within the bounds,
+// logging each retry.
+func (f *timeoutFlags) graphOptions(env *environment, url, channel, arch string) graph.FetchOptions {
+	return graph.FetchOptions{URL: url, Channel: channel, Arch: arch, UserAgent: "ferry/" + version,
+		Timeout: f.timeout, StallTimeout: f.stall,
+		Retry: graph.Retry{OnRetry: func(attempt int, err error, wait time.Duration) {
+			env.log.Warn("retrying update graph", "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
+		}}}
+}
+
+// applier connects to the cluster of kubeconfig within the bounds.
+func (f *timeoutFlags) applier(kubeconfig string) (*manifests.Applier, error) {
+	return manifests.NewApplier(kubeconfig, manifests.WithTimeout(f.timeout))
 }
 
 // trustFlags select the keys signatures are checked against and the stores

@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -23,6 +22,7 @@ type graphOptions struct {
 	acceptRisks bool
 	graphURL    string
 	json        bool
+	net         timeoutFlags
 }
 
 func graphCommand(env *environment) *cli.Command {
@@ -46,7 +46,7 @@ Examples:
   ferry graph --channel stable-4.15 --from 4.14.10 --to 4.15.23 --accept-risks
   ferry graph --channel stable-4.15 --arch arm64 --from 4.15.0 --to 4.15.20 --json
   ferry graph --channel stable-4.15 --graph-url file:///media/graph-stable-4.15.json`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "channel", Usage: "update channel, e.g. stable-4.15 (required)", Destination: &o.channel},
 			&cli.StringFlag{Name: "arch", Value: graph.DefaultArch, Usage: "architecture: amd64 (x86_64), arm64 (aarch64), s390x, ppc64le, multi", Destination: &o.arch},
 			&cli.StringFlag{Name: "from", Usage: "current `VERSION`; with --to, print the update path", Destination: &o.from},
@@ -54,7 +54,7 @@ Examples:
 			&cli.BoolFlag{Name: "accept-risks", Usage: "allow conditional updates (their risks are printed)", Destination: &o.acceptRisks},
 			&cli.StringFlag{Name: "graph-url", Value: graph.DefaultURL, Usage: "update service graph `URL`, or file:///path of a saved graph document", Destination: &o.graphURL},
 			&cli.BoolFlag{Name: "json", Usage: "print the releases or the path as JSON", Destination: &o.json},
-		},
+		}, o.net.flags()...),
 		Action: func(c *cli.Context) error {
 			if err := exactArgs(c, 0, "no arguments (the versions go in --from and --to)"); err != nil {
 				return err
@@ -95,15 +95,7 @@ func (o *graphOptions) run(ctx context.Context, env *environment) error {
 	if err := o.check(); err != nil {
 		return usageError(err)
 	}
-	g, err := graph.Fetch(ctx, graph.FetchOptions{
-		URL:       o.graphURL,
-		Channel:   o.channel,
-		Arch:      o.arch,
-		UserAgent: "ferry/" + version,
-		Retry: graph.Retry{OnRetry: func(attempt int, err error, wait time.Duration) {
-			env.log.Warn("retrying update graph", "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
-		}},
-	})
+	g, err := graph.Fetch(ctx, o.net.graphOptions(env, o.graphURL, o.channel, o.arch))
 	if err != nil {
 		return err
 	}

@@ -99,7 +99,7 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 		return usageError(err)
 	}
 	s.parallel = t.parallel
-	t.registry.authFile, t.registry.certDir = s.registry.authFile, s.registry.certDir
+	t.registry.authFile, t.registry.certDir, t.registry.net = s.registry.authFile, s.registry.certDir, s.registry.net
 	applier, err := t.clusterApplier(env)
 	if err != nil {
 		return err

@@ -208,7 +208,7 @@ func (o *packOptions) selectReleases(ctx context.Context, env *environment, clie
 		fromFile, err := o.configRefs()
 		return append(refs, fromFile...), nil, err
 	}
-	pick, err := o.graph.pick(ctx, env, o.arch)
+	pick, err := o.graph.pick(ctx, env, &o.registry.net, o.arch)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -258,7 +258,7 @@ func (o *packOptions) resolveAndVerify(ctx context.Context, env *environment, cl
 			env.log.Warn("packing without signature verification", "release", ref.String(), "reason", keyErr)
 			continue
 		}
-		accepted, err := fetchVerifiedSignatures(ctx, env, o.trust.stores.Value(), keyring, m.Digest)
+		accepted, err := fetchVerifiedSignatures(ctx, env, &o.registry.net, o.trust.stores.Value(), keyring, m.Digest)
 		if err != nil {
 			if !o.allowUnsigned {
 				return nil, fmt.Errorf("release %s: %w (use --allow-unsigned to pack it anyway)", describeRef(ref), err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -88,8 +87,9 @@ type graphPick struct {
 	arch  string // release arch name: x86_64, aarch64, ..., multi
 }
 
-// pick fetches the graph and chooses the releases. archName is --arch.
-func (s *graphSelection) pick(ctx context.Context, env *environment, archName string) (*graphPick, error) {
+// pick fetches the graph within the bounds of net and chooses the
+// releases. archName is --arch.
+func (s *graphSelection) pick(ctx context.Context, env *environment, net *timeoutFlags, archName string) (*graphPick, error) {
 	arch, err := release.NormalizeArch(archName)
 	if err != nil {
 		return nil, usageError(fmt.Errorf("--arch: %w", err))
@@ -98,12 +98,7 @@ func (s *graphSelection) pick(ctx context.Context, env *environment, archName st
 	if err != nil {
 		return nil, usageError(fmt.Errorf("--arch: %w", err))
 	}
-	g, err := graph.Fetch(ctx, graph.FetchOptions{
-		URL: s.graphURL, Channel: s.channel, Arch: graphArch, UserAgent: "ferry/" + version,
-		Retry: graph.Retry{OnRetry: func(attempt int, err error, wait time.Duration) {
-			env.log.Warn("retrying update graph", "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
-		}},
-	})
+	g, err := graph.Fetch(ctx, net.graphOptions(env, s.graphURL, s.channel, graphArch))
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,7 @@ func (o *signaturesOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	verified, err := fetchVerifiedSignatures(ctx, env, o.trust.stores.Value(), keyring, want)
+	verified, err := fetchVerifiedSignatures(ctx, env, &o.registry.net, o.trust.stores.Value(), keyring, want)
 	if err != nil {
 		return err
 	}
@@ -138,13 +138,13 @@ func loadKeyring(paths []string) (*signature.Keyring, error) {
 	return kr, nil
 }
 
-// fetchVerifiedSignatures fetches every signature of d and keeps the ones
-// that verify; it fails unless at least one does.
-func fetchVerifiedSignatures(ctx context.Context, env *environment, stores []string, kr *signature.Keyring, d digest.Digest) ([]signature.Accepted, error) {
+// fetchVerifiedSignatures fetches every signature of d within the bounds
+// of net and keeps the ones that verify; it fails unless at least one does.
+func fetchVerifiedSignatures(ctx context.Context, env *environment, net *timeoutFlags, stores []string, kr *signature.Keyring, d digest.Digest) ([]signature.Accepted, error) {
 	if len(stores) == 0 {
 		stores = signature.DefaultStores
 	}
-	fetcher := &signature.Fetcher{Stores: stores}
+	fetcher := net.signatureFetcher(env, stores)
 	fetched, err := fetcher.Fetch(ctx, d)
 	if err != nil {
 		return nil, err

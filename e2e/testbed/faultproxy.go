@@ -27,6 +27,14 @@ const (
 	// MaxSlowDelay caps Faults.SlowDelay: a slow answer is a few
 	// milliseconds late, never long enough to matter to a test's runtime.
 	MaxSlowDelay = 20 * time.Millisecond
+	// MinTrickleInterval is the shortest Faults.TrickleInterval, and the
+	// interval when none is set: a trickle must stay slower than any
+	// client's patience for a whole small answer, yet never quiet long
+	// enough to look stalled.
+	MinTrickleInterval = 10 * time.Millisecond
+	// unknownHalf is how much of a body of unknown length a Resets or
+	// Stalls fault lets through before it strikes.
+	unknownHalf = 1 << 10
 	// TokenPath is where a FaultProxy with TokenAuth issues bearer tokens.
 	TokenPath = "/token"
 	// tokenService is the service named in the proxy's bearer challenges.
@@ -45,8 +53,13 @@ const (
 // same requests fail whatever the order the client sends them in. A key that
 // draws a fault fails its first Times occurrences and is then let through;
 // Times 0 makes it fail for ever ("faults that never stop"). The shares of
-// TooMany, Errors and Resets are disjoint slices of [0,1); their sum is at
-// most 1. Slow is drawn separately and delays every occurrence of its keys.
+// TooMany, Errors, Resets, Hangs, Stalls and Trickles are disjoint slices of
+// [0,1); their sum is at most 1. Slow is drawn separately and delays every
+// occurrence of its keys.
+//
+// Hangs, Stalls and Trickles are faults that do not end by themselves: the
+// request is held until the client goes away or the test ends, whichever
+// comes first; nothing of theirs outlives the test.
 type Faults struct {
 	Seed int64
 	// Errors is the share of keys answered ErrorStatus (503 unless set).
@@ -61,6 +74,18 @@ type Faults struct {
 	// all of it), a request with a body after half of it was read, any
 	// other request before it is answered. The connection is reset (RST).
 	Resets float64
+	// Hangs is the share of keys accepted and never answered: a request
+	// body is read, then nothing is sent.
+	Hangs float64
+	// Stalls is the share of keys whose answer stops in the middle: the
+	// headers and the first half of the body (at most 1 KiB when the length
+	// is unknown) are sent, then nothing. A request with a body stops
+	// instead after half of it is read, before any answer.
+	Stalls float64
+	// Trickles is the share of keys whose answer's body is sent one byte
+	// per TrickleInterval (MinTrickleInterval unless set, never less).
+	Trickles        float64
+	TrickleInterval time.Duration
 	// Slow is the share of keys answered SlowDelay late (at most
 	// MaxSlowDelay).
 	Slow      float64
@@ -102,6 +127,10 @@ type ProxyStats struct {
 	Unauthorized, Expired int
 	// Injected faults by kind.
 	Errors, TooMany, Resets, Slow int
+	Hangs, Stalls, Trickles       int
+	// Held is how many requests a Hangs, Stalls or Trickles fault is
+	// holding right now.
+	Held int
 	// BlobBytes is the body bytes of blob GETs sent to clients.
 	BlobBytes int64
 	// Methods counts requests by method (token requests included).
@@ -124,12 +153,13 @@ type FaultProxy struct {
 
 	server    *httptest.Server
 	target    *url.URL
+	done      chan struct{} // closed when the test ends: held requests let go
 	transport *http.Transport
 	requests  atomic.Int64 // ordinal of the last request
 
 	mu sync.Mutex
 	// inflight counts requests being served; idle (on mu) is signalled
-	// when it drops to zero.
+	// when it drops to zero, and when stats.Held changes.
 	inflight  int
 	idle      *sync.Cond
 	faults    Faults
@@ -169,6 +199,7 @@ func newFaultProxy(t testing.TB, target string, useTLS bool) *FaultProxy {
 			IdleConnTimeout:     30 * time.Second,
 			DisableCompression:  true, // bodies go through byte for byte
 		},
+		done:   make(chan struct{}),
 		seen:   map[string]int{},
 		tokens: map[string]int{},
 		stats:  ProxyStats{Methods: map[string]int{}},
@@ -182,6 +213,7 @@ func newFaultProxy(t testing.TB, target string, useTLS bool) *FaultProxy {
 		p.server.Start()
 	}
 	t.Cleanup(func() {
+		close(p.done) // before Close, which waits for every handler
 		p.server.CloseClientConnections()
 		p.server.Close()
 		p.transport.CloseIdleConnections()
@@ -249,11 +281,11 @@ func (p *FaultProxy) Stats() ProxyStats {
 	return s
 }
 
-// ResetStats zeroes the counters and the request ordinal.
+// ResetStats zeroes the counters (not Held) and the request ordinal.
 func (p *FaultProxy) ResetStats() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.stats = ProxyStats{Methods: map[string]int{}}
+	p.stats = ProxyStats{Methods: map[string]int{}, Held: p.stats.Held} // Held is a gauge
 	p.requests.Store(0)
 }
 
@@ -276,6 +308,9 @@ const (
 	failStatus
 	failTooMany
 	failReset
+	failHang
+	failStall
+	failTrickle
 )
 
 // uploadSession matches the session id of a blob upload URL.
@@ -328,6 +363,15 @@ func (p *FaultProxy) decide(f Faults, r *http.Request) (action, time.Duration) {
 	case u < f.TooMany+f.Errors+f.Resets:
 		p.stats.Resets++
 		return failReset, delay
+	case u < f.TooMany+f.Errors+f.Resets+f.Hangs:
+		p.stats.Hangs++
+		return failHang, delay
+	case u < f.TooMany+f.Errors+f.Resets+f.Hangs+f.Stalls:
+		p.stats.Stalls++
+		return failStall, delay
+	case u < f.TooMany+f.Errors+f.Resets+f.Hangs+f.Stalls+f.Trickles:
+		p.stats.Trickles++
+		return failTrickle, delay
 	}
 	return pass, delay
 }
@@ -370,6 +414,7 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	challenge := p.checkAuth(r)
 	p.mu.Unlock()
 	status, retryAfter := f.ErrorStatus, f.RetryAfter
+	trickle := max(f.TrickleInterval, MinTrickleInterval)
 
 	if delay > 0 {
 		// A bounded few milliseconds: what is tested is that a late
@@ -400,26 +445,85 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	case failReset:
 		if !isBlobGet(r) {
 			if r.ContentLength != 0 && r.Body != nil {
-				half := r.ContentLength / 2
-				if r.ContentLength < 0 {
-					half = 1 << 10
-				}
-				_, _ = io.CopyN(io.Discard, r.Body, half)
+				_, _ = io.CopyN(io.Discard, r.Body, half(r.ContentLength))
 			}
 			resetConnection(w)
 			return
 		}
+	case failHang:
+		_, _ = io.Copy(io.Discard, r.Body)
+		p.hold(w, r)
+		return
+	case failStall:
+		if r.ContentLength != 0 && r.Body != nil {
+			_, _ = io.CopyN(io.Discard, r.Body, half(r.ContentLength))
+			p.hold(w, r)
+			return
+		}
 	}
-	p.forward(w, r, act == failReset)
+	p.forward(w, r, answer{cut: act == failReset, stall: act == failStall, trickle: act == failTrickle, interval: trickle})
+}
+
+// hold keeps a request unanswered until its client goes away or the test
+// ends; then its connection is reset, so that the client sees a failure,
+// never an answer. A client's going away is noticed once its request body
+// is read.
+func (p *FaultProxy) hold(w http.ResponseWriter, r *http.Request) {
+	defer p.holding()()
+	select {
+	case <-r.Context().Done():
+	case <-p.done:
+		resetConnection(w)
+	}
+}
+
+// holding counts a request as held until the function it returns is called.
+func (p *FaultProxy) holding() func() {
+	p.mu.Lock()
+	p.stats.Held++
+	p.idle.Broadcast()
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		p.stats.Held--
+		p.idle.Broadcast()
+		p.mu.Unlock()
+	}
+}
+
+// WaitHeld returns once at least n requests are held by a Hangs, Stalls or
+// Trickles fault: a test then knows its client is waiting on one.
+func (p *FaultProxy) WaitHeld(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.stats.Held < n {
+		p.idle.Wait()
+	}
+}
+
+// half is where a Resets or Stalls fault cuts a body of the given length
+// (-1: unknown).
+func half(length int64) int64 {
+	if length < 0 {
+		return unknownHalf
+	}
+	return length / 2
+}
+
+// answer is how forward sends the target's answer: whole; cut (half the
+// body, then a reset); stalled (half the body, then held); or trickled
+// (one byte per interval).
+type answer struct {
+	cut, stall, trickle bool
+	interval            time.Duration
 }
 
 func isBlobGet(r *http.Request) bool {
 	return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") && !strings.Contains(r.URL.Path, "/blobs/uploads/")
 }
 
-// forward sends r to the target and copies the answer back; with cut, only
-// the first half of the body is sent before the connection is reset.
-func (p *FaultProxy) forward(w http.ResponseWriter, r *http.Request, cut bool) {
+// forward sends r to the target and copies the answer back as a says.
+func (p *FaultProxy) forward(w http.ResponseWriter, r *http.Request, a answer) {
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
 	out.URL.Scheme, out.URL.Host = p.target.Scheme, p.target.Host
@@ -449,24 +553,63 @@ func (p *FaultProxy) forward(w http.ResponseWriter, r *http.Request, cut bool) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	body := io.Reader(resp.Body)
-	if cut {
-		half := resp.ContentLength / 2
-		if resp.ContentLength < 0 {
-			half = 1 << 10
-		}
-		body = io.LimitReader(resp.Body, half)
+	if a.cut || a.stall {
+		body = io.LimitReader(resp.Body, half(resp.ContentLength))
 	}
-	written, _ := io.Copy(w, body)
+	var written int64
+	if a.trickle {
+		written = p.trickle(w, r, body, a.interval)
+	} else {
+		written, _ = io.Copy(w, body)
+	}
 	if isBlobGet(r) && resp.StatusCode/100 == 2 {
 		p.mu.Lock()
 		p.stats.BlobBytes += written
 		p.mu.Unlock()
 	}
-	if cut {
+	if a.cut || a.stall {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
+	}
+	switch {
+	case a.cut:
 		resetConnection(w)
+	case a.stall:
+		p.hold(w, r)
+	}
+}
+
+// trickle sends body one byte per interval, until it ends, the client goes
+// away or the test ends; it returns the bytes sent.
+func (p *FaultProxy) trickle(w http.ResponseWriter, r *http.Request, body io.Reader, interval time.Duration) int64 {
+	defer p.holding()()
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush() // the headers go at once
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var sent int64
+	one := make([]byte, 1)
+	for {
+		select {
+		case <-r.Context().Done():
+			return sent
+		case <-p.done:
+			return sent
+		case <-tick.C:
+		}
+		if _, err := io.ReadFull(body, one); err != nil {
+			return sent
+		}
+		if _, err := w.Write(one); err != nil {
+			return sent
+		}
+		sent++
+		if flusher != nil {
+			flusher.Flush()
+		}
 	}
 }
 

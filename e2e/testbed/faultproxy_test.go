@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // proxyGet sends one request through a fresh connection (a reset must not
@@ -252,5 +254,124 @@ func TestFaultProxyTLS(t *testing.T) {
 	_, err := http.Get(p.URL + "/v2/")
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("an untrusted certificate was accepted: %v", err)
+	}
+}
+
+// heldGet sends a GET through the proxy on a fresh connection, reads want
+// bytes of the body, waits until the proxy holds the request, cancels it
+// and returns what came and the error the client saw.
+func heldGet(t *testing.T, p *FaultProxy, u string, want int) ([]byte, error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	type result struct {
+		body []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	gotWant := make(chan struct{})
+	go func() {
+		resp, err := client.Do(req)
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		defer resp.Body.Close()
+		body := make([]byte, want)
+		if _, err := io.ReadFull(resp.Body, body); err != nil {
+			done <- result{nil, fmt.Errorf("reading the first %d bytes: %w", want, err)}
+			return
+		}
+		close(gotWant)
+		rest, err := io.ReadAll(resp.Body)
+		done <- result{append(body, rest...), err}
+	}()
+	if want > 0 { // else the client is still waiting for the headers
+		select {
+		case <-gotWant:
+		case r := <-done:
+			return r.body, r.err
+		}
+	}
+	p.WaitHeld(1)
+	cancel()
+	r := <-done
+	return r.body, r.err
+}
+
+// TestFaultProxyFaultsThatDoNotEnd: a hang never answers, a stall stops in
+// the middle of the body, a trickle sends a byte at a time; each is held
+// until its client goes away, and then nothing of it is left running.
+func TestFaultProxyFaultsThatDoNotEnd(t *testing.T) {
+	t.Parallel()
+	reg := NewMemoryRegistry(t)
+	p := NewFaultProxy(t, reg.URL)
+	data := bytes.Repeat([]byte("0123456789"), 10000)
+	d, err := reg.PushBlob(context.Background(), "test/repo", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobURL := p.URL + "/v2/test/repo/blobs/" + d.String()
+
+	p.SetFaults(Faults{Hangs: 1, Times: 1})
+	if body, err := heldGet(t, p, blobURL, 0); !errors.Is(err, context.Canceled) || len(body) != 0 {
+		t.Errorf("hang: %d bytes, error %v; want no answer until the client gave up", len(body), err)
+	}
+	p.WaitIdle() // the held request ended with its client
+	if _, _, body, err := proxyGet(t, http.MethodGet, blobURL, nil); err != nil || !bytes.Equal(body, data) {
+		t.Errorf("after one hang (Times 1): %d bytes, %v", len(body), err)
+	}
+
+	p.SetFaults(Faults{Stalls: 1})
+	if body, err := heldGet(t, p, blobURL, len(data)/2); !errors.Is(err, context.Canceled) || !bytes.Equal(body, data[:len(data)/2]) {
+		t.Errorf("stall: %d bytes, error %v; want the first half, then nothing", len(body), err)
+	}
+	p.WaitIdle()
+
+	p.SetFaults(Faults{Trickles: 1, TrickleInterval: time.Nanosecond})
+	if body, err := heldGet(t, p, blobURL, 3); !errors.Is(err, context.Canceled) || !bytes.Equal(body, data[:len(body)]) {
+		t.Errorf("trickle: %d bytes, error %v; want a prefix of the blob", len(body), err)
+	}
+	p.WaitIdle()
+
+	small, err := reg.PushBlob(context.Background(), "test/repo", []byte("ferry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, body, err := proxyGet(t, http.MethodGet, p.URL+"/v2/test/repo/blobs/"+small.String(), nil); err != nil || string(body) != "ferry" {
+		t.Errorf("a trickle that ends: %q, %v", body, err)
+	}
+	p.WaitIdle()
+	if s := p.Stats(); s.Hangs != 1 || s.Stalls != 1 || s.Trickles != 2 || s.Held != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestFaultProxyHeldUntilTestEnds: a request held when the test ends is let
+// go by the proxy's cleanup: its client gets an error, not a hang.
+func TestFaultProxyHeldUntilTestEnds(t *testing.T) {
+	t.Parallel()
+	reg := NewMemoryRegistry(t)
+	errs := make(chan error, 1)
+	t.Run("held", func(t *testing.T) {
+		p := NewFaultProxy(t, reg.URL)
+		p.SetFaults(Faults{Hangs: 1})
+		go func() {
+			resp, err := http.Get(p.URL + "/v2/")
+			if err == nil {
+				resp.Body.Close()
+				err = fmt.Errorf("answered %s", resp.Status)
+			}
+			errs <- err
+		}()
+		p.WaitHeld(1)
+	})
+	if err := <-errs; err == nil || strings.HasPrefix(err.Error(), "answered") {
+		t.Errorf("the held request: %v; want its connection cut when the test ended", err)
 	}
 }

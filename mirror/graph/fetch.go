@@ -33,8 +33,14 @@ const (
 	// DefaultMaxDelay caps one wait between tries; a Retry-After asking for
 	// longer ends the retries.
 	DefaultMaxDelay = 10 * time.Second
-	// DefaultRequestTimeout bounds one request of the default client.
+	// DefaultRequestTimeout bounds one try, answer and body, when Timeout
+	// is not set: a channel's graph is well under 1 MiB, which even a
+	// slow satellite link carries in this time.
 	DefaultRequestTimeout = 2 * time.Minute
+	// DefaultStallTimeout ends a try whose body moves no byte for this
+	// long when StallTimeout is not set: a lossy link can pause TCP for
+	// ~30 s, a minute of silence is a dead stream.
+	DefaultStallTimeout = time.Minute
 	// DefaultArch is the graph architecture asked for when none is given.
 	DefaultArch = "amd64"
 )
@@ -53,8 +59,15 @@ type FetchOptions struct {
 	Arch string
 	// Client makes the HTTP requests. Nil means a client that honours the
 	// proxy environment (HTTPS_PROXY, NO_PROXY, ...) and times a request
-	// out after DefaultRequestTimeout.
+	// out after Timeout.
 	Client *http.Client
+	// Timeout bounds one try, answer and body; all the tries then take at
+	// most Attempts × Timeout plus the waits. 0 means
+	// DefaultRequestTimeout.
+	Timeout time.Duration
+	// StallTimeout ends a try whose body moves no byte for that long.
+	// 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 	// MaxBody caps the graph document; a larger one is a *TooLargeError.
 	// 0 means MaxGraphSize.
 	MaxBody int64
@@ -166,7 +179,7 @@ func parseURL(s string) (*url.URL, error) {
 func (o *FetchOptions) get(ctx context.Context, u *url.URL) ([]byte, error) {
 	client := o.Client
 	if client == nil {
-		client = httpget.NewClient(DefaultRequestTimeout)
+		client = httpget.NewClient(orDefault(o.Timeout, DefaultRequestTimeout))
 		defer client.CloseIdleConnections()
 	}
 	ua := o.UserAgent
@@ -178,20 +191,30 @@ func (o *FetchOptions) get(ctx context.Context, u *url.URL) ([]byte, error) {
 		maxBody = MaxGraphSize
 	}
 	g := &httpget.Getter{
-		Client:      client,
-		Header:      http.Header{"Accept": {"application/json"}, "User-Agent": {ua}},
-		MaxBody:     maxBody,
-		ErrorBody:   maxErrorBody,
-		Retry:       o.Retry.policy(),
-		Redact:      true,
-		NoteTries:   true,
-		What:        "graph",
-		Server:      "service",
-		TooLarge:    func(u string, limit int64) error { return &TooLargeError{URL: u, Limit: limit} },
-		StatusError: statusError,
+		Client:       client,
+		Header:       http.Header{"Accept": {"application/json"}, "User-Agent": {ua}},
+		MaxBody:      maxBody,
+		ErrorBody:    maxErrorBody,
+		Retry:        o.Retry.policy(),
+		Timeout:      orDefault(o.Timeout, DefaultRequestTimeout),
+		StallTimeout: orDefault(o.StallTimeout, DefaultStallTimeout),
+		Redact:       true,
+		NoteTries:    true,
+		What:         "graph",
+		Server:       "service",
+		TooLarge:     func(u string, limit int64) error { return &TooLargeError{URL: u, Limit: limit} },
+		StatusError:  statusError,
 	}
 	data, _, err := g.Get(ctx, u)
 	return data, err
+}
+
+// orDefault is d, or def when d is not positive.
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 // policy is r with the FetchOptions defaults applied.

@@ -45,7 +45,7 @@ func (c *Client) Resolve(ctx context.Context, ref string) (Manifest, error) {
 		return Manifest{}, err
 	}
 	var m Manifest
-	err = Do(ctx, c.opts.Retry, "resolving "+named.String(), func(ctx context.Context) error {
+	err = c.do(ctx, "resolving "+named.String(), func(ctx context.Context) error {
 		src, err := c.openSource(ctx, named)
 		if err != nil {
 			return err
@@ -55,6 +55,14 @@ func (c *Client) Resolve(ctx context.Context, ref string) (Manifest, error) {
 		return err
 	})
 	return m, err
+}
+
+// do runs fn under the retry policy (see Do), each attempt within the
+// time bounds (a silent registry fails it with a *StallError naming op).
+func (c *Client) do(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	return Do(ctx, c.opts.Retry, op, func(ctx context.Context) error {
+		return bounded(ctx, c.opts.Timeouts, op, func(ctx context.Context, _ *watchdog) error { return fn(ctx) })
+	})
 }
 
 // openSource opens a containers/image source on named, which must carry a

@@ -60,7 +60,7 @@ func (d *Destination) HasBlob(ctx context.Context, dg digest.Digest, size int64)
 		return false, fmt.Errorf("checking blob in %s: invalid digest %q: %w", d.repo, dg, err)
 	}
 	var found bool
-	err := d.do(ctx, d.c.opts.Retry, fmt.Sprintf("checking blob %s@%s", d.repo, dg), func(ctx context.Context, dest types.ImageDestination) error {
+	err := d.do(ctx, d.c.opts.Retry, fmt.Sprintf("checking blob %s@%s", d.repo, dg), func(ctx context.Context, dest types.ImageDestination, _ *watchdog) error {
 		ok, _, err := dest.TryReusingBlob(ctx, types.BlobInfo{Digest: dg, Size: size}, none.NoCache, false)
 		if err != nil {
 			return fmt.Errorf("checking blob %s@%s: %w", d.repo, dg, classify(err))
@@ -100,7 +100,7 @@ func (d *Destination) putBlob(ctx context.Context, r io.Reader, dg digest.Digest
 		policy.Attempts = 1
 	}
 	first := true
-	return d.do(ctx, policy, fmt.Sprintf("pushing blob %s@%s", d.repo, dg), func(ctx context.Context, dest types.ImageDestination) error {
+	return d.do(ctx, policy, fmt.Sprintf("pushing blob %s@%s", d.repo, dg), func(ctx context.Context, dest types.ImageDestination, w *watchdog) error {
 		if !first {
 			if _, err := seeker.Seek(0, io.SeekStart); err != nil {
 				return fmt.Errorf("pushing blob %s@%s: rewinding: %w", d.repo, dg, err)
@@ -112,7 +112,7 @@ func (d *Destination) putBlob(ctx context.Context, r io.Reader, dg digest.Digest
 			vr := newVerifyingReader(r, dg, size)
 			stream, failed = vr, vr.failed
 		}
-		info, err := dest.PutBlob(ctx, stream, types.BlobInfo{Digest: dg, Size: size}, none.NoCache, false)
+		info, err := dest.PutBlob(ctx, sendingReader{r: stream, w: w}, types.BlobInfo{Digest: dg, Size: size}, none.NoCache, false)
 		if verr := failed(); verr != nil {
 			return fmt.Errorf("pushing blob %s@%s: %w", d.repo, dg, verr)
 		}
@@ -132,7 +132,7 @@ func (d *Destination) PutManifest(ctx context.Context, data []byte, dg digest.Di
 	if err := checkManifestBytes(data, dg); err != nil {
 		return fmt.Errorf("pushing manifest %s@%s: %w", d.repo, dg, err)
 	}
-	return d.do(ctx, d.c.opts.Retry, fmt.Sprintf("pushing manifest %s@%s", d.repo, dg), func(ctx context.Context, dest types.ImageDestination) error {
+	return d.do(ctx, d.c.opts.Retry, fmt.Sprintf("pushing manifest %s@%s", d.repo, dg), func(ctx context.Context, dest types.ImageDestination, _ *watchdog) error {
 		if err := dest.PutManifest(ctx, data, nil); err != nil {
 			return fmt.Errorf("pushing manifest %s@%s: %w", d.repo, dg, classify(err))
 		}
@@ -151,7 +151,7 @@ func (d *Destination) Tag(ctx context.Context, tag string, data []byte) error {
 	if err := checkManifestBytes(data, digest.FromBytes(data)); err != nil {
 		return fmt.Errorf("tagging %s: %w", named, err)
 	}
-	return Do(ctx, d.c.opts.Retry, "tagging "+named.String(), func(ctx context.Context) (err error) {
+	return d.c.do(ctx, "tagging "+named.String(), func(ctx context.Context) (err error) {
 		ir, err := docker.NewReference(named)
 		if err != nil {
 			return fmt.Errorf("tagging %s: %w", named, err)
@@ -186,7 +186,8 @@ func (d *Destination) Close() error {
 	return err
 }
 
-// do runs fn under Do with the current by-digest destination. After a
+// do runs fn under Do with the current by-digest destination, each attempt
+// within the time bounds (w is its watchdog, for streams). After a
 // transient failure the destination is replaced before the next attempt:
 // containers/image remembers a failed first contact with a registry for the
 // life of its client, so only a new one can recover from it.
@@ -194,7 +195,7 @@ func (d *Destination) Close() error {
 // A refusal (401, 403) after the registry has accepted this Destination is a
 // token revoked or expired early: the destination is replaced, with a fresh
 // token, and the operation tried again.
-func (d *Destination) do(ctx context.Context, p RetryPolicy, op string, fn func(context.Context, types.ImageDestination) error) error {
+func (d *Destination) do(ctx context.Context, p RetryPolicy, op string, fn func(context.Context, types.ImageDestination, *watchdog) error) error {
 	return Do(ctx, p, op, func(ctx context.Context) error {
 		d.mu.Lock()
 		if d.closed {
@@ -204,7 +205,7 @@ func (d *Destination) do(ctx context.Context, p RetryPolicy, op string, fn func(
 		dest, gen := d.dest, d.gen
 		d.mu.Unlock()
 
-		err := fn(ctx, dest)
+		err := bounded(ctx, d.c.opts.Timeouts, op, func(ctx context.Context, w *watchdog) error { return fn(ctx, dest, w) })
 		if err == nil {
 			d.admitted.Store(true)
 			return nil

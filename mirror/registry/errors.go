@@ -94,10 +94,14 @@ func (e *staleTokenError) Unwrap() error { return e.err }
 
 // IsTransient reports whether an operation that failed with err may succeed
 // if tried again: HTTP 408, 429 and 5xx (but 501 and 505), connections
-// refused, reset or cut short, and timeouts, and a stale token once its
+// refused, reset or cut short, timeouts, a registry gone silent
+// (ErrStalled), and a stale token once its
 // client was replaced. Cancellation, other 4xx answers, certificate
 // problems, unknown hosts and digest mismatches are not.
 func IsTransient(err error) bool {
+	if errors.Is(err, ErrStalled) {
+		return true
+	}
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, ErrDigestMismatch) || isTLSError(err) {
 		return false

@@ -6,15 +6,17 @@
 // reconnects interrupted blob bodies once; this package adds retries with
 // backoff for the other transient failures, a new token when a registry
 // refuses one before its time, blob streams resumed where they broke
-// (VerifiedBlob), digest checks on everything it reads, and errors
-// classified for callers (ErrNotFound, ErrUnauthorized, ErrTLS,
-// ErrUnreachable, ErrDigestMismatch).
+// (VerifiedBlob), time bounds on registries that go silent (Timeouts),
+// digest checks on everything it reads, and errors classified for callers
+// (ErrNotFound, ErrUnauthorized, ErrTLS, ErrUnreachable, ErrStalled,
+// ErrDigestMismatch).
 //
 // containers/image logs through logrus at debug level; this package never
 // configures logrus nor prints anything itself.
 package registry
 
 import (
+	"context"
 	"time"
 
 	"go.podman.io/image/v5/types"
@@ -36,6 +38,21 @@ const (
 	DefaultRetryMax      = 30 * time.Second
 )
 
+// Defaults for Timeouts, chosen to suit a satellite link (600 ms round
+// trips, loss that makes TCP back off for tens of seconds) as well as a LAN:
+// only a registry that has truly gone silent reaches them.
+const (
+	// DefaultResponseTimeout bounds the wait for an answer: a registry
+	// behind a CDN can take many seconds to answer a blob GET with its
+	// redirect, or a large upload's final PUT while it checks the digest,
+	// but one that says nothing for a minute has hung.
+	DefaultResponseTimeout = time.Minute
+	// DefaultStallTimeout bounds a blob body that moves no byte: TCP's
+	// retransmission backoff on a lossy link pauses a healthy stream for
+	// up to ~30 s (1+2+4+8+16 s); a minute without a byte is a dead stream.
+	DefaultStallTimeout = time.Minute
+)
+
 // MaxManifestSize caps every manifest read or pushed (the limit
 // containers/image and the distribution registry also apply).
 const MaxManifestSize = 4 << 20
@@ -53,6 +70,26 @@ type RetryPolicy struct {
 	// attempt that failed (1-based), its error and the wait. It must be
 	// safe for concurrent use; the CLI uses it to report retries.
 	OnRetry func(op string, attempt int, err error, wait time.Duration)
+}
+
+// Timeouts bound how long a Client waits on a registry that accepted the
+// connection and then went silent. A bound that runs out fails the
+// attempt with a *StallError (errors.Is ErrStalled), which the retry
+// policy retries. Zero fields mean no bound; containers/image itself
+// bounds dialling (30 s) and the TLS handshake (10 s).
+type Timeouts struct {
+	// Response bounds each request's wait for its answer (from opening the
+	// connection or sending the request to the response headers) and the
+	// reading of a small answer (a manifest, a token) whole.
+	Response time.Duration
+	// Stall bounds the wait for the next byte of a blob being read, or for
+	// the registry to take the next chunk of one being pushed.
+	Stall time.Duration
+}
+
+// DefaultTimeouts are the Timeouts the CLI uses unless told otherwise.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{Response: DefaultResponseTimeout, Stall: DefaultStallTimeout}
 }
 
 // DefaultRetryPolicy returns the policy the CLI uses unless told otherwise.
@@ -78,13 +115,24 @@ type Options struct {
 	CertDir string
 	// Retry applies to every operation of the Client.
 	Retry RetryPolicy
+	// Timeouts bound every request; the zero value waits for ever.
+	Timeouts Timeouts
 	// UserAgent is sent with every request; empty means containers/image's.
 	UserAgent string
 }
 
-// DefaultOptions verify TLS and retry with DefaultRetryPolicy.
+// DefaultOptions verify TLS, retry with DefaultRetryPolicy and bound waits
+// with DefaultTimeouts.
 func DefaultOptions() Options {
-	return Options{TLSVerify: true, Retry: DefaultRetryPolicy()}
+	return Options{TLSVerify: true, Retry: DefaultRetryPolicy(), Timeouts: DefaultTimeouts()}
+}
+
+// Bounded runs fn, one call into containers/image made outside this
+// package (listing tags, say), under o.Timeouts: fn must use the context
+// it is given, and a registry that goes silent makes it fail with a
+// *StallError naming op. Retry it with Do.
+func (o Options) Bounded(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	return bounded(ctx, o.Timeouts, op, func(ctx context.Context, _ *watchdog) error { return fn(ctx) })
 }
 
 // SystemContext returns the containers/image configuration for o.

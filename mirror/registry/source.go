@@ -51,7 +51,7 @@ func (c *Client) Source(ctx context.Context, ref string) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = Do(ctx, c.opts.Retry, "reading "+named.String(), func(ctx context.Context) error {
+	err = c.do(ctx, "reading "+named.String(), func(ctx context.Context) error {
 		_, err := s.open(ctx, named)
 		return err
 	})
@@ -74,7 +74,7 @@ func (s *Source) Manifest(ctx context.Context, d digest.Digest) (Manifest, error
 		return Manifest{}, fmt.Errorf("reading manifest from %s: %w", s.repo, err)
 	}
 	var m Manifest
-	err = Do(ctx, s.c.opts.Retry, "reading manifest "+named.String(), func(ctx context.Context) error {
+	err = s.c.do(ctx, "reading manifest "+named.String(), func(ctx context.Context) error {
 		src, gen, err := s.current()
 		if err != nil {
 			return err
@@ -98,7 +98,7 @@ func (s *Source) ManifestByTag(ctx context.Context, tag string) (Manifest, error
 		return Manifest{}, fmt.Errorf("reading %s:%s: invalid tag: %w", s.repo, tag, err)
 	}
 	var m Manifest
-	err = Do(ctx, s.c.opts.Retry, "reading manifest "+named.String(), func(ctx context.Context) error {
+	err = s.c.do(ctx, "reading manifest "+named.String(), func(ctx context.Context) error {
 		// An open source serves manifests by digest only: a tag needs a
 		// source of its own.
 		m, err = s.open(ctx, named)
@@ -116,12 +116,32 @@ func (s *Source) Blob(ctx context.Context, d digest.Digest, size int64) (io.Read
 		return nil, fmt.Errorf("reading blob from %s: invalid digest %q: %w", s.repo, d, err)
 	}
 	var rc io.ReadCloser
-	err := Do(ctx, s.c.opts.Retry, fmt.Sprintf("reading blob %s@%s", s.repo, d), func(ctx context.Context) error {
+	err := Do(ctx, s.c.opts.Retry, s.blobOp(d), func(ctx context.Context) error {
 		var err error
-		rc, err = s.openBlob(ctx, d, size)
+		rc, err = s.openWatchedBlob(ctx, d, size)
 		return err
 	})
 	return rc, err
+}
+
+func (s *Source) blobOp(d digest.Digest) string {
+	return fmt.Sprintf("reading blob %s@%s", s.repo, d)
+}
+
+// openWatchedBlob is openBlob within the time bounds: opening it must get
+// an answer within Timeouts.Response, and each read of the stream a byte
+// within Timeouts.Stall, or they fail with a *StallError.
+func (s *Source) openWatchedBlob(ctx context.Context, d digest.Digest, size int64) (io.ReadCloser, error) {
+	w, ctx := watch(ctx, s.c.opts.Timeouts, s.blobOp(d))
+	w.enter(AwaitingAnswer, s.c.opts.Timeouts.Response)
+	rc, err := s.openBlob(ctx, d, size)
+	w.leave()
+	if err != nil {
+		err = w.explain(err)
+		w.stop()
+		return nil, err
+	}
+	return &watchedBody{rc: rc, w: w}, nil
 }
 
 // openBlob is one try of Blob.
@@ -196,7 +216,7 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 // resume replaces the broken stream by a new one positioned at r.off.
 func (r *resumingReader) resume(cause error) error {
 	policy := r.s.c.opts.Retry
-	op := fmt.Sprintf("reading blob %s@%s", r.s.repo, r.d)
+	op := r.s.blobOp(r.d)
 	_ = r.rc.Close()
 	r.rc = nil
 	for {
@@ -211,7 +231,7 @@ func (r *resumingReader) resume(cause error) error {
 		if err := sleep(r.ctx, wait); err != nil {
 			return fmt.Errorf("%w (while waiting to retry after: %w)", err, cause)
 		}
-		rc, err := r.s.openBlob(r.ctx, r.d, r.size)
+		rc, err := r.s.openWatchedBlob(r.ctx, r.d, r.size)
 		if err == nil {
 			if _, err = io.CopyN(io.Discard, rc, r.off); err == nil {
 				r.rc = rc

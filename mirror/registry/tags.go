@@ -119,13 +119,18 @@ func (c *Client) ListTags(ctx context.Context, repo string) ([]string, error) {
 			return nil, &TagListBoundError{Repository: named.String(), Bound: "maxTagPages", Limit: maxTagPages}
 		}
 		var page []string
-		err := Do(ctx, c.opts.Retry, "listing tags of "+named.String(), func(ctx context.Context) error {
-			var err error
-			page, next, err = l.page(ctx, next)
-			if err != nil {
-				return fmt.Errorf("listing tags of %s: %w", named, classify(err))
-			}
-			return nil
+		op := "listing tags of " + named.String()
+		err := Do(ctx, c.opts.Retry, op, func(ctx context.Context) error {
+			// Each page within the response timeout: a registry that goes
+			// silent mid-listing fails like any other call.
+			return c.opts.Bounded(ctx, op, func(ctx context.Context) error {
+				var err error
+				page, next, err = l.page(ctx, next)
+				if err != nil {
+					return fmt.Errorf("%s: %w", op, classify(err))
+				}
+				return nil
+			})
 		})
 		if err != nil {
 			return nil, err

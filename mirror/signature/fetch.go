@@ -41,9 +41,14 @@ const (
 	// DefaultMaxDelay caps one wait between tries. A Retry-After asking
 	// for longer ends the retries instead.
 	DefaultMaxDelay = 10 * time.Second
-	// DefaultRequestTimeout bounds one request of the default client:
-	// signatures are tiny, so a slow answer is a broken one.
+	// DefaultRequestTimeout bounds one try of one signature, answer and
+	// body, when Timeout is not set: signatures are tiny, so a slow answer
+	// is a broken one.
 	DefaultRequestTimeout = time.Minute
+	// DefaultStallTimeout ends a try whose body moves no byte for this
+	// long when StallTimeout is not set: no signature should take longer
+	// than a second, but a lossy satellite link can pause TCP for ~30 s.
+	DefaultStallTimeout = time.Minute
 	// errorBodyDrain is how much of a non-200 body is read (and
 	// dropped) so the connection can be reused.
 	errorBodyDrain = 4 << 10
@@ -59,8 +64,15 @@ type Fetcher struct {
 	Stores []string
 	// Client makes the HTTP requests. Nil means a client that honours
 	// the proxy environment (HTTPS_PROXY, NO_PROXY, ...) and times a
-	// request out after DefaultRequestTimeout.
+	// request out after Timeout.
 	Client *http.Client
+	// Timeout bounds one try of one signature, answer and body; the
+	// retries of one signature then take at most Attempts × Timeout plus
+	// the waits. 0 means DefaultRequestTimeout.
+	Timeout time.Duration
+	// StallTimeout ends a try whose body moves no byte for that long.
+	// 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 	// MaxSignatures is the most signatures read per digest; 0 means
 	// DefaultMaxSignatures, and more than MaxSignaturesPerDigest means
 	// MaxSignaturesPerDigest.
@@ -88,6 +100,10 @@ type Retry struct {
 	// MaxDelay caps one wait; a Retry-After longer than it ends the
 	// retries. 0 means DefaultMaxDelay.
 	MaxDelay time.Duration
+	// OnRetry, when set, is called before each wait with the URL, the
+	// number of the try that failed, its error and the wait. It must be
+	// safe for concurrent use if the Fetcher is used concurrently.
+	OnRetry func(url string, try int, err error, wait time.Duration)
 }
 
 // Fetched is one signature as a store served it.
@@ -160,7 +176,7 @@ func (f *Fetcher) Fetch(ctx context.Context, d digest.Digest) (*FetchResult, err
 	}
 	client := f.Client
 	if client == nil {
-		client = httpget.NewClient(DefaultRequestTimeout)
+		client = httpget.NewClient(orDefault(f.Timeout, DefaultRequestTimeout))
 		defer client.CloseIdleConnections()
 	}
 	g := f.getter(client)
@@ -214,6 +230,10 @@ func (f *Fetcher) fetchStore(ctx context.Context, g *httpget.Getter, store strin
 	var sigs []Fetched
 	for n := 1; n <= maxSigs; n++ {
 		u := base.JoinPath(StorePath(d, n))
+		g := *g
+		if f.Retry.OnRetry != nil {
+			g.Retry.OnRetry = func(try int, err error, wait time.Duration) { f.Retry.OnRetry(u.String(), try, err, wait) }
+		}
 		data, tries, err := g.Get(ctx, u)
 		a := Attempt{URL: u.String()}
 		switch {
@@ -272,16 +292,26 @@ func (f *Fetcher) getter(client *http.Client) *httpget.Getter {
 		maxBody = MaxSignatureSize
 	}
 	return &httpget.Getter{
-		Client:     client,
-		Header:     http.Header{"User-Agent": {ua}},
-		MaxBody:    maxBody,
-		ErrorBody:  errorBodyDrain,
-		Retry:      f.Retry.policy(),
-		NotFoundOK: true,
-		What:       "signature",
-		Server:     "store",
-		TooLarge:   func(u string, limit int64) error { return &TooLargeError{URL: u, Limit: limit} },
+		Client:       client,
+		Header:       http.Header{"User-Agent": {ua}},
+		MaxBody:      maxBody,
+		ErrorBody:    errorBodyDrain,
+		Retry:        f.Retry.policy(),
+		Timeout:      orDefault(f.Timeout, DefaultRequestTimeout),
+		StallTimeout: orDefault(f.StallTimeout, DefaultStallTimeout),
+		NotFoundOK:   true,
+		What:         "signature",
+		Server:       "store",
+		TooLarge:     func(u string, limit int64) error { return &TooLargeError{URL: u, Limit: limit} },
 	}
+}
+
+// orDefault is d, or def when d is not positive.
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 // policy is r with the Fetcher defaults applied.

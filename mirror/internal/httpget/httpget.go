@@ -10,8 +10,9 @@
 // reads no global configuration.
 //
 // Transient failures, the ones retried, are: a connection refused, reset,
-// aborted or closed early; a timeout; a body cut short; a 429 or a 5xx
-// answer other than 501 and 505. Everything else, including a body over
+// aborted or closed early; a timeout, the Getter's own (Timeout,
+// StallTimeout) or the client's; a body cut short; a 429 or a 5xx answer
+// other than 501 and 505. Everything else, including a body over
 // the cap and TLS or DNS-name failures, fails at once.
 package httpget
 
@@ -57,6 +58,15 @@ type Getter struct {
 	ErrorBody int64
 	// Retry is the retry policy, its defaults already applied.
 	Retry Retry
+	// Timeout bounds one try whole: the connection, the answer and the
+	// reading of the document. It also bounds one Get, tries and waits
+	// included, to Attempts × Timeout + (Attempts − 1) × MaxDelay, so a
+	// server that trickles fails in bounded time. 0 means no bound beyond
+	// the Client's.
+	Timeout time.Duration
+	// StallTimeout ends a try whose body moves no byte for that long.
+	// 0 means no bound.
+	StallTimeout time.Duration
 
 	// NotFoundOK makes a 404 answer or a missing file a not-found: Get
 	// returns a nil body and no error. Otherwise they are errors.
@@ -106,6 +116,29 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("%s: body larger than the %d-byte limit", e.URL, e.Limit)
 }
 
+// TimeoutError is a try, or a whole Get, that ran out of time.
+type TimeoutError struct {
+	URL string
+	// Bound is the bound that ran out.
+	Bound time.Duration
+	// Stalled: the body moved no byte for Bound; else the try (or, with
+	// AllTries, the Get) did not complete within Bound.
+	Stalled, AllTries bool
+}
+
+func (e *TimeoutError) Error() string {
+	switch {
+	case e.Stalled:
+		return fmt.Sprintf("GET %s: no data for %s (stalled)", e.URL, e.Bound)
+	case e.AllTries:
+		return fmt.Sprintf("GET %s: no complete answer within %s, retries included (timed out)", e.URL, e.Bound)
+	}
+	return fmt.Sprintf("GET %s: no complete answer within %s (timed out)", e.URL, e.Bound)
+}
+
+// Timeout reports true: a TimeoutError is a timeout, as net.Error says.
+func (e *TimeoutError) Timeout() bool { return true }
+
 // RetryAfterError ends the retries when a server's Retry-After asks for a
 // longer wait than Retry.MaxDelay allows.
 type RetryAfterError struct {
@@ -137,8 +170,17 @@ func (g *Getter) Get(ctx context.Context, u *url.URL) (body []byte, tries int, e
 		return body, 1, err
 	}
 	attempts := max(g.Retry.Attempts, 1)
+	parent := ctx
+	if total := g.maxTime(attempts); total > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, total, &TimeoutError{URL: g.show(u), Bound: total, AllTries: true})
+		defer cancel()
+	}
 	for tries = 1; ; tries++ {
 		body, err := g.getOnce(ctx, u)
+		if err != nil && ctx.Err() != nil && parent.Err() == nil {
+			return nil, tries, context.Cause(ctx) // the bound on the whole Get
+		}
 		var t *transientError
 		if err == nil || !errors.As(err, &t) || ctx.Err() != nil {
 			return body, tries, err
@@ -165,9 +207,35 @@ func (g *Getter) Get(ctx context.Context, u *url.URL) (body []byte, tries int, e
 	}
 }
 
-// getOnce makes one request. A failure worth retrying is a *transientError.
+// maxTime is the bound on one Get of so many attempts, or 0 for none.
+func (g *Getter) maxTime(attempts int) time.Duration {
+	if g.Timeout <= 0 {
+		return 0
+	}
+	return time.Duration(attempts)*g.Timeout + time.Duration(attempts-1)*max(g.Retry.MaxDelay, 0)
+}
+
+// getOnce makes one try within Timeout and StallTimeout. A failure worth
+// retrying is a *transientError.
 func (g *Getter) getOnce(ctx context.Context, u *url.URL) ([]byte, error) {
 	shown := g.show(u)
+	try, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if g.Timeout > 0 {
+		timer := time.AfterFunc(g.Timeout, func() { cancel(&TimeoutError{URL: shown, Bound: g.Timeout}) })
+		defer timer.Stop()
+	}
+	body, err := g.request(try, u, shown, cancel)
+	if err != nil && try.Err() != nil && ctx.Err() == nil {
+		// One of this try's bounds ran out: say which, and try again.
+		return nil, &transientError{err: context.Cause(try)}
+	}
+	return body, err
+}
+
+// request sends the request and reads the answer; cancel ends the try
+// when the body stalls.
+func (g *Getter) request(ctx context.Context, u *url.URL, shown string, cancel context.CancelCauseFunc) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", shown, err)
@@ -185,12 +253,21 @@ func (g *Getter) getOnce(ctx context.Context, u *url.URL) ([]byte, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	body := io.Reader(resp.Body)
+	if g.StallTimeout > 0 {
+		stall := &stallReader{r: resp.Body, bound: g.StallTimeout}
+		stall.timer = time.AfterFunc(g.StallTimeout, func() {
+			cancel(&TimeoutError{URL: shown, Bound: g.StallTimeout, Stalled: true})
+		})
+		defer stall.timer.Stop()
+		body = stall
+	}
 
 	if resp.StatusCode == http.StatusOK {
 		if resp.ContentLength > g.MaxBody {
 			return nil, g.tooLarge(shown)
 		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, g.MaxBody+1))
+		data, err := io.ReadAll(io.LimitReader(body, g.MaxBody+1))
 		if err != nil {
 			// Cut off mid-body: the next try may get it whole.
 			return nil, &transientError{err: fmt.Errorf("GET %s: reading body: %w", shown, err)}
@@ -201,12 +278,12 @@ func (g *Getter) getOnce(ctx context.Context, u *url.URL) ([]byte, error) {
 		return data, nil
 	}
 
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, g.ErrorBody))
+	errBody, _ := io.ReadAll(io.LimitReader(body, g.ErrorBody))
 	if resp.StatusCode == http.StatusNotFound && g.NotFoundOK {
 		return nil, nil
 	}
 	if g.StatusError != nil {
-		err = g.StatusError(shown, resp, body)
+		err = g.StatusError(shown, resp, errBody)
 	} else {
 		err = &StatusError{URL: shown, Status: resp.Status, Code: resp.StatusCode}
 	}
@@ -220,6 +297,21 @@ func (g *Getter) getOnce(ctx context.Context, u *url.URL) ([]byte, error) {
 		return nil, &transientError{err: err}
 	}
 	return nil, err
+}
+
+// stallReader restarts its timer each time a byte arrives.
+type stallReader struct {
+	r     io.Reader
+	bound time.Duration
+	timer *time.Timer
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.timer.Reset(s.bound)
+	}
+	return n, err
 }
 
 // readFile reads the document of a file:// URL.
