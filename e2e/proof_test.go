@@ -172,7 +172,7 @@ func TestUnprovenContentRefused(t *testing.T) {
 	}
 }
 
-// assertRefused: verify and apply both exit 3 saying wants; apply sends
+// assertRefused: verify and apply both exit 3 saying wants; apply writes
 // nothing to the target and renders nothing naming injected.
 func assertRefused(t *testing.T, b *faultBed, path, injected string, wants ...string) {
 	t.Helper()
@@ -184,8 +184,8 @@ func assertRefused(t *testing.T, b *faultBed, path, injected string, wants ...st
 	res = ferryRun(t, "apply", path, "--to", p.Host+"/"+targetRepo, "--dest-tls-verify=false",
 		"--keyring", b.keyFile, "--no-cluster", "--output-dir", out, "--quiet")
 	wantExit(t, "apply", res, codeVerification, wants...)
-	if n := p.Stats().Requests; n != 0 {
-		t.Errorf("apply sent %d requests to the target registry before refusing", n)
+	if n := p.Stats().Writes(); n != 0 {
+		t.Errorf("apply sent %d requests that write to the target registry before refusing", n)
 	}
 	assertCatalogEmpty(t, target)
 	rendered, _ := filepath.Glob(filepath.Join(out, "*"))
@@ -262,4 +262,28 @@ func TestAllowUnproven(t *testing.T) {
 	if err != nil || !bytes.Contains(idms, []byte(source)) {
 		t.Errorf("the mirror set does not route the accepted source %s: %v\n%s", source, err, idms)
 	}
+}
+
+// TestApplyChecksTargetFirst: apply finds wrong credentials (or a target it
+// cannot reach) before the verification pass, so a large bundle is not
+// read for minutes only to fail at the first push: here a bundle that would
+// fail verification fails on the credentials instead, with nothing written.
+func TestApplyChecksTargetFirst(t *testing.T) {
+	t.Parallel()
+	b := newFaultBed(t, smallRelease)
+	path := b.pack(t, "--no-self")
+	forge(t, path, forgery{edit: func(idx *bundle.Index) { idx.Releases = nil }})
+	target := testbed.NewMemoryRegistry(t)
+	p := testbed.NewFaultProxy(t, target.URL)
+	p.SetAuth(&testbed.TokenAuth{Username: faultUser, Password: faultPassword})
+	args := applyArgs(t, path, b.keyFile, p.Host, "--authfile", writeAuthFile(t, p.Host, faultUser, "not the password"))
+	res := ferryRun(t, args...)
+	wantExit(t, "apply with wrong credentials", res, codeFailure, "checking access to "+p.Host+"/"+targetRepo)
+	if strings.Contains(res.stdout+res.stderr, "not proven") {
+		t.Errorf("apply verified the bundle before checking the target:\n%s", res.stderr)
+	}
+	if n := p.Stats().Writes(); n != 0 {
+		t.Errorf("apply sent %d requests that write", n)
+	}
+	assertCatalogEmpty(t, target)
 }

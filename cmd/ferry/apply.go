@@ -139,6 +139,10 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
+	client := registry.New(o.registryOptions(env))
+	if err := o.checkTarget(ctx, client); err != nil {
+		return err
+	}
 	res, proof, err := verifyOpened(ctx, env, r, o.bundle, opts, o.quiet)
 	if err != nil {
 		return err
@@ -151,7 +155,6 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 		env.log.Warn("UNVERIFIED: " + u)
 	}
 	sum := &applySummary{Bundle: o.bundle, Target: o.to, Unverified: res.Unverified, DryRun: o.dryRun}
-	client := registry.New(o.registryOptions(env))
 	if err := o.pushProven(ctx, env, client, apply.BundleSource{Reader: r}, proof.Images, r.Index().Prerequisites, sum); err != nil {
 		return err
 	}
@@ -170,6 +173,18 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	sum.NextSteps, sum.UpdatePath = apply.NextSteps(proof.Steps, o.to), r.Index().UpdatePath
 	sum.WallTime = time.Since(start)
 	return sum.print(env, o.json)
+}
+
+// checkTarget makes sure, before the verification pass (minutes for a large
+// bundle), that the target registry is reachable, trusted and lets these
+// credentials push; it writes nothing.
+func (o *applyOptions) checkTarget(ctx context.Context, client *registry.Client) (err error) {
+	dest, err := client.Destination(ctx, o.to)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", o.to, err)
+	}
+	defer closeInto(&err, dest, o.to)
+	return dest.CheckAccess(ctx)
 }
 
 // clusterApplier is the cluster to apply to: nil with --no-cluster, or when

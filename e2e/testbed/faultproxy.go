@@ -137,6 +137,18 @@ type ProxyStats struct {
 	Methods map[string]int
 }
 
+// Writes counts the requests that could change the target: every method
+// but GET and HEAD.
+func (s ProxyStats) Writes() int {
+	n := 0
+	for m, c := range s.Methods {
+		if m != http.MethodGet && m != http.MethodHead {
+			n += c
+		}
+	}
+	return n
+}
+
 // FaultProxy is an HTTP proxy on 127.0.0.1 in front of a registry or a
 // signature store that injects faults on a deterministic schedule and can
 // demand bearer tokens. Requests go to the target with the client's Host

@@ -71,6 +71,22 @@ func (d *Destination) HasBlob(ctx context.Context, dg digest.Digest, size int64)
 	return found, err
 }
 
+// accessProbe is the blob CheckAccess asks for: no registry holds it, so
+// the answer is a plain "not here" once the registry has let ferry in.
+var accessProbe = digest.FromString("ferry: may this client push here?")
+
+// CheckAccess makes one small authenticated request with push rights (a
+// HEAD of a blob no registry holds, for which containers/image fetches a
+// pull-and-push token) and changes nothing: a registry that is down, that
+// ferry does not trust, or whose credentials are wrong fails here, before
+// the long work whose result it would refuse.
+func (d *Destination) CheckAccess(ctx context.Context) error {
+	if _, err := d.HasBlob(ctx, accessProbe, -1); err != nil {
+		return fmt.Errorf("checking access to %s: %w", d.repo, err)
+	}
+	return nil
+}
+
 // PutBlob uploads blob dg of size bytes (or -1 if unknown) from r, unless the
 // repository already has it. The content is verified as it streams and the
 // upload is abandoned, before the registry makes the blob visible, if it does
