@@ -1,5 +1,7 @@
 package mirror
 
+import "github.com/opencontainers/go-digest"
+
 // Progress receives what a long operation is doing, as data: the library
 // never draws. A command implements it (bars on a terminal, periodic lines
 // otherwise); NoProgress discards it.
@@ -38,3 +40,13 @@ func (noProgress) End()                                   {}
 func (noProgress) Add(int)                                {}
 func (noProgress) Reset()                                 {}
 func (noProgress) Done(error)                             {}
+
+// ShortDigest is the first 12 hex digits of d: how a progress line names a
+// blob.
+func ShortDigest(d digest.Digest) string {
+	e := d.Encoded()
+	if len(e) > 12 {
+		e = e[:12]
+	}
+	return e
+}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/internal/regularfile"
-	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/inventory"
 	"github.com/ferryhq/ferry/mirror/registry"
 )
@@ -217,42 +216,6 @@ func readInventory(path string) (*inventory.Inventory, error) {
 		return nil, usageError(fmt.Errorf("--since %s: %w", path, err))
 	}
 	return inv, nil
-}
-
-// leaveOut splits the plan's blobs into those to carry and those the
-// inventory says the mirror holds, which become the bundle's
-// prerequisites. Manifests are always carried (they are small, and apply
-// needs them to write tags). Layers the release files were read from are
-// always carried too: apply reads them again to check the chain of trust,
-// offline. A blob the inventory lists with another size is carried.
-func leaveOut(plan *mirror.Plan, inv *inventory.Inventory, env *environment) (carry []*mirror.Blob, prereqs []bundle.Prerequisite) {
-	if inv == nil {
-		return plan.Blobs, nil
-	}
-	have := inv.BlobSet()
-	for _, b := range plan.Blobs {
-		held, ok := have[b.Digest]
-		switch {
-		case !ok || b.ReleaseFiles:
-			carry = append(carry, b)
-		case held.Size != b.Size:
-			env.log.Warn("the inventory gives a blob another size; carrying it", "blob", b.Digest, "size", b.Size, "inventory", held.Size)
-			carry = append(carry, b)
-		default:
-			prereqs = append(prereqs, bundle.Prerequisite{Digest: b.Digest, MediaType: b.MediaType, Size: b.Size})
-		}
-	}
-	sort.Slice(prereqs, func(i, j int) bool { return prereqs[i].Digest < prereqs[j].Digest })
-	return carry, prereqs
-}
-
-// prerequisiteBytes is the total size of prereqs.
-func prerequisiteBytes(prereqs []bundle.Prerequisite) int64 {
-	var n int64
-	for _, p := range prereqs {
-		n += p.Size
-	}
-	return n
 }
 
 // missingSummary names the first few missing digests and counts the rest.

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/inventory"
+	"github.com/ferryhq/ferry/mirror/pack"
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/release"
 	"github.com/ferryhq/ferry/mirror/signature"
@@ -176,19 +177,22 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 			return err
 		}
 	}
-	blobs, prereqs := leaveOut(plan, inv, env)
+	blobs, prereqs, mismatches := pack.LeaveOut(plan, inv)
+	for _, m := range mismatches {
+		env.log.Warn("the inventory gives a blob another size; carrying it", "blob", m.Digest, "size", m.Size, "inventory", m.InventorySize)
+	}
 	if err := o.checkPlan(env, plan, blobs); err != nil { // with --dry-run, warnings only
 		return err
 	}
 	if o.dryRun {
 		return printPlan(env, plan, blobs, prereqs, o.json)
 	}
-	w := &packWriter{opts: o, env: env, plan: plan, blobs: blobs, prereqs: prereqs, inventory: inv,
+	in := packInputs{plan: plan, prereqs: prereqs, inventory: inv,
 		signed: signed, signer: signer, volumeSize: volumeSize, retry: regOpts.Retry}
 	if pick != nil {
-		w.updatePath = pick.path
+		in.updatePath = pick.path
 	}
-	summary, err := w.write(ctx)
+	summary, err := o.write(ctx, env, in)
 	if err != nil {
 		return err
 	}
@@ -282,7 +286,7 @@ func describeRef(ref release.Ref) string {
 
 // printPlan is --dry-run's output.
 func printPlan(env *environment, plan *mirror.Plan, blobs []*mirror.Blob, prereqs []bundle.Prerequisite, asJSON bool) error {
-	carried, leftOut := blobBytes(blobs), prerequisiteBytes(prereqs)
+	carried, leftOut := pack.BlobBytes(blobs), pack.PrerequisiteBytes(prereqs)
 	if asJSON {
 		type blob struct {
 			Digest string `json:"digest"`
@@ -318,13 +322,4 @@ func printPlan(env *environment, plan *mirror.Plan, blobs []*mirror.Blob, prereq
 		fmt.Fprintf(env.stdout, "would leave out %d blobs (%s) the mirror holds\n", len(prereqs), formatBytes(leftOut))
 	}
 	return nil
-}
-
-// blobBytes is the total size of blobs.
-func blobBytes(blobs []*mirror.Blob) int64 {
-	var n int64
-	for _, b := range blobs {
-		n += b.Size
-	}
-	return n
 }

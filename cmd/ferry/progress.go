@@ -241,15 +241,3 @@ func (i *lineItem) done(err error) {
 		i.l.finished.Add(1)
 	}
 }
-
-// progressWriter counts what passes through w.
-type progressWriter struct {
-	w    io.Writer
-	item progressItem
-}
-
-func (p progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.item.add(n)
-	return n, err
-}

@@ -235,7 +235,7 @@ func pushBlobs(ctx context.Context, src Source, dest *registry.Destination, blob
 	g.SetLimit(opts.Parallel)
 	for _, b := range blobs {
 		g.Go(func() error {
-			item := phase.Item(shortDigest(b.digest), b.size)
+			item := phase.Item(mirror.ShortDigest(b.digest), b.size)
 			has, err := dest.HasBlob(ctx, b.digest, b.size)
 			if err == nil && has {
 				item.Add(int(b.size))
@@ -329,14 +329,6 @@ func (c *countingSeeker) Read(p []byte) (int, error) {
 func (c *countingSeeker) Seek(off int64, whence int) (int64, error) {
 	c.item.Reset()
 	return c.ReadSeeker.Seek(off, whence)
-}
-
-func shortDigest(d digest.Digest) string {
-	e := d.Encoded()
-	if len(e) > 12 {
-		e = e[:12]
-	}
-	return e
 }
 
 func appendNew(list []string, items ...string) []string {

@@ -1,0 +1,107 @@
+package pack
+
+import (
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/manifests"
+)
+
+// index fills everything the bundle writer does not: releases, images,
+// options.
+func (p *writer) index() *bundle.Index {
+	idx := &bundle.Index{Tool: p.opts.Tool, Options: p.opts.Record}
+	idx.Prerequisites = p.opts.Prerequisites
+	idx.UpdatePath = p.opts.UpdatePath
+	for _, r := range p.plan.Releases {
+		signed := p.opts.Signatures[r.Digest]
+		rel := bundle.Release{
+			Version: r.Version, Arch: r.Arch, Source: r.PullSpec(), Digest: r.Digest,
+			MediaType: r.MediaType, Tag: r.Tag(), Unsigned: len(signed) == 0,
+			Signatures: []bundle.ReleaseSignature{}, Components: []bundle.Component{},
+		}
+		for i, a := range signed {
+			rel.Signatures = append(rel.Signatures, bundle.ReleaseSignature{
+				File: bundle.SignatureName(r.Digest, i+1), KeyFingerprint: a.Verified.Fingerprint,
+				Identity: a.Verified.Identity, Creator: a.Verified.Creator,
+			})
+		}
+		if !rel.Unsigned {
+			rel.ConfigMap = signatureConfigMapName(r.Digest)
+		}
+		for _, c := range r.Components {
+			rel.Components = append(rel.Components, bundle.Component{Name: c.Name, Image: c.Image})
+		}
+		idx.Releases = append(idx.Releases, rel)
+	}
+	for _, img := range p.plan.Images {
+		idx.Images = append(idx.Images, bundle.Image{
+			Source: img.Repository, Digest: img.Digest, MediaType: img.MediaType, Size: int64(len(img.Manifest)),
+			Tags: img.Tags, Role: img.Role, Children: img.Children, Blobs: img.Blobs,
+		})
+	}
+	return idx
+}
+
+func signatureConfigMapName(d digest.Digest) string {
+	return "mirror/config/" + manifests.SignatureConfigMapFile(d)
+}
+
+// addSignatures stores each release's verified signatures, numbered as the
+// cluster reads them, and the ConfigMap that carries them to the cluster.
+func (p *writer) addSignatures(w *bundle.Writer, idx *bundle.Index) error {
+	for _, r := range idx.Releases {
+		accepted := p.opts.Signatures[r.Digest]
+		if len(accepted) == 0 {
+			continue
+		}
+		sigs := make([][]byte, len(accepted))
+		for i, a := range accepted {
+			sigs[i] = a.Data
+			if err := w.AddFile(r.Signatures[i].File, a.Data); err != nil {
+				return err
+			}
+		}
+		cm, err := manifests.SignatureConfigMap(r.Digest, sigs)
+		if err != nil {
+			return err
+		}
+		if err := w.AddFile(r.ConfigMap, cm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addManifests stores every manifest once, byte for byte.
+func (p *writer) addManifests(w *bundle.Writer) error {
+	seen := map[digest.Digest]bool{}
+	for _, img := range p.plan.Images {
+		if seen[img.Digest] {
+			continue
+		}
+		seen[img.Digest] = true
+		if err := w.AddFile(bundle.BlobName(img.Digest), img.Manifest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addLayout writes the OCI layout files, one index entry per target tag.
+func (p *writer) addLayout(w *bundle.Writer) error {
+	var entries []bundle.LayoutEntry
+	for _, img := range p.plan.Images {
+		for _, tag := range img.Tags {
+			entries = append(entries, bundle.LayoutEntry{Digest: img.Digest, MediaType: img.MediaType, Size: int64(len(img.Manifest)), RefName: tag})
+		}
+	}
+	index, err := bundle.OCIIndex(entries)
+	if err != nil {
+		return err
+	}
+	if err := w.AddFile(bundle.LayoutFileName, bundle.OCILayout()); err != nil {
+		return err
+	}
+	return w.AddFile(bundle.LayoutIndexName, index)
+}
