@@ -214,7 +214,8 @@ func TestControlCharactersEscaped(t *testing.T) {
 	for _, args := range [][]string{
 		{"verify", path, "--keyring", b.keyFile, "--quiet"},
 		{"inspect", path},
-		{"apply", path, "--to", "127.0.0.1:1/" + targetRepo, "--keyring", b.keyFile, "--no-cluster", "--output-dir", t.TempDir(), "--quiet"},
+		{"apply", path, "--to", testbed.NewMemoryRegistry(t).Host + "/" + targetRepo, "--dest-tls-verify=false", "--keyring", b.keyFile,
+			"--no-cluster", "--output-dir", t.TempDir(), "--quiet"},
 	} {
 		res := ferryRun(t, args...)
 		out := res.stdout + res.stderr
