@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/internal/fileio"
 	"github.com/ferryhq/ferry/internal/safetext"
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror/apply"
@@ -183,7 +184,7 @@ func (o *applyOptions) checkTarget(ctx context.Context, client *registry.Client)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", o.to, err)
 	}
-	defer closeInto(&err, dest, o.to)
+	defer fileio.CloseInto(&err, dest, o.to)
 	return dest.CheckAccess(ctx)
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/internal/fileio"
 	"github.com/ferryhq/ferry/mirror/apply"
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/trust"
@@ -21,7 +22,7 @@ func (o *applyOptions) pushProven(ctx context.Context, env *environment, client 
 	if err != nil {
 		return fmt.Errorf("open %s: %w", o.to, err)
 	}
-	defer closeInto(&err, dest, o.to)
+	defer fileio.CloseInto(&err, dest, o.to)
 	res, err := apply.Push(ctx, src, images, dest, apply.Options{
 		Parallel: o.parallel, DryRun: o.dryRun, Prerequisites: prereqs,
 		Retry: o.registryOptions(env).Retry, Progress: newPhaseProgress(env, o.quiet),

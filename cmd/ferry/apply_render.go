@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/internal/fileio"
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror/apply"
 	"github.com/ferryhq/ferry/mirror/trust"
@@ -49,7 +50,7 @@ func (o *applyOptions) writeRendered(name string, configMaps []manifests.File, s
 	}
 	for _, f := range all {
 		p := filepath.Join(dir, f.Name)
-		if err := replaceFile(p, f.Data); err != nil {
+		if err := fileio.WriteAtomic(p, f.Data, 0o644); err != nil {
 			return nil, err
 		}
 		sum.Rendered = append(sum.Rendered, p)
@@ -77,21 +78,6 @@ func (o *applyOptions) applyToCluster(ctx context.Context, env *environment, app
 	}
 	if changed == 0 {
 		env.log.Info("the cluster already had every object; nothing changed", "objects", len(results))
-	}
-	return nil
-}
-
-// replaceFile writes data to path through a temporary file and a rename,
-// so a reader never sees half a manifest.
-func replaceFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	_ = os.Remove(tmp)
-	if err := writeFile(tmp, data); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/internal/fileio"
 	"github.com/ferryhq/ferry/internal/regularfile"
 	"github.com/ferryhq/ferry/mirror/inventory"
 	"github.com/ferryhq/ferry/mirror/registry"
@@ -103,7 +102,7 @@ func (o *inventoryOptions) run(ctx context.Context, env *environment) error {
 		_, err := env.stdout.Write(data)
 		return err
 	}
-	if err := writeFileAtomic(o.output, data); err != nil {
+	if err := fileio.WriteAtomic(o.output, data, 0o644); err != nil {
 		return err
 	}
 	return o.printSummary(env, inv, int64(len(data)))
@@ -172,35 +171,6 @@ func (o *inventoryOptions) printSummary(env *environment, inv *inventory.Invento
 	fmt.Fprintf(env.stdout, "%s: releases %s; %d manifests, %d blobs (%s)\nwrote %s (%s)\n",
 		s.Source, releases, s.Manifests, s.Blobs, formatBytes(s.Bytes), s.Inventory, formatBytes(s.Size))
 	return nil
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, synced and renamed into place: a reader sees the old file or
-// the whole new one.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // readInventory reads the --since file, refusing a named pipe or a device

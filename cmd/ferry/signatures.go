@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferryhq/ferry/internal/fileio"
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/release"
@@ -215,29 +216,10 @@ func writeSignatureFiles(dir string, d digest.Digest, accepted []signature.Accep
 	return append(written, cmPath), nil
 }
 
-// writeFile writes data to a new file (0644), syncing it before close.
-func writeFile(path string, data []byte) (err error) {
+// writeFile writes data to path (0644), creating its directory.
+func writeFile(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	defer closeInto(&err, f, path)
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	return nil
-}
-
-// closeInto closes c and, when the function has not failed yet, reports a
-// close failure as its error.
-func closeInto(errp *error, c interface{ Close() error }, what string) {
-	if err := c.Close(); err != nil && *errp == nil {
-		*errp = fmt.Errorf("close %s: %w", what, err)
-	}
+	return fileio.WriteAtomic(path, data, 0o644)
 }

@@ -133,10 +133,3 @@ func parseImage(ref string) (reference.Named, error) {
 	}
 	return named, nil
 }
-
-// closeInto folds a Close error into *err unless *err is already set.
-func closeInto(err *error, closer interface{ Close() error }, what string) {
-	if cerr := closer.Close(); cerr != nil && *err == nil {
-		*err = fmt.Errorf("closing %s: %w", what, cerr)
-	}
-}

@@ -14,6 +14,8 @@ import (
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
+
+	"github.com/ferryhq/ferry/internal/fileio"
 )
 
 // Destination writes blobs, manifests and tags into one repository. Manifests
@@ -176,7 +178,7 @@ func (d *Destination) Tag(ctx context.Context, tag string, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("tagging %s: %w", named, classify(err))
 		}
-		defer closeInto(&err, dest, "destination "+named.String())
+		defer fileio.CloseInto(&err, dest, "destination "+named.String())
 		if err := dest.PutManifest(ctx, data, nil); err != nil {
 			// Each try has a destination, and so a token, of its own.
 			return d.checkToken(fmt.Errorf("tagging %s: %w", named, classify(err)))
@@ -196,7 +198,7 @@ func (d *Destination) Close() error {
 	d.closed = true
 	var err error
 	for _, dest := range append(d.retired, d.dest) {
-		closeInto(&err, dest, "destination "+d.repo.String())
+		fileio.CloseInto(&err, dest, "destination "+d.repo.String())
 	}
 	d.retired, d.dest = nil, nil
 	return err

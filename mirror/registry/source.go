@@ -12,6 +12,8 @@ import (
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
+
+	"github.com/ferryhq/ferry/internal/fileio"
 )
 
 var errNoManifestYet = errors.New("no manifest of the repository has been read yet: read one with Manifest or ManifestByTag first")
@@ -265,7 +267,7 @@ func (s *Source) Close() error {
 	var err error
 	for _, src := range append(s.retired, s.src) {
 		if src != nil {
-			closeInto(&err, src, "source "+s.repo.String())
+			fileio.CloseInto(&err, src, "source "+s.repo.String())
 		}
 	}
 	s.src, s.retired = nil, nil
@@ -325,7 +327,7 @@ func (s *Source) open(ctx context.Context, named reference.Named) (m Manifest, e
 	kept := false
 	defer func() {
 		if !kept {
-			closeInto(&err, src, "source "+named.String())
+			fileio.CloseInto(&err, src, "source "+named.String())
 		}
 	}()
 	m, err = readManifest(ctx, src, named, nil)
