@@ -35,6 +35,20 @@ func marshalManifest(v any, docker bool) ([]byte, error) {
 	return json.Marshal(v)
 }
 
+// pushByDigest marshals manifest v as marshalManifest does and pushes it
+// to repo by its digest; it returns the bytes pushed and their digest.
+func (b *builder) pushByDigest(ctx context.Context, repo, mediaType string, v any, docker bool) ([]byte, digest.Digest, error) {
+	data, err := marshalManifest(v, docker)
+	if err != nil {
+		return nil, "", err
+	}
+	d, err := b.c.PushManifest(ctx, repo, digest.FromBytes(data).String(), mediaType, data)
+	if err != nil {
+		return nil, "", err
+	}
+	return data, d, nil
+}
+
 // newImage pushes the config and layers of an image, then its manifest by digest.
 func (b *builder) newImage(ctx context.Context, repo string, s imageSpec) (*image, error) {
 	cfg := ocispec.Image{
@@ -47,11 +61,7 @@ func (b *builder) newImage(ctx context.Context, repo string, s imageSpec) (*imag
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.diffID)
 		cfg.History = append(cfg.History, ocispec.History{Created: &epoch, CreatedBy: fmt.Sprintf("testbed layer %d", i)})
 	}
-	cfgData, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
-	config, err := b.dataBlob(ctx, repo, cfgData)
+	config, err := b.jsonBlob(ctx, repo, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -72,11 +82,7 @@ func (b *builder) newImage(ctx context.Context, repo string, s imageSpec) (*imag
 		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: layerMT, Digest: l.digest, Size: l.size})
 		blobs = append(blobs, l)
 	}
-	data, err := marshalManifest(m, s.docker)
-	if err != nil {
-		return nil, err
-	}
-	d, err := b.c.PushManifest(ctx, repo, digest.FromBytes(data).String(), mt, data)
+	data, d, err := b.pushByDigest(ctx, repo, mt, m, s.docker)
 	if err != nil {
 		return nil, err
 	}
@@ -103,11 +109,7 @@ func (b *builder) newIndex(ctx context.Context, repo, role, component string, do
 			MediaType: c.info.MediaType, Digest: c.info.Digest, Size: c.info.Size, Platform: platform(c.info.Arch),
 		})
 	}
-	data, err := marshalManifest(idx, docker)
-	if err != nil {
-		return nil, err
-	}
-	d, err := b.c.PushManifest(ctx, repo, digest.FromBytes(data).String(), mt, data)
+	data, d, err := b.pushByDigest(ctx, repo, mt, idx, docker)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package testbed
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 
@@ -13,6 +14,15 @@ import (
 func (b *builder) dataBlob(ctx context.Context, repo string, data []byte) (*blob, error) {
 	bl := &blob{digest: digest.FromBytes(data), size: int64(len(data)), data: data}
 	return bl, b.ensureBlob(ctx, repo, bl)
+}
+
+// jsonBlob pushes v, marshalled as compact JSON (an image config).
+func (b *builder) jsonBlob(ctx context.Context, repo string, v any) (*blob, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return b.dataBlob(ctx, repo, data)
 }
 
 // newLayer generates a random layer labelled label and pushes it to repo.
