@@ -13,6 +13,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferryhq/ferry/e2e/testbed/tartamper"
 )
 
 // seedBundles returns small bundles, sound and hostile, as volume-0 bytes.
@@ -56,7 +58,10 @@ func seedBundles(tb testing.TB) map[string][]byte {
 		tb.Fatal(err)
 	}
 	seeds := map[string][]byte{"sound": sound}
-	for name, e := range map[string]hostileEntry{
+	for name, e := range map[string]struct {
+		hdr  tar.Header
+		data []byte
+	}{
 		"symlink":  {tar.Header{Name: "mirror/link", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}, nil},
 		"dotdot":   {tar.Header{Name: "../evil", Size: 1, Mode: 0o644}, []byte("x")},
 		"huge":     {tar.Header{Name: "mirror/huge", Size: 1 << 40, Mode: 0o644}, nil},
@@ -64,42 +69,11 @@ func seedBundles(tb testing.TB) map[string][]byte {
 		"dup":      {tar.Header{Name: LayoutFileName, Size: 2, Mode: 0o644}, []byte("{}")},
 		"sparsepx": {tar.Header{Name: "mirror/sparse", Size: 10, Mode: 0o644, PAXRecords: map[string]string{"GNU.sparse.map": "0,1", "GNU.sparse.realsize": "1000000000"}}, []byte("0123456789")},
 	} {
-		seeds[name] = insertBeforeIndex(tb, sound, e)
+		// Just before the index, so that Open still finds the index last
+		// and Verify meets the entry.
+		seeds[name] = tartamper.InsertBeforeIn(tb, sound, IndexName, tartamper.Raw(tb, e.hdr, e.data))
 	}
 	return seeds
-}
-
-// insertBeforeIndex puts an entry just before the index entry, so that
-// Open still finds the index last and Verify meets the entry.
-func insertBeforeIndex(tb testing.TB, bundle []byte, e hostileEntry) []byte {
-	tb.Helper()
-	sr := bytes.NewReader(bundle)
-	tr := tar.NewReader(sr)
-	var end, indexStart int64
-	for {
-		hdr, err := tr.Next()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		off := int64(len(bundle)) - int64(sr.Len())
-		if hdr.Name == IndexName {
-			indexStart = end
-			break
-		}
-		end = off + paddedSize(hdr.Size)
-	}
-	var buf bytes.Buffer
-	buf.Write(bundle[:indexStart])
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&e.hdr); err != nil {
-		tb.Fatal(err)
-	}
-	buf.Write(e.data)
-	if e.hdr.Size == int64(len(e.data)) {
-		buf.Write(make([]byte, paddedSize(e.hdr.Size)-e.hdr.Size))
-	}
-	buf.Write(bundle[indexStart:])
-	return buf.Bytes()
 }
 
 func FuzzVerifyTar(f *testing.F) {
@@ -178,20 +152,10 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		write("FuzzVerifyTar", name, seeds[name])
 	}
 	sound := seeds["sound"]
-	e := entryOffsetIn(t, sound, IndexName)
-	write("FuzzParseIndex", "bundle-index", sound[e.offset:e.offset+e.size])
+	e := tartamper.FindIn(t, sound, IndexName)
+	write("FuzzParseIndex", "bundle-index", sound[e.Offset:e.Offset+e.Size])
 	valid, _ := json.Marshal(validIndex())
 	write("FuzzParseIndex", "valid", valid)
-}
-
-// entryOffsetIn finds an entry in tar bytes.
-func entryOffsetIn(t *testing.T, data []byte, name string) tarEntry {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "x.tar")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return entryOffset(t, path, name)
 }
 
 // TestSeedBundles checks that the sound seed verifies and each hostile one

@@ -3,12 +3,13 @@ package bundle
 import (
 	"archive/tar"
 	"bytes"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ferryhq/ferry/e2e/testbed/tartamper"
 )
 
 // TestOpenNamesTheBrokenEntry: a header in volume 0 that declares far more
@@ -17,20 +18,7 @@ import (
 func TestOpenNamesTheBrokenEntry(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bundle.tar")
 	writeFixture(t, path, WriteOptions{}, smallFixture())
-	e := entryOffset(t, path, IndexName)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bomb bytes.Buffer
-	if err := tar.NewWriter(&bomb).WriteHeader(&tar.Header{Name: "mirror/bomb", Mode: 0o644, Size: 1 << 50}); err != nil {
-		t.Fatal(err)
-	}
-	bomb.WriteString("tiny")
-	out := append(append(data[:e.hdrStart:e.hdrStart], bomb.Bytes()...), data[e.hdrStart:]...)
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	tartamper.InsertBefore(t, path, IndexName, tartamper.Raw(t, tar.Header{Name: "mirror/bomb", Mode: 0o644, Size: 1 << 50}, []byte("tiny")))
 	mustOpenFail(t, path, ReadOptions{}, `volume 0: the tar is damaged or truncated after "mirror/bomb"`, "1125899906842624 bytes")
 }
 

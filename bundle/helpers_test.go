@@ -1,12 +1,8 @@
 package bundle
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -17,6 +13,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ferryhq/ferry/e2e/testbed/tartamper"
 )
 
 // fixture is the content of a test bundle: a release (a Docker manifest
@@ -249,148 +247,19 @@ func mustOpenFail(t *testing.T, path string, opts ReadOptions, wants ...string) 
 	return err
 }
 
-// tarEntry is where an entry sits in a tar file.
-type tarEntry struct {
-	name             string
-	hdrStart, offset int64
-	size             int64
-}
-
-// tarEntries lists the entries of the tar at path.
-func tarEntries(t *testing.T, path string) []tarEntry {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	sr := io.NewSectionReader(f, 0, st.Size())
-	tr := tar.NewReader(sr)
-	var list []tarEntry
-	var end int64
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return list
-		}
-		if err != nil {
-			t.Fatalf("reading %s: %v", path, err)
-		}
-		off, _ := sr.Seek(0, io.SeekCurrent)
-		list = append(list, tarEntry{name: hdr.Name, hdrStart: end, offset: off, size: hdr.Size})
-		end = off + paddedSize(hdr.Size)
-	}
-}
-
-// entryOffset finds the first entry called name in the tar at path.
-func entryOffset(t *testing.T, path, name string) tarEntry {
-	t.Helper()
-	for _, e := range tarEntries(t, path) {
-		if e.name == name {
-			return e
-		}
-	}
-	t.Fatalf("%s not found in %s", name, path)
-	return tarEntry{}
-}
-
-// flipByte inverts the bits of the byte at off in the file at path.
-func flipByte(t *testing.T, path string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0xff
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// hostileEntry is a tar entry to append to a volume.
-type hostileEntry struct {
-	hdr  tar.Header
-	data []byte
-}
-
-// appendEntries replaces the end of archive of the tar at path by the
-// given entries, written raw (a header may declare more data than given),
-// followed by a new end of archive when end is true.
-func appendEntries(t *testing.T, path string, end bool, entries ...hostileEntry) {
-	t.Helper()
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(path, st.Size()-endOfArchive); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, e := range entries {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		hdr := e.hdr
-		if hdr.Mode == 0 {
-			hdr.Mode = 0o644
-		}
-		if err := tw.WriteHeader(&hdr); err != nil {
-			t.Fatal(err)
-		}
-		buf.Write(e.data)
-		if pad := paddedSize(int64(len(e.data))) - int64(len(e.data)); hdr.Size == int64(len(e.data)) {
-			buf.Write(make([]byte, pad))
-		}
-		if _, err := f.Write(buf.Bytes()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if end {
-		if _, err := f.Write(make([]byte, endOfArchive)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // rewriteIndex replaces the index of the bundle at path (volume 0) by
 // edit's result, with a matching checksum, as a forger would.
 func rewriteIndex(t *testing.T, path string, edit func(idx *Index)) {
 	t.Helper()
-	e := entryOffset(t, path, IndexName)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var idx Index
-	if err := json.Unmarshal(data[e.offset:e.offset+e.size], &idx); err != nil {
-		t.Fatal(err)
-	}
-	edit(&idx)
-	js, err := json.Marshal(&idx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &Writer{}
-	hdr, err := w.header(IndexName, int64(len(js)), map[string]string{paxComment: indexSumPrefix + digest.FromBytes(js).Encoded()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := append([]byte(nil), data[:e.hdrStart]...)
-	out = append(out, hdr...)
-	out = append(out, js...)
-	out = append(out, make([]byte, paddedSize(int64(len(js)))-int64(len(js))+endOfArchive)...)
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	tartamper.Forge(t, path, tartamper.Forgery{Index: IndexName, ChecksumPrefix: indexSumPrefix,
+		Edit: func(index []byte, _ []tartamper.Entry) ([]byte, error) {
+			var idx Index
+			if err := json.Unmarshal(index, &idx); err != nil {
+				return nil, err
+			}
+			edit(&idx)
+			return json.Marshal(&idx)
+		}})
 }
 
 // runTar runs the system tar, skipping the test if there is none.
@@ -428,68 +297,4 @@ func listDir(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
-}
-
-// appendRaw replaces the end of archive of the tar at path by raw bytes
-// and a new end of archive.
-func appendRaw(t *testing.T, path string, raw []byte) {
-	t.Helper()
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := append(raw, make([]byte, endOfArchive)...)
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(data, st.Size()-endOfArchive); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// paxEntry builds an entry with PAX records Go's writer would refuse to
-// write (such as GNU sparse ones), by hand.
-func paxEntry(t *testing.T, records map[string]string, name string, data []byte) []byte {
-	t.Helper()
-	var recs []byte
-	keys := make([]string, 0, len(records))
-	for k := range records {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		rec := " " + k + "=" + records[k] + "\n"
-		n := len(rec) + 1
-		for len(fmt.Sprint(n))+len(rec) != n {
-			n++
-		}
-		recs = append(recs, fmt.Sprint(n)+rec...)
-	}
-	out := ustarBlock(t, "PaxHeaders/x", int64(len(recs)), tar.TypeXHeader)
-	out = append(out, recs...)
-	out = append(out, make([]byte, paddedSize(int64(len(recs)))-int64(len(recs)))...)
-	out = append(out, ustarBlock(t, name, int64(len(data)), tar.TypeReg)...)
-	out = append(out, data...)
-	return append(out, make([]byte, paddedSize(int64(len(data)))-int64(len(data)))...)
-}
-
-// ustarBlock is a ustar header block with any type flag.
-func ustarBlock(t *testing.T, name string, size int64, typeflag byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: name, Size: size, Mode: 0o644, Format: tar.FormatUSTAR}); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()[:blockSize]
-	b[156] = typeflag
-	copy(b[148:156], "        ")
-	sum := 0
-	for _, c := range b {
-		sum += int(c)
-	}
-	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
-	return b
 }

@@ -5,9 +5,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/ferryhq/ferry/e2e/testbed/tartamper"
 )
 
 // fakeSignature stands for a detached signature: this package never
@@ -27,9 +28,9 @@ func writeSigned(t *testing.T, path string) *Index {
 func TestSignedIndex(t *testing.T) {
 	path := t.TempDir() + "/b.tar"
 	writeSigned(t, path)
-	entries := tarEntries(t, path)
-	if n := len(entries); entries[n-1].name != IndexSignatureName || entries[n-2].name != IndexName {
-		t.Fatalf("last entries %s, %s: want the index, then its signature", entries[n-2].name, entries[n-1].name)
+	entries := tartamper.Entries(t, path)
+	if n := len(entries); entries[n-1].Name != IndexSignatureName || entries[n-2].Name != IndexName {
+		t.Fatalf("last entries %s, %s: want the index, then its signature", entries[n-2].Name, entries[n-1].Name)
 	}
 	rep, err := openVerify(t, path, ReadOptions{})
 	if err != nil || !rep.OK() {
@@ -78,7 +79,7 @@ func TestSignedIndexRefusals(t *testing.T) {
 	t.Run("signature twice", func(t *testing.T) {
 		path := t.TempDir() + "/b.tar"
 		writeSigned(t, path)
-		appendEntries(t, path, true, hostileEntry{hdr: tar.Header{Name: IndexSignatureName, Typeflag: tar.TypeReg, Size: 3}, data: []byte("sig")})
+		tartamper.Append(t, path, true, tartamper.Raw(t, tar.Header{Name: IndexSignatureName, Typeflag: tar.TypeReg, Size: 3}, []byte("sig")))
 		// The reader takes the last signature; the index before it is
 		// then not where the reader looks for it.
 		mustOpenFail(t, path, ReadOptions{}, "the last entry is")
@@ -88,27 +89,13 @@ func TestSignedIndexRefusals(t *testing.T) {
 		writeFixture(t, path, WriteOptions{}, smallFixture())
 		// An index signature entry anywhere but after the index is
 		// refused by Verify.
-		e := entryOffset(t, path, IndexName)
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hdr, err := (&Writer{}).header(IndexSignatureName, 3, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		entry := append(hdr, append([]byte("sig"), make([]byte, blockSize-3)...)...)
-		out := append(append(append([]byte(nil), data[:e.hdrStart]...), entry...), data[e.hdrStart:]...)
-		if err := os.WriteFile(path, out, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		tartamper.InsertBefore(t, path, IndexName, tartamper.File(t, IndexSignatureName, []byte("sig")))
 		mustFault(t, path, ReadOptions{}, "index signature out of place")
 	})
 	t.Run("oversized signature", func(t *testing.T) {
 		path := t.TempDir() + "/b.tar"
 		writeFixture(t, path, WriteOptions{}, smallFixture())
-		appendEntries(t, path, true, hostileEntry{hdr: tar.Header{Name: IndexSignatureName, Typeflag: tar.TypeReg, Size: MaxIndexSignatureSize + 1},
-			data: make([]byte, MaxIndexSignatureSize+1)})
+		tartamper.Append(t, path, true, tartamper.File(t, IndexSignatureName, make([]byte, MaxIndexSignatureSize+1)))
 		mustOpenFail(t, path, ReadOptions{}, "not a regular file of 1 to")
 	})
 }

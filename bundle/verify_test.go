@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ferryhq/ferry/e2e/testbed/tartamper"
 )
 
 // fileOfSize finds the file of a given size in idx.
@@ -45,28 +47,28 @@ func TestTamperSingleFile(t *testing.T) {
 	}{
 		{"flipped byte in a blob", func(t *testing.T, path string, idx *Index) []string {
 			f := fileOfSize(t, idx, 12000)
-			flipByte(t, path, f.Offset+1234)
+			tartamper.Flip(t, path, f.Offset+1234, 0xff)
 			return []string{f.Name, fmt.Sprintf("offset %d", f.Offset), "content has digest sha256:"}
 		}},
 		{"flipped byte in a manifest", func(t *testing.T, path string, idx *Index) []string {
 			f := fileNamed(t, idx, BlobName(idx.Images[2].Digest))
-			flipByte(t, path, f.Offset+f.Size/2)
+			tartamper.Flip(t, path, f.Offset+f.Size/2, 0xff)
 			return []string{f.Name + ": content has digest", "cannot check the manifest"}
 		}},
 		{"flipped byte in the layout index", func(t *testing.T, path string, idx *Index) []string {
 			f := fileNamed(t, idx, LayoutIndexName)
-			flipByte(t, path, f.Offset+3)
+			tartamper.Flip(t, path, f.Offset+3, 0xff)
 			return []string{LayoutIndexName + ": sha256 ", "the index says " + f.SHA256}
 		}},
 		{"flipped byte in padding", func(t *testing.T, path string, idx *Index) []string {
 			f := fileOfSize(t, idx, 12000)
-			flipByte(t, path, f.Offset+f.Size+5)
+			tartamper.Flip(t, path, f.Offset+f.Size+5, 0xff)
 			return []string{fmt.Sprintf("offset %d: %s: non-zero bytes in the padding", f.Offset+f.Size+5, f.Name)}
 		}},
 		{"flipped byte in the padding of the index's PAX header", func(t *testing.T, path string, idx *Index) []string {
-			e := entryOffset(t, path, IndexName)
-			flipByte(t, path, e.offset-blockSize-10)
-			return []string{fmt.Sprintf("offset %d: %s: non-zero bytes in the padding of its extended header", e.offset-blockSize-10, IndexName)}
+			e := tartamper.Find(t, path, IndexName)
+			tartamper.Flip(t, path, e.Offset-blockSize-10, 0xff)
+			return []string{fmt.Sprintf("offset %d: %s: non-zero bytes in the padding of its extended header", e.Offset-blockSize-10, IndexName)}
 		}},
 		{"index lists a file whose bytes are missing", func(t *testing.T, path string, idx *Index) []string {
 			rewriteIndex(t, path, func(idx *Index) {
@@ -115,7 +117,7 @@ func TestTamperSingleFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := fileNamed(t, idx, LayoutFileName)
-			flipByte(t, path, m.Offset)
+			tartamper.Flip(t, path, m.Offset, 0xff)
 			return []string{LayoutFileName + ": sha256", LayoutFileName + ": parsing"}
 		}},
 	} {
@@ -136,23 +138,23 @@ func TestTamperOpen(t *testing.T) {
 		want   string
 	}{
 		{"flipped byte in the index", func(t *testing.T, path string, idx *Index) {
-			e := entryOffset(t, path, IndexName)
-			flipByte(t, path, e.offset+e.size/2)
+			e := tartamper.Find(t, path, IndexName)
+			tartamper.Flip(t, path, e.Offset+e.Size/2, 0xff)
 		}, "index altered or damaged"},
 		{"flipped byte in the index checksum", func(t *testing.T, path string, idx *Index) {
-			e := entryOffset(t, path, IndexName)
+			e := tartamper.Find(t, path, IndexName)
 			// Inside the sha256 of the PAX comment record.
-			flipByte(t, path, e.offset-2*blockSize+40)
+			tartamper.Flip(t, path, e.Offset-2*blockSize+40, 0xff)
 		}, "index altered or damaged"},
 		{"index cut short", func(t *testing.T, path string, idx *Index) {
-			e := entryOffset(t, path, IndexName)
-			if err := os.Truncate(path, e.offset+e.size-10); err != nil {
+			e := tartamper.Find(t, path, IndexName)
+			if err := os.Truncate(path, e.Offset+e.Size-10); err != nil {
 				t.Fatal(err)
 			}
 		}, "unexpected EOF"},
 		{"index lost", func(t *testing.T, path string, idx *Index) {
-			e := entryOffset(t, path, IndexName)
-			if err := os.Truncate(path, e.hdrStart); err != nil {
+			e := tartamper.Find(t, path, IndexName)
+			if err := os.Truncate(path, e.HeaderStart); err != nil {
 				t.Fatal(err)
 			}
 		}, `the last entry is "mirror/oci/blobs/sha256/`},
@@ -171,7 +173,7 @@ func TestTamperOpen(t *testing.T) {
 			rewriteIndex(t, path, func(idx *Index) { idx.FormatVersion = 2 })
 		}, "unsupported formatVersion 2"},
 		{"entry appended after the index", func(t *testing.T, path string, idx *Index) {
-			appendEntries(t, path, true, hostileEntry{tar.Header{Name: "mirror/evil", Size: 4}, []byte("evil")})
+			tartamper.Append(t, path, true, tartamper.Raw(t, tar.Header{Name: "mirror/evil", Size: 4}, []byte("evil")))
 		}, `the last entry is "mirror/evil", not ferry-index.json`},
 		{"not a bundle", func(t *testing.T, path string, idx *Index) {
 			f, err := os.Create(path)
@@ -222,25 +224,25 @@ func TestTamperVolumes(t *testing.T) {
 				idx.Volumes[1].Size-5000, idx.Volumes[1].Size), "truncated"}
 		}},
 		{"extra entry appended", func(t *testing.T, vol1 string, idx *Index) []string {
-			appendEntries(t, vol1, true, hostileEntry{tar.Header{Name: "mirror/extra", Size: 5}, []byte("extra")})
+			tartamper.Append(t, vol1, true, tartamper.Raw(t, tar.Header{Name: "mirror/extra", Size: 5}, []byte("extra")))
 			return []string{"mirror/extra: not in the index"}
 		}},
 		{"symlink", func(t *testing.T, vol1 string, idx *Index) []string {
-			appendEntries(t, vol1, true, hostileEntry{symlink, nil})
+			tartamper.Append(t, vol1, true, tartamper.Raw(t, symlink, nil))
 			return []string{"mirror/link: not a regular file: a symbolic link to /etc/passwd"}
 		}},
 		{"hard link and directory", func(t *testing.T, vol1 string, idx *Index) []string {
-			appendEntries(t, vol1, true,
-				hostileEntry{tar.Header{Name: "mirror/hard", Typeflag: tar.TypeLink, Linkname: "mirror/oci/oci-layout"}, nil},
-				hostileEntry{tar.Header{Name: "mirror/dir/", Typeflag: tar.TypeDir, Mode: 0o755}, nil})
+			tartamper.Append(t, vol1, true,
+				tartamper.Raw(t, tar.Header{Name: "mirror/hard", Typeflag: tar.TypeLink, Linkname: "mirror/oci/oci-layout"}, nil),
+				tartamper.Raw(t, tar.Header{Name: "mirror/dir/", Typeflag: tar.TypeDir, Mode: 0o755}, nil))
 			return []string{"mirror/hard: not a regular file: a hard link to mirror/oci/oci-layout", "mirror/dir/: not a regular file: a directory"}
 		}},
 		{"dot-dot and absolute names", func(t *testing.T, vol1 string, idx *Index) []string {
-			appendEntries(t, vol1, true,
-				hostileEntry{tar.Header{Name: "../../evil", Size: 1}, []byte("x")},
-				hostileEntry{tar.Header{Name: "/etc/cron.d/evil", Size: 1}, []byte("x")},
-				hostileEntry{tar.Header{Name: "mirror/oci/../../../evil", Size: 1}, []byte("x")},
-				hostileEntry{tar.Header{Name: "mirror/\x1b[2Jevil", Size: 1}, []byte("x")})
+			tartamper.Append(t, vol1, true,
+				tartamper.Raw(t, tar.Header{Name: "../../evil", Size: 1}, []byte("x")),
+				tartamper.Raw(t, tar.Header{Name: "/etc/cron.d/evil", Size: 1}, []byte("x")),
+				tartamper.Raw(t, tar.Header{Name: "mirror/oci/../../../evil", Size: 1}, []byte("x")),
+				tartamper.Raw(t, tar.Header{Name: "mirror/\x1b[2Jevil", Size: 1}, []byte("x")))
 			return []string{`../../evil: unsafe name: a .. element leads out of the bundle`, `/etc/cron.d/evil: unsafe name: absolute name`,
 				`mirror/oci/../../../evil: unsafe name`, `"mirror/\x1b[2Jevil": unsafe name: character '\x1b' not allowed`}
 		}},
@@ -255,26 +257,25 @@ func TestTamperVolumes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			appendEntries(t, vol1, true, hostileEntry{tar.Header{Name: f.Name, Size: f.Size}, data[f.Offset : f.Offset+f.Size]})
+			tartamper.Append(t, vol1, true, tartamper.Raw(t, tar.Header{Name: f.Name, Size: f.Size}, data[f.Offset:f.Offset+f.Size]))
 			return []string{f.Name + ": the same name again (first at offset " + fmt.Sprint(f.Offset) + ")"}
 		}},
 		{"a header declaring a huge size", func(t *testing.T, vol1 string, idx *Index) []string {
-			appendEntries(t, vol1, false, hostileEntry{tar.Header{Name: "mirror/huge", Size: 1 << 50}, []byte("tiny")})
+			tartamper.Append(t, vol1, false, tartamper.Raw(t, tar.Header{Name: "mirror/huge", Size: 1 << 50}, []byte("tiny")))
 			return []string{"mirror/huge: not in the index", "the tar is damaged or truncated after this entry"}
 		}},
 		{"a listed name with a huge size", func(t *testing.T, vol1 string, idx *Index) []string {
 			f := fileNamed(t, idx, VolumeMarkerName)
-			appendEntries(t, vol1, false, hostileEntry{tar.Header{Name: VolumeMarkerName, Size: 1 << 50}, []byte("tiny")})
+			tartamper.Append(t, vol1, false, tartamper.Raw(t, tar.Header{Name: VolumeMarkerName, Size: 1 << 50}, []byte("tiny")))
 			return []string{"ferry-volume.json: the same name again (first at offset " + fmt.Sprint(f.Offset)}
 		}},
 		{"a sparse file", func(t *testing.T, vol1 string, idx *Index) []string {
-			appendRaw(t, vol1, paxEntry(t, map[string]string{"GNU.sparse.major": "0", "GNU.sparse.minor": "1",
+			tartamper.Append(t, vol1, true, tartamper.PAXEntry(t, map[string]string{"GNU.sparse.major": "0", "GNU.sparse.minor": "1",
 				"GNU.sparse.numblocks": "1", "GNU.sparse.map": "0,10", "GNU.sparse.size": "100000000"}, "mirror/sparse", []byte("0123456789")))
 			return []string{"mirror/sparse: a sparse file; the rest of the volume cannot be checked"}
 		}},
 		{"a PAX global header", func(t *testing.T, vol1 string, idx *Index) []string {
-			raw := ustarBlock(t, "pax_global_header", 0, tar.TypeXGlobalHeader)
-			appendRaw(t, vol1, raw)
+			tartamper.Append(t, vol1, true, tartamper.USTARBlock(t, "pax_global_header", 0, tar.TypeXGlobalHeader))
 			return []string{"pax_global_header: not a regular file: type 'g'"}
 		}},
 		{"a blob in the wrong volume", func(t *testing.T, vol1 string, idx *Index) []string {
@@ -284,7 +285,7 @@ func TestTamperVolumes(t *testing.T) {
 					f = g
 				}
 			}
-			appendEntries(t, vol1, true, hostileEntry{tar.Header{Name: f.Name, Size: 1}, []byte("x")})
+			tartamper.Append(t, vol1, true, tartamper.Raw(t, tar.Header{Name: f.Name, Size: 1}, []byte("x")))
 			return []string{f.Name + ": found here, but the index puts it in volume 2 (bundle.002.tar)"}
 		}},
 	} {
@@ -445,23 +446,13 @@ func TestVerifyCancelled(t *testing.T) {
 func TestFaultCap(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bundle.tar")
 	writeFixture(t, path, WriteOptions{}, smallFixture())
-	var entries []hostileEntry
+	var entries [][]byte
 	for i := range maxFaults + 50 {
-		entries = append(entries, hostileEntry{tar.Header{Name: fmt.Sprintf("mirror/x%d", i)}, nil})
+		entries = append(entries, tartamper.Raw(t, tar.Header{Name: fmt.Sprintf("mirror/x%d", i)}, nil))
 	}
-	// Entries after the index make Open refuse, so put them in a copy
-	// that Verify reads through a fresh volume 0 scan: rewrite the index
-	// last again.
-	e := entryOffset(t, path, IndexName)
-	data, _ := os.ReadFile(path)
-	indexEntry := append([]byte(nil), data[e.hdrStart:e.offset+paddedSize(e.size)]...)
-	if err := os.Truncate(path, e.hdrStart+endOfArchive); err != nil {
-		t.Fatal(err)
-	}
-	appendEntries(t, path, false, entries...)
-	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	_, _ = f.Write(append(indexEntry, make([]byte, endOfArchive)...))
-	f.Close()
+	// Entries after the index make Open refuse, so put them before it: the
+	// index stays last and Verify meets them in its volume 0 scan.
+	tartamper.InsertBefore(t, path, IndexName, entries...)
 	rep := mustFault(t, path, ReadOptions{}, "mirror/x0: not in the index")
 	if len(rep.Faults) != maxFaults || rep.Omitted < 50 || !strings.Contains(rep.Err().Error(), "more") {
 		t.Errorf("%d faults, %d omitted", len(rep.Faults), rep.Omitted)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/e2e/testbed"
+	"github.com/ferryhq/ferry/e2e/testbed/tartamper"
 )
 
 // This file holds every command of the binary to the exit codes the README
@@ -64,7 +65,7 @@ func TestExitCodes(t *testing.T) {
 	layer := componentLayer(t, b.rel)
 	for _, f := range idx.Files {
 		if strings.HasSuffix(f.Name, layer.Encoded()) {
-			flipBit(t, tampered, f.Offset+f.Size/2)
+			tartamper.Flip(t, tampered, f.Offset+f.Size/2, 0x10)
 		}
 	}
 	stranger := filepath.Join(t.TempDir(), "stranger.asc")

@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -18,6 +16,7 @@ import (
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/e2e/testbed"
+	"github.com/ferryhq/ferry/e2e/testbed/tartamper"
 )
 
 // This file plays the courier who controls the media: it adds images, tags,
@@ -38,53 +37,33 @@ type forgery struct {
 	keepSignature bool
 }
 
+// indexChecksumPrefix starts the PAX comment of the index entry, which
+// carries the index's sha256 (docs/design.md): a forger recomputes it.
+const indexChecksumPrefix = "ferry-index sha256:"
+
 // forge rewrites volume 0 of the bundle at path: new files, an edited index
 // with a matching checksum and, optionally, the old signature after it.
 func forge(t *testing.T, path string, f forgery) {
 	t.Helper()
-	entries := readTarEntries(t, path)
-	index := findEntry(t, path, bundle.IndexName)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+	keep := ""
+	if f.keepSignature {
+		keep = bundle.IndexSignatureName
 	}
-	var sigEntry []byte
-	if last := entries[len(entries)-1]; last.name == bundle.IndexSignatureName && f.keepSignature {
-		sigEntry = fileEntry(t, last.name, data[last.offset:last.offset+last.size])
-	}
-	var idx bundle.Index
-	if err := json.Unmarshal(data[index.offset:index.offset+index.size], &idx); err != nil {
-		t.Fatal(err)
-	}
-	out := append([]byte(nil), data[:index.hdrStart]...)
-	names := make([]string, 0, len(f.files))
-	for name := range f.files {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		content := f.files[name]
-		entry := fileEntry(t, name, content)
-		offset := int64(len(out)) + int64(len(entry)) - padded(int64(len(content)))
-		out = append(out, entry...)
-		sum := sha256.Sum256(content)
-		idx.Files = append(idx.Files, bundle.File{Name: name, Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:]), Offset: offset})
-	}
-	if f.edit != nil {
-		f.edit(&idx)
-	}
-	js, err := json.MarshalIndent(&idx, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(js)
-	out = append(out, rawEntry(t, tar.Header{Name: bundle.IndexName, Typeflag: tar.TypeReg, Size: int64(len(js)), Format: tar.FormatPAX,
-		PAXRecords: map[string]string{"comment": indexChecksumPrefix + hex.EncodeToString(sum[:])}}, js)...)
-	out = append(out, sigEntry...)
-	out = append(out, make([]byte, tarEndOfArchive)...)
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	tartamper.Forge(t, path, tartamper.Forgery{Index: bundle.IndexName, ChecksumPrefix: indexChecksumPrefix, Files: f.files, Keep: keep,
+		Edit: func(index []byte, added []tartamper.Entry) ([]byte, error) {
+			var idx bundle.Index
+			if err := json.Unmarshal(index, &idx); err != nil {
+				return nil, err
+			}
+			for _, e := range added {
+				sum := sha256.Sum256(f.files[e.Name])
+				idx.Files = append(idx.Files, bundle.File{Name: e.Name, Size: e.Size, SHA256: hex.EncodeToString(sum[:]), Offset: e.Offset})
+			}
+			if f.edit != nil {
+				f.edit(&idx)
+			}
+			return json.MarshalIndent(&idx, "", "  ")
+		}})
 }
 
 // foreignImage is an image no release names: an OCI manifest and its

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/e2e/testbed"
+	"github.com/ferryhq/ferry/e2e/testbed/tartamper"
 )
 
 // gpgHome is a private GnuPG home with its agent stopped when the test
@@ -115,9 +116,9 @@ func TestSignedBundles(t *testing.T) {
 
 	t.Run("binary swapped, checksums recomputed", func(t *testing.T) {
 		path := copyBundle(t, signed)
-		self := findEntry(t, path, bundle.SelfName)
-		flipBit(t, path, self.offset+self.size/2)
-		swapped := readFileBytes(t, path)[self.offset : self.offset+self.size]
+		self := tartamper.Find(t, path, bundle.SelfName)
+		tartamper.Flip(t, path, self.Offset+self.Size/2, 0x10)
+		swapped := readFileBytes(t, path)[self.Offset : self.Offset+self.Size]
 		forge(t, path, forgery{keepSignature: true, edit: func(idx *bundle.Index) {
 			for i := range idx.Files {
 				if idx.Files[i].Name == bundle.SelfName {

@@ -2,22 +2,20 @@ package e2e
 
 import (
 	"archive/tar"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/e2e/testbed"
+	"github.com/ferryhq/ferry/e2e/testbed/tartamper"
 )
 
 // This file hands ferry bundles that were damaged or crafted by an attacker
@@ -26,177 +24,6 @@ import (
 // before it writes anything to the target registry. The bundle package's own
 // tests try many more hostile tars against its reader; here they go through
 // the binary, on bundles `ferry pack` made.
-
-// Tar geometry, as in every POSIX tar.
-const (
-	tarBlock        = 512
-	tarEndOfArchive = 2 * tarBlock
-	// indexChecksumPrefix starts the PAX comment of the index entry, which
-	// carries the index's sha256 (docs/design.md): a forger recomputes it.
-	indexChecksumPrefix = "ferry-index sha256:"
-)
-
-// tarEntry is where one entry of a volume sits.
-type tarEntry struct {
-	name     string
-	hdrStart int64 // first byte of its header (PAX records included)
-	offset   int64 // first byte of its data
-	size     int64
-}
-
-func padded(n int64) int64 { return (n + tarBlock - 1) / tarBlock * tarBlock }
-
-// readTarEntries lists the entries of the tar at path.
-func readTarEntries(t *testing.T, path string) []tarEntry {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sr := io.NewSectionReader(f, 0, st.Size())
-	tr := tar.NewReader(sr)
-	var list []tarEntry
-	var end int64
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return list
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		off, _ := sr.Seek(0, io.SeekCurrent)
-		list = append(list, tarEntry{name: hdr.Name, hdrStart: end, offset: off, size: hdr.Size})
-		end = off + padded(hdr.Size)
-	}
-}
-
-func findEntry(t *testing.T, path, name string) tarEntry {
-	t.Helper()
-	for _, e := range readTarEntries(t, path) {
-		if e.name == name {
-			return e
-		}
-	}
-	t.Fatalf("%s: no entry %s", path, name)
-	return tarEntry{}
-}
-
-// flipBit inverts one bit of the byte at off.
-func flipBit(t *testing.T, path string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x10
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// rawEntry is a tar entry, header and data, as raw bytes. The header may
-// declare more data than given (a tar bomb); the data is padded only when
-// it is complete.
-func rawEntry(t *testing.T, hdr tar.Header, data []byte) []byte {
-	t.Helper()
-	if hdr.Mode == 0 {
-		hdr.Mode = 0o644
-	}
-	if hdr.ModTime.IsZero() {
-		hdr.ModTime = time.Unix(1700000000, 0)
-	}
-	var buf bytes.Buffer
-	if err := tar.NewWriter(&buf).WriteHeader(&hdr); err != nil {
-		t.Fatalf("tar header %q: %v", hdr.Name, err)
-	}
-	buf.Write(data)
-	if int64(len(data)) == hdr.Size {
-		buf.Write(make([]byte, padded(hdr.Size)-hdr.Size))
-	}
-	return buf.Bytes()
-}
-
-// fileEntry is a regular file entry.
-func fileEntry(t *testing.T, name string, data []byte) []byte {
-	t.Helper()
-	return rawEntry(t, tar.Header{Name: name, Typeflag: tar.TypeReg, Size: int64(len(data))}, data)
-}
-
-// spliceAt replaces the bytes of path from off to the end by tail.
-func spliceAt(t *testing.T, path string, off int64, tail []byte) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, append(data[:off:off], tail...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// insertBeforeIndex puts raw entries into volume 0 just before the index,
-// which stays the last entry: the files the index lists keep their offsets.
-func insertBeforeIndex(t *testing.T, path string, raw ...[]byte) {
-	t.Helper()
-	e := findEntry(t, path, bundle.IndexName)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tail := bytes.Join(raw, nil)
-	tail = append(tail, data[e.hdrStart:]...)
-	spliceAt(t, path, e.hdrStart, tail)
-}
-
-// appendEntries puts raw entries at the end of a volume, before its
-// end-of-archive (when end is true, after which a new one follows).
-func appendEntries(t *testing.T, path string, end bool, raw ...[]byte) {
-	t.Helper()
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tail := bytes.Join(raw, nil)
-	if end {
-		tail = append(tail, make([]byte, tarEndOfArchive)...)
-	}
-	spliceAt(t, path, st.Size()-tarEndOfArchive, tail)
-}
-
-// forgeIndex rewrites the index of the bundle at path (volume 0) with edit
-// applied and a matching checksum, as a forger with the disk would.
-func forgeIndex(t *testing.T, path string, edit func(idx *bundle.Index)) {
-	t.Helper()
-	e := findEntry(t, path, bundle.IndexName)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var idx bundle.Index
-	if err := json.Unmarshal(data[e.offset:e.offset+e.size], &idx); err != nil {
-		t.Fatal(err)
-	}
-	edit(&idx)
-	js, err := json.MarshalIndent(&idx, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(js)
-	entry := rawEntry(t, tar.Header{Name: bundle.IndexName, Typeflag: tar.TypeReg, Size: int64(len(js)), Format: tar.FormatPAX,
-		PAXRecords: map[string]string{"comment": indexChecksumPrefix + hex.EncodeToString(sum[:])}}, js)
-	spliceAt(t, path, e.hdrStart, append(entry, make([]byte, tarEndOfArchive)...))
-}
 
 // copyBundle copies every volume of the bundle at path into a new
 // directory and returns the copy's volume 0.
@@ -303,7 +130,7 @@ func TestTamperedBundles(t *testing.T) {
 	flipIn := func(name string) func(t *testing.T, path string) []string {
 		return func(t *testing.T, path string) []string {
 			f := indexFile(t, b.idx, name)
-			flipBit(t, path, f.Offset+f.Size/2)
+			tartamper.Flip(t, path, f.Offset+f.Size/2, 0x10)
 			return []string{fmt.Sprintf("volume 0 (bundle.tar) at offset %d: %s", f.Offset, name)}
 		}
 	}
@@ -323,8 +150,8 @@ func TestTamperedBundles(t *testing.T) {
 			return append(flipIn(blob(b.rel.Digest))(t, path), "content has digest sha256:")
 		}},
 		{name: "bit flip in the bundle index", tamper: func(t *testing.T, path string) []string {
-			e := findEntry(t, path, bundle.IndexName)
-			flipBit(t, path, e.offset+e.size/2)
+			e := tartamper.Find(t, path, bundle.IndexName)
+			tartamper.Flip(t, path, e.Offset+e.Size/2, 0x10)
 			return []string{"index altered or damaged"}
 		}},
 		{name: "bit flip in the OCI layout index", tamper: func(t *testing.T, path string) []string {
@@ -338,19 +165,19 @@ func TestTamperedBundles(t *testing.T) {
 		}},
 		{name: "layer replaced, the index forged to agree", tamper: func(t *testing.T, path string) []string {
 			f := indexFile(t, b.idx, blob(b.layer))
-			flipBit(t, path, f.Offset+7)
+			tartamper.Flip(t, path, f.Offset+7, 0x10)
 			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			sum := sha256.Sum256(data[f.Offset : f.Offset+f.Size])
-			forgeIndex(t, path, func(idx *bundle.Index) {
+			forge(t, path, forgery{edit: func(idx *bundle.Index) {
 				for i := range idx.Files {
 					if idx.Files[i].Name == f.Name {
 						idx.Files[i].SHA256 = hex.EncodeToString(sum[:])
 					}
 				}
-			})
+			}})
 			return []string{fmt.Sprintf("%q: blob named for sha256:%s has sha256 %x", f.Name, b.layer.Encoded(), sum)}
 		}},
 		{name: "truncated in the middle", tamper: func(t *testing.T, path string) []string {
@@ -362,7 +189,7 @@ func TestTamperedBundles(t *testing.T) {
 		}},
 		{name: "truncated: the end of archive missing", tamper: func(t *testing.T, path string) []string {
 			st, _ := os.Stat(path)
-			if err := os.Truncate(path, st.Size()-tarEndOfArchive); err != nil {
+			if err := os.Truncate(path, st.Size()-tartamper.EndOfArchive); err != nil {
 				t.Fatal(err)
 			}
 			return []string{"ends without a tar end-of-archive: truncated"}
@@ -410,61 +237,61 @@ func TestTamperedBundles(t *testing.T) {
 			return []string{"holds volume 2, expected volume 1 (bundle.001.tar): renamed?"}
 		}},
 		{name: "unexpected extra file", tamper: func(t *testing.T, path string) []string {
-			insertBeforeIndex(t, path, fileEntry(t, "mirror/config/extra.yaml", []byte("kind: Namespace\n")))
+			tartamper.InsertBefore(t, path, bundle.IndexName, tartamper.File(t, "mirror/config/extra.yaml", []byte("kind: Namespace\n")))
 			return []string{"mirror/config/extra.yaml: not in the index"}
 		}},
 		{name: "extra file after the index", tamper: func(t *testing.T, path string) []string {
-			appendEntries(t, path, true, fileEntry(t, "mirror/config/extra.yaml", []byte("kind: Namespace\n")))
+			tartamper.Append(t, path, true, tartamper.File(t, "mirror/config/extra.yaml", []byte("kind: Namespace\n")))
 			return []string{`the last entry is "mirror/config/extra.yaml", not ferry-index.json`}
 		}},
 		{name: "extra file in a data volume", split: true, tamper: func(t *testing.T, path string) []string {
-			appendEntries(t, volumePath(path, b.splitIdx, 1), true, fileEntry(t, "mirror/extra", []byte("extra")))
+			tartamper.Append(t, volumePath(path, b.splitIdx, 1), true, tartamper.File(t, "mirror/extra", []byte("extra")))
 			return []string{"volume 1 (bundle.001.tar)", "mirror/extra: not in the index"}
 		}},
 		{name: "entry with ..", tamper: func(t *testing.T, path string) []string {
-			insertBeforeIndex(t, path, fileEntry(t, "../../etc/cron.d/ferry", []byte("* * * * * root sh\n")),
-				fileEntry(t, "mirror/oci/../../../evil", []byte("x")))
+			tartamper.InsertBefore(t, path, bundle.IndexName, tartamper.File(t, "../../etc/cron.d/ferry", []byte("* * * * * root sh\n")),
+				tartamper.File(t, "mirror/oci/../../../evil", []byte("x")))
 			return []string{"../../etc/cron.d/ferry: unsafe name: a .. element leads out of the bundle", "mirror/oci/../../../evil: unsafe name"}
 		}},
 		{name: "entry with an absolute path", tamper: func(t *testing.T, path string) []string {
-			insertBeforeIndex(t, path, fileEntry(t, "/etc/cron.d/ferry", []byte("* * * * * root sh\n")))
+			tartamper.InsertBefore(t, path, bundle.IndexName, tartamper.File(t, "/etc/cron.d/ferry", []byte("* * * * * root sh\n")))
 			return []string{"/etc/cron.d/ferry: unsafe name: absolute name"}
 		}},
 		{name: "symlinks that escape", tamper: func(t *testing.T, path string) []string {
-			insertBeforeIndex(t, path,
-				rawEntry(t, tar.Header{Name: "mirror/oci/blobs/sha256/passwd", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}, nil),
-				rawEntry(t, tar.Header{Name: "mirror/up", Typeflag: tar.TypeSymlink, Linkname: "../../../../root/.ssh"}, nil))
+			tartamper.InsertBefore(t, path, bundle.IndexName,
+				tartamper.Raw(t, tar.Header{Name: "mirror/oci/blobs/sha256/passwd", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}, nil),
+				tartamper.Raw(t, tar.Header{Name: "mirror/up", Typeflag: tar.TypeSymlink, Linkname: "../../../../root/.ssh"}, nil))
 			return []string{"mirror/oci/blobs/sha256/passwd: not a regular file: a symbolic link to /etc/passwd",
 				"mirror/up: not a regular file: a symbolic link to ../../../../root/.ssh"}
 		}},
 		{name: "hard links that escape", split: true, tamper: func(t *testing.T, path string) []string {
-			appendEntries(t, volumePath(path, b.splitIdx, 1), true,
-				rawEntry(t, tar.Header{Name: "mirror/shadow", Typeflag: tar.TypeLink, Linkname: "/etc/shadow"}, nil),
-				rawEntry(t, tar.Header{Name: "mirror/key", Typeflag: tar.TypeLink, Linkname: "../../root/.ssh/id_rsa"}, nil))
+			tartamper.Append(t, volumePath(path, b.splitIdx, 1), true,
+				tartamper.Raw(t, tar.Header{Name: "mirror/shadow", Typeflag: tar.TypeLink, Linkname: "/etc/shadow"}, nil),
+				tartamper.Raw(t, tar.Header{Name: "mirror/key", Typeflag: tar.TypeLink, Linkname: "../../root/.ssh/id_rsa"}, nil))
 			return []string{"mirror/shadow: not a regular file: a hard link to /etc/shadow",
 				"mirror/key: not a regular file: a hard link to ../../root/.ssh/id_rsa"}
 		}},
 		{name: "two entries of the same name, different content", tamper: func(t *testing.T, path string) []string {
 			f := indexFile(t, b.idx, sigFile)
-			insertBeforeIndex(t, path, fileEntry(t, sigFile, []byte("another signature")))
+			tartamper.InsertBefore(t, path, bundle.IndexName, tartamper.File(t, sigFile, []byte("another signature")))
 			return []string{fmt.Sprintf("%s: the same name again (first at offset %d)", sigFile, f.Offset)}
 		}},
 		{name: "header declaring a huge size", tamper: func(t *testing.T, path string) []string {
-			insertBeforeIndex(t, path, rawEntry(t, tar.Header{Name: "mirror/bomb", Typeflag: tar.TypeReg, Size: 1 << 50}, []byte("tiny")))
+			tartamper.InsertBefore(t, path, bundle.IndexName, tartamper.Raw(t, tar.Header{Name: "mirror/bomb", Typeflag: tar.TypeReg, Size: 1 << 50}, []byte("tiny")))
 			return []string{`volume 0: the tar is damaged or truncated after "mirror/bomb" (data at offset`, "1125899906842624 bytes"}
 		}},
 		{name: "header declaring a huge size in a data volume", split: true, tamper: func(t *testing.T, path string) []string {
-			appendEntries(t, volumePath(path, b.splitIdx, 1), false,
-				rawEntry(t, tar.Header{Name: "mirror/bomb", Typeflag: tar.TypeReg, Size: 1 << 50}, []byte("tiny")))
+			tartamper.Append(t, volumePath(path, b.splitIdx, 1), false,
+				tartamper.Raw(t, tar.Header{Name: "mirror/bomb", Typeflag: tar.TypeReg, Size: 1 << 50}, []byte("tiny")))
 			return []string{"mirror/bomb: not in the index", "the tar is damaged or truncated after this entry"}
 		}},
 		{name: "the index lists a blob twice with different sizes", tamper: func(t *testing.T, path string) []string {
 			f := indexFile(t, b.idx, blob(b.layer))
-			forgeIndex(t, path, func(idx *bundle.Index) {
+			forge(t, path, forgery{edit: func(idx *bundle.Index) {
 				twice := f
 				twice.Size, twice.Offset = f.Size+1, 1<<30
 				idx.Files = append(idx.Files, twice)
-			})
+			}})
 			return []string{f.Name, "listed twice"}
 		}},
 	}

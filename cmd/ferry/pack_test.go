@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/e2e/testbed"
+	"github.com/ferryhq/ferry/e2e/testbed/tartamper"
 )
 
 // signedRelease is a test-bed release in a real registry with its signature
@@ -112,7 +113,8 @@ func TestPackVerifyAndReadBackWithSkopeo(t *testing.T) {
 	}
 
 	// One flipped byte in a layer makes verify fail.
-	flipBlobByte(t, out, largestBlob(idx))
+	largest := largestBlob(idx)
+	tartamper.Flip(t, out, largest.Offset+largest.Size/2, 0x01)
 	code, vout, _ := ferry(t, "verify", out, "--keyring", s.keyFile, "--quiet")
 	if code != exitVerification || !strings.Contains(vout, "sha256") {
 		t.Errorf("verify after a flipped byte: exit %d, want %d\n%s", code, exitVerification, vout)
@@ -253,25 +255,6 @@ func largestBlob(idx *bundle.Index) bundle.File {
 		}
 	}
 	return best
-}
-
-// flipBlobByte flips one byte in the middle of f's data in volume 0.
-func flipBlobByte(t *testing.T, path string, f bundle.File) {
-	t.Helper()
-	fh, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	b := make([]byte, 1)
-	off := f.Offset + f.Size/2
-	if _, err := fh.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x01
-	if _, err := fh.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // readLayoutManifest reads a tagged manifest out of an OCI layout: with

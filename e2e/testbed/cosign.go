@@ -77,11 +77,7 @@ func (b *builder) sign(ctx context.Context, repo string, d digest.Digest) (*imag
 		"history": []map[string]string{{"created": zero}},
 		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{layer.digest.String()}},
 	}
-	cfgData, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
-	config, err := b.dataBlob(ctx, repo, cfgData)
+	config, err := b.jsonBlob(ctx, repo, cfg)
 	if err != nil {
 		return nil, err
 	}

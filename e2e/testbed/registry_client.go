@@ -415,18 +415,7 @@ func (c *Client) HeadManifest(ctx context.Context, repo, reference string) (ocis
 
 // Catalog lists every repository in the registry, following pagination.
 func (c *Client) Catalog(ctx context.Context) ([]string, error) {
-	var page struct {
-		Repositories []string `json:"repositories"`
-	}
-	var all []string
-	err := c.list(ctx, fmt.Sprintf("/v2/_catalog?n=%d", listPageSize), func(body []byte) error {
-		page.Repositories = nil
-		if err := json.Unmarshal(body, &page); err != nil {
-			return err
-		}
-		all = append(all, page.Repositories...)
-		return nil
-	})
+	all, err := c.listNames(ctx, fmt.Sprintf("/v2/_catalog?n=%d", listPageSize))
 	if err != nil {
 		return nil, fmt.Errorf("listing repositories: %w", err)
 	}
@@ -436,22 +425,29 @@ func (c *Client) Catalog(ctx context.Context) ([]string, error) {
 // Tags lists repo's tags, following pagination. A repository that does not
 // exist is an error matching ErrNotFound.
 func (c *Client) Tags(ctx context.Context, repo string) ([]string, error) {
-	var page struct {
-		Tags []string `json:"tags"`
-	}
-	var all []string
-	err := c.list(ctx, fmt.Sprintf("/v2/%s/tags/list?n=%d", repo, listPageSize), func(body []byte) error {
-		page.Tags = nil
-		if err := json.Unmarshal(body, &page); err != nil {
-			return err
-		}
-		all = append(all, page.Tags...)
-		return nil
-	})
+	all, err := c.listNames(ctx, fmt.Sprintf("/v2/%s/tags/list?n=%d", repo, listPageSize))
 	if err != nil {
 		return nil, fmt.Errorf("listing tags of %s: %w", repo, err)
 	}
 	return all, nil
+}
+
+// listNames gathers the names of every page of a catalog ("repositories")
+// or tag list ("tags") at path.
+func (c *Client) listNames(ctx context.Context, path string) ([]string, error) {
+	var all []string
+	err := c.list(ctx, path, func(body []byte) error {
+		var page struct {
+			Repositories []string `json:"repositories"`
+			Tags         []string `json:"tags"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			return err
+		}
+		all = append(append(all, page.Repositories...), page.Tags...)
+		return nil
+	})
+	return all, err
 }
 
 // list GETs path and every page its Link headers name.
