@@ -65,6 +65,18 @@ func TestMirror(t *testing.T) {
 			t.Errorf("the target's faults were not injected: %+v", s)
 		}
 	})
+	t.Run("from ferry.yaml", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "ferry.yaml")
+		cfg := "apiVersion: ferry/v1alpha1\nkind: Bundle\nreleases:\n  - pullSpec: " + b.rel.DigestSpec() +
+			"\nkeyrings: [" + b.keyFile + "]\nsignatureStores: [" + b.storeURL + "]\nparallel: 2\n"
+		if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fromFile := testbed.NewMemoryRegistry(t)
+		wantExit(t, "mirror -f", ferryRun(t, "mirror", "-f", file, "--to", fromFile.Host+"/"+targetRepo, "--src-tls-verify=false",
+			"--dest-tls-verify=false", "--no-cluster", "--output-dir", t.TempDir(), "--quiet"), codeOK)
+		assertSameTarget(t, fromFile, want)
+	})
 	t.Run("a signature by another key", func(t *testing.T) {
 		stranger := filepath.Join(t.TempDir(), "stranger.asc")
 		if err := os.WriteFile(stranger, testbed.NewKey(t, "stranger").PublicArmored(t), 0o644); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/apply"
+	"github.com/ferryhq/ferry/mirror/graph"
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/release"
 	"github.com/ferryhq/ferry/mirror/signature"
@@ -44,6 +45,8 @@ func mirrorCommand(env *environment) *cli.Command {
 		&cli.BoolFlag{Name: "no-cluster", Usage: "only render the manifests; do not contact a cluster", Destination: &t.noCluster, Category: "Cluster"},
 		&cli.StringFlag{Name: "output-dir", Usage: "where to write the manifests (default ferry-manifests/mirror-<first release>)", Destination: &t.outputDir, Category: "Cluster"},
 		&cli.BoolFlag{Name: "icsp", Usage: "also render the legacy ImageContentSourcePolicy (clusters before 4.13)", Destination: &t.icsp, Category: "Cluster"},
+		&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "take the releases (or the channel), keyrings, signature stores, parallel and " +
+			"time bounds from a ferry.yaml `FILE` (the one ferry pack reads); flags override it", Destination: &s.configFile},
 		s.trust.keyringFlag(),
 		s.trust.storeFlag(),
 	}
@@ -71,12 +74,18 @@ the image sizes; a rerun copies nothing twice.
 
 Examples:
   ferry mirror 4.15.0 --to registry.example:5000/ocp4/openshift4 --authfile auth.json --keyring redhat-release.asc
-  ferry mirror quay.io/openshift-release-dev/ocp-release@sha256:0da6...6363 --to registry.example:5000/ocp4/openshift4 --no-cluster`,
+  ferry mirror quay.io/openshift-release-dev/ocp-release@sha256:0da6...6363 --to registry.example:5000/ocp4/openshift4 --no-cluster
+  ferry mirror -f ferry.yaml --to registry.example:5000/ocp4/openshift4`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			s.releases, s.archSet = c.Args().Slice(), c.IsSet("arch")
-			if len(s.releases) == 0 {
-				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec); see `ferry mirror --help`"))
+			if s.configFile != "" {
+				if err := o.readConfig(c); err != nil {
+					return err
+				}
+			}
+			if len(s.releases) == 0 && len(s.configReleases) == 0 && !s.graph.active() {
+				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), or -f ferry.yaml; see `ferry mirror --help`"))
 			}
 			if t.to == "" {
 				return usageError(errors.New("--to REGISTRY/REPO is required: the mirror repository to copy into; see `ferry mirror --help`"))
@@ -95,7 +104,7 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 	if err := checkRepositoryArg(t.to); err != nil {
 		return usageError(fmt.Errorf("--to %q: %w", t.to, err))
 	}
-	if err := s.graph.check(len(s.releases)); err != nil {
+	if err := s.graph.check(len(s.releases) + len(s.configReleases)); err != nil {
 		return usageError(err)
 	}
 	s.parallel = t.parallel
@@ -156,6 +165,24 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 	}
 	sum.WallTime = time.Since(start)
 	return sum.print(env, t.json)
+}
+
+// readConfig takes what a mirror needs from a ferry.yaml: the releases or
+// the channel, keyrings, signature stores, parallel and time bounds; the
+// bundle's own keys (output, volumes, since, signing) mean nothing here.
+func (o *mirrorOptions) readConfig(c *cli.Context) error {
+	cfg, err := loadPackConfig(o.source.configFile)
+	if err != nil {
+		return usageError(err)
+	}
+	o.source.applyConfig(c, cfg)
+	if !c.IsSet("parallel") && cfg.Parallel > 0 {
+		o.target.parallel = cfg.Parallel
+	}
+	if o.source.graph.active() && o.source.graph.graphURL == "" {
+		o.source.graph.graphURL = graph.DefaultURL
+	}
+	return nil
 }
 
 // provenMirror is what ferry mirror may push: the plan, every part of which
