@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+
+	"github.com/ferryhq/ferry/mirror/registry"
 )
 
 // Exit codes scripts can rely on (documented in the README).
@@ -41,4 +44,24 @@ func exitCode(err error) int {
 		return exitInterrupted
 	}
 	return exitFailure
+}
+
+// hints are what a user can do about a library's classified error, in the
+// CLI's words: the libraries name no flags.
+var hints = []struct {
+	target error
+	hint   string
+}{
+	{registry.ErrUnauthorized, "check --authfile or the pull secret"},
+	{registry.ErrTLS, "give the registry's CA with --cert-dir, or use --src-tls-verify=false / --dest-tls-verify=false for a test registry"},
+}
+
+// withHint appends to err what to do about it, when ferry knows.
+func withHint(err error) error {
+	for _, h := range hints {
+		if errors.Is(err, h.target) {
+			return fmt.Errorf("%w\nhint: %s", err, h.hint)
+		}
+	}
+	return err
 }

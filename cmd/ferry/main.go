@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	err := app.RunContext(ctx, interspersed(app, args))
 	code := exitCode(err)
 	if err != nil && code != 0 {
-		fmt.Fprintf(stderr, "ferry: %s\n", safetext.Block(err.Error()))
+		fmt.Fprintf(stderr, "ferry: %s\n", safetext.Block(withHint(err).Error()))
 	}
 	return code
 }

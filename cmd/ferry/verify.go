@@ -73,6 +73,8 @@ type verifyResult struct {
 	BundleSigner *signature.Signer `json:"bundleSigner,omitempty"`
 	// Images counts the manifests proven, by proof.
 	Images map[trust.Proof]int `json:"images,omitempty"`
+	// Hints say what the user can do about the faults.
+	Hints []string `json:"hints,omitempty"`
 }
 
 func (o *verifyOptions) run(ctx context.Context, env *environment) error {
@@ -159,6 +161,12 @@ func verifyOpened(ctx context.Context, env *environment, r *bundle.Reader, path 
 		res.Faults = append(res.Faults, fmt.Sprintf("... and %d more proof faults", proof.Omitted))
 	}
 	res.Unverified, res.Signatures, res.BundleSigner = proof.Unverified, proof.Signatures, proof.BundleSigner
+	if proof.RefusedUnsigned > 0 {
+		res.Hints = append(res.Hints, "--allow-unsigned accepts releases packed without signatures (each is listed as UNVERIFIED)")
+	}
+	if proof.RefusedUnproven > 0 {
+		res.Hints = append(res.Hints, "if the packer signed the bundle, pass its key with --bundle-keyring; --allow-unproven accepts unproven content (each item is listed as UNVERIFIED)")
+	}
 	res.Images = map[trust.Proof]int{}
 	for _, img := range proof.Images {
 		res.Images[img.Proof]++
@@ -181,6 +189,9 @@ func (res *verifyResult) print(env *environment) {
 	}
 	for _, f := range res.Faults {
 		fmt.Fprintf(env.stdout, "FAULT: %s\n", safetext.Clean(f))
+	}
+	for _, h := range res.Hints {
+		fmt.Fprintf(env.stdout, "hint: %s\n", h)
 	}
 	if res.OK {
 		fmt.Fprintf(env.stdout, "bundle %s verified: %d files, %s; %s\n", safetext.Clean(res.Bundle), res.Files, formatBytes(res.Bytes), res.proofSummary())

@@ -24,10 +24,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrUnauthorized: the registry refused the credentials or the access
 	// (401, 403).
-	ErrUnauthorized = errors.New("unauthorized: check --authfile or the pull secret")
+	ErrUnauthorized = errors.New("unauthorized")
 	// ErrTLS: the registry's certificate could not be verified, or it does
 	// not speak TLS.
-	ErrTLS = errors.New("TLS failed (unverifiable certificate, or a plain-HTTP registry): give the registry's CA with --cert-dir, or use --src-tls-verify=false / --dest-tls-verify=false")
+	ErrTLS = errors.New("TLS failed (unverifiable certificate, or a plain-HTTP registry)")
 	// ErrUnreachable: no connection could be made (refused, unknown host).
 	ErrUnreachable = errors.New("registry unreachable")
 	// ErrDigestMismatch: content does not match its digest or size.

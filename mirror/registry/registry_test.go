@@ -148,7 +148,7 @@ func TestSourceManifestByTag(t *testing.T) {
 		t.Errorf("500 retried %d times, want 3", retries.Load())
 	}
 	_, err = src.ManifestByTag(ctx, "forbidden")
-	if err == nil || errors.Is(err, ErrNotFound) || !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "--authfile") {
+	if err == nil || errors.Is(err, ErrNotFound) || !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("403: %v, want ErrUnauthorized only", err)
 	}
 	if _, err := src.ManifestByTag(ctx, "bad tag!"); err == nil {
@@ -581,8 +581,8 @@ func TestUnauthorized(t *testing.T) {
 	})
 	var retries atomic.Int32
 	_, err := New(testOptions(t, &retries)).Resolve(ctx, p.Host+"/ocp/release:4.15.0-x86_64")
-	if !errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "--authfile") {
-		t.Fatalf("error %v, want ErrUnauthorized with a hint", err)
+	if !errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNotFound) {
+		t.Fatalf("error %v, want ErrUnauthorized", err)
 	}
 	if retries.Load() != 0 {
 		t.Errorf("401 retried %d times", retries.Load())
@@ -603,8 +603,8 @@ func TestTLS(t *testing.T) {
 	opts := testOptions(t, nil)
 	opts.TLSVerify = true
 	_, err := New(opts).Resolve(ctx, ref)
-	if !errors.Is(err, ErrTLS) || !strings.Contains(err.Error(), "--cert-dir") {
-		t.Fatalf("untrusted certificate: %v, want ErrTLS with a hint", err)
+	if !errors.Is(err, ErrTLS) {
+		t.Fatalf("untrusted certificate: %v, want ErrTLS", err)
 	}
 
 	certDir := t.TempDir()

@@ -164,6 +164,7 @@ func (c *checker) indexImages() {
 const maxUnprovenNamed = 10
 
 func (c *checker) reportUnproven(unproven []string) {
+	c.rep.RefusedUnproven += len(unproven)
 	for i, what := range unproven {
 		if i == maxUnprovenNamed {
 			c.rep.fault("... and %d more images not proven", len(unproven)-i)
@@ -190,6 +191,7 @@ func (c *checker) sameImage(e bundle.Image, img *Image) {
 			continue
 		}
 		c.rep.fault("tag %s on image %s is not derived from the release chain (it gives %v), and no verified bundle signature covers it", tag, key, img.Tags)
+		c.rep.RefusedUnproven++
 	}
 	if len(e.Children) > 0 && !slices.Equal(e.Children, img.Children) {
 		c.rep.fault("image %s: the index lists children %v, its manifest %v", key, e.Children, img.Children)

@@ -109,7 +109,8 @@ func (c *checker) release(ctx context.Context, rel bundle.Release) (provenReleas
 func (c *checker) releaseSignatures(rel bundle.Release, name string) ([]string, bool) {
 	if rel.Unsigned {
 		if !c.opts.AllowUnsigned {
-			c.rep.fault("release %s is unsigned (packed with --allow-unsigned); pass --allow-unsigned to accept it", name)
+			c.rep.fault("release %s is unsigned: it was packed without signatures, and unsigned releases are not accepted", name)
+			c.rep.RefusedUnsigned++
 			return nil, false
 		}
 		c.rep.Unverified = append(c.rep.Unverified, "release "+name+" has no verified signature")
@@ -179,6 +180,7 @@ func (c *checker) releaseSources(rel bundle.Release, name string, signed []strin
 	}
 	c.rep.fault("release %s: its source %s is not the repository its signatures name (%v): pack it from there, or sign the bundle",
 		name, repo, signed)
+	c.rep.RefusedUnproven++
 	return nil, false
 }
 

@@ -112,6 +112,11 @@ type Report struct {
 	ConfigMaps []string
 	// Steps are the upgrades to print, in the order to run them.
 	Steps []Step
+	// RefusedUnsigned counts releases refused for having no signatures
+	// (AllowUnsigned would accept them); RefusedUnproven counts images,
+	// sources and tags refused for lacking a proof (a bundle keyring or
+	// AllowUnproven would decide them). Callers say what to do.
+	RefusedUnsigned, RefusedUnproven int
 }
 
 // OK reports whether nothing stands in the way of applying the bundle.
