@@ -4,22 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/urfave/cli/v2"
-	"go.podman.io/image/v5/docker/reference"
 
-	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/apply"
 	"github.com/ferryhq/ferry/mirror/graph"
 	"github.com/ferryhq/ferry/mirror/registry"
-	"github.com/ferryhq/ferry/mirror/release"
-	"github.com/ferryhq/ferry/mirror/signature"
-	"github.com/ferryhq/ferry/mirror/trust"
 )
 
 // mirrorOptions are pack's release selection and signature checks on the
@@ -134,7 +127,11 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 			return err
 		}
 	}
-	proven, err := provenPlan(plan, signed, pick)
+	var path []string
+	if pick != nil {
+		path = pick.path
+	}
+	proven, err := apply.FromPlan(plan, signed, path)
 	if err != nil {
 		return err
 	}
@@ -147,7 +144,7 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 		return err
 	}
 	name := "mirror-" + strings.ReplaceAll(plan.Releases[0].Tag(), ".", "-")
-	files, err := t.writeRendered(name, proven.configMaps, proven.Sources, sum)
+	files, err := t.writeRendered(name, proven.ConfigMaps, proven.Sources, sum)
 	if err != nil {
 		return err
 	}
@@ -183,73 +180,4 @@ func (o *mirrorOptions) readConfig(c *cli.Context) error {
 		o.source.graph.graphURL = graph.DefaultURL
 	}
 	return nil
-}
-
-// provenMirror is what ferry mirror may push: the plan, every part of which
-// the planner derived from verified release signatures.
-type provenMirror struct {
-	trust.Report
-	configMaps []manifests.File
-}
-
-// provenPlan turns a plan into the images, sources, ConfigMaps and steps to
-// deliver. The planner read image-references from the signed release image
-// through digest-checked streams, so every image and tag in it is derived
-// from the release chain; a release without accepted signatures (only with
-// --allow-unsigned) is listed as unverified.
-func provenPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted, pick *graphPick) (*provenMirror, error) {
-	p := &provenMirror{}
-	sizes := make(map[digest.Digest]int64, len(plan.Blobs))
-	for _, b := range plan.Blobs {
-		sizes[b.Digest] = b.Size
-	}
-	for _, img := range plan.Images {
-		ti := trust.Image{Source: img.Repository, Digest: img.Digest, MediaType: img.MediaType, Size: int64(len(img.Manifest)),
-			Tags: slices.Clone(img.Tags), Children: img.Children, Blobs: img.Blobs, Proof: trust.ReleaseChain}
-		for _, d := range img.Blobs {
-			ti.BlobSizes = append(ti.BlobSizes, sizes[d])
-		}
-		p.Images = append(p.Images, ti)
-		p.Sources = append(p.Sources, img.Repository)
-	}
-	for _, r := range plan.Releases {
-		accepted := signed[r.Digest]
-		if len(accepted) == 0 {
-			p.Unverified = append(p.Unverified, "release "+r.Tag()+" ("+r.Digest.String()+") has no verified signature")
-			continue
-		}
-		sigs := make([][]byte, len(accepted))
-		for i, a := range accepted {
-			sigs[i] = a.Data
-			// The cluster pulls the release by the name its signature
-			// gives (quay.io/...), whichever registry it was copied from.
-			if named, err := reference.ParseNormalizedNamed(a.Verified.Identity); err == nil {
-				p.Sources = append(p.Sources, reference.TrimNamed(named).String())
-			}
-		}
-		cm, err := manifests.SignatureConfigMap(r.Digest, sigs)
-		if err != nil {
-			return nil, fmt.Errorf("release %s: %w", r.Tag(), err)
-		}
-		p.configMaps = append(p.configMaps, manifests.File{Name: manifests.SignatureConfigMapFile(r.Digest), Data: cm})
-	}
-	slices.Sort(p.Sources)
-	p.Sources = slices.Compact(p.Sources)
-	p.Steps = mirrorSteps(plan.Releases, pick)
-	return p, nil
-}
-
-// mirrorSteps are the upgrades in order: along the update path when the
-// releases came from one, else oldest first.
-func mirrorSteps(releases []*mirror.Release, pick *graphPick) []trust.Step {
-	ordered := slices.Clone(releases)
-	slices.SortStableFunc(ordered, func(a, b *mirror.Release) int { return release.CompareVersions(a.Version, b.Version) })
-	if pick != nil && len(pick.path) > 1 {
-		ordered = ordered[1:] // the first version of a path is where the cluster is
-	}
-	var steps []trust.Step
-	for _, r := range ordered {
-		steps = append(steps, trust.Step{Version: r.Version, Arch: r.Arch, Digest: r.Digest})
-	}
-	return steps
 }

@@ -1,0 +1,96 @@
+package apply
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/opencontainers/go-digest"
+	"go.podman.io/image/v5/docker/reference"
+
+	"github.com/ferryhq/ferry/manifests"
+	"github.com/ferryhq/ferry/mirror"
+	"github.com/ferryhq/ferry/mirror/release"
+	"github.com/ferryhq/ferry/mirror/signature"
+	"github.com/ferryhq/ferry/mirror/trust"
+)
+
+// Proven is what a plan straight from the source registries may deliver:
+// the images, sources and steps (as trust.Check reports them for a bundle)
+// and the signature ConfigMaps made from the verified signatures.
+type Proven struct {
+	trust.Report
+	ConfigMaps []manifests.File
+}
+
+// FromPlan turns a plan into what to deliver. The planner read
+// image-references from each release image through digest-checked streams,
+// after the caller verified the release signatures (signed, by release
+// digest), so every image and tag in the plan is derived from the release
+// chain. A release without accepted signatures (the caller allowed it) is
+// listed as unverified. The mirror sets route the plan's repositories and
+// those the release signatures name, which is how the cluster pulls the
+// release whichever registry it was copied from. updatePath, when the
+// releases came from one, orders the steps; its first version is where the
+// cluster is.
+func FromPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted, updatePath []string) (*Proven, error) {
+	p := &Proven{}
+	sizes := make(map[digest.Digest]int64, len(plan.Blobs))
+	for _, b := range plan.Blobs {
+		sizes[b.Digest] = b.Size
+	}
+	for _, img := range plan.Images {
+		ti := trust.Image{Source: img.Repository, Digest: img.Digest, MediaType: img.MediaType, Size: int64(len(img.Manifest)),
+			Tags: slices.Clone(img.Tags), Children: img.Children, Blobs: img.Blobs, Proof: trust.ReleaseChain}
+		for _, d := range img.Blobs {
+			ti.BlobSizes = append(ti.BlobSizes, sizes[d])
+		}
+		p.Images = append(p.Images, ti)
+		p.Sources = append(p.Sources, img.Repository)
+	}
+	for _, r := range plan.Releases {
+		if err := p.addRelease(r, signed[r.Digest]); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(p.Sources)
+	p.Sources = slices.Compact(p.Sources)
+	p.Steps = planSteps(plan.Releases, len(updatePath) > 1)
+	return p, nil
+}
+
+// addRelease records a release's ConfigMap and the repositories its
+// signatures name, or that it is unverified.
+func (p *Proven) addRelease(r *mirror.Release, accepted []signature.Accepted) error {
+	if len(accepted) == 0 {
+		p.Unverified = append(p.Unverified, "release "+r.Tag()+" ("+r.Digest.String()+") has no verified signature")
+		return nil
+	}
+	sigs := make([][]byte, len(accepted))
+	for i, a := range accepted {
+		sigs[i] = a.Data
+		if named, err := reference.ParseNormalizedNamed(a.Verified.Identity); err == nil {
+			p.Sources = append(p.Sources, reference.TrimNamed(named).String())
+		}
+	}
+	cm, err := manifests.SignatureConfigMap(r.Digest, sigs)
+	if err != nil {
+		return fmt.Errorf("release %s: %w", r.Tag(), err)
+	}
+	p.ConfigMaps = append(p.ConfigMaps, manifests.File{Name: manifests.SignatureConfigMapFile(r.Digest), Data: cm})
+	return nil
+}
+
+// planSteps are the upgrades oldest first; along an update path the first
+// release is where the cluster is, not a step.
+func planSteps(releases []*mirror.Release, alongPath bool) []trust.Step {
+	ordered := slices.Clone(releases)
+	slices.SortStableFunc(ordered, func(a, b *mirror.Release) int { return release.CompareVersions(a.Version, b.Version) })
+	if alongPath && len(ordered) > 0 {
+		ordered = ordered[1:]
+	}
+	var steps []trust.Step
+	for _, r := range ordered {
+		steps = append(steps, trust.Step{Version: r.Version, Arch: r.Arch, Digest: r.Digest})
+	}
+	return steps
+}
