@@ -167,8 +167,8 @@ func (e *RetryAfterError) Unwrap() error { return e.Err }
 //
 // A failure is, as the Getter's fields say, the StatusError or TooLarge
 // error, a *RetryAfterError, the client's or the file system's error with
-// context, or context.Cause(ctx) when ctx ends during a wait. An error that
-// was retried unwraps to the last try's.
+// context, or context.Cause(ctx), with the last try's error, when ctx ends
+// during a wait. An error that was retried unwraps to the last try's.
 func (g *Getter) Get(ctx context.Context, u *url.URL) (body []byte, tries int, err error) {
 	if u.Scheme == "file" {
 		body, err := g.readFile(u)
