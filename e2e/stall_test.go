@@ -80,7 +80,7 @@ func TestStallPack(t *testing.T) {
 			},
 			code: codeFailure,
 			wants: func(b *faultBed, _ digest.Digest) []string {
-				return []string{"no complete answer within 2s (timed out)", "retrying signature", b.storeProxy.Host, "no signature store served"}
+				return []string{"no complete answer within 2s (timed out)", `op="fetch signature `, b.storeProxy.Host, "no signature store served"}
 			}},
 		{name: "a blob stalls twice, then flows",
 			setup: func(b *faultBed, l digest.Digest) {
@@ -194,7 +194,7 @@ func TestStallInventoryAndSignatures(t *testing.T) {
 		}
 	})
 	t.Run("signatures", func(t *testing.T) {
-		wantExit(t, "signatures", sigs.wait(t), codeFailure, b.storeProxy.Host, "no complete answer within 2s (timed out)", "retrying signature")
+		wantExit(t, "signatures", sigs.wait(t), codeFailure, b.storeProxy.Host, "no complete answer within 2s (timed out)", `op="fetch signature `)
 		if _, err := os.Stat(filepath.Join(dir, "mirror")); err == nil {
 			t.Error("a failed signatures run wrote its output")
 		}

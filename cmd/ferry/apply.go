@@ -140,7 +140,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	client := registry.New(o.registryOptions(env))
+	client := registry.New(o.registry.options(env))
 	if err := o.checkTarget(ctx, client); err != nil {
 		return err
 	}
@@ -203,14 +203,6 @@ func (o *applyOptions) clusterApplier(env *environment) (*manifests.Applier, err
 		return nil, nil
 	}
 	return a, nil
-}
-
-func (o *applyOptions) registryOptions(env *environment) registry.Options {
-	opts := o.registry.options()
-	opts.Retry.OnRetry = func(op string, attempt int, err error, wait time.Duration) {
-		env.log.Warn("retrying", "op", op, "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
-	}
-	return opts
 }
 
 // keyring picks the keys signatures must verify under: --keyring, else the

@@ -25,7 +25,7 @@ func (o *applyOptions) pushProven(ctx context.Context, env *environment, client 
 	defer fileio.CloseInto(&err, dest, o.to)
 	res, err := apply.Push(ctx, src, images, dest, apply.Options{
 		Parallel: o.parallel, DryRun: o.dryRun, Prerequisites: prereqs,
-		Retry: o.registryOptions(env).Retry, Progress: newPhaseProgress(env, o.quiet),
+		Retry: o.registry.options(env).Retry, Progress: newPhaseProgress(env, o.quiet),
 	})
 	if res != nil {
 		sum.BlobsPushed, sum.BlobsSkipped, sum.BytesPushed = res.BlobsPushed, res.BlobsSkipped, res.BytesPushed

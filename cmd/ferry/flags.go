@@ -9,6 +9,7 @@ import (
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror/graph"
 	"github.com/ferryhq/ferry/mirror/registry"
+	"github.com/ferryhq/ferry/mirror/retry"
 	"github.com/ferryhq/ferry/mirror/signature"
 )
 
@@ -39,12 +40,14 @@ func (f *registryFlags) flags() []cli.Flag {
 	}, f.net.flags()...)
 }
 
-func (f *registryFlags) options() registry.Options {
+// options configure a registry client from the flags, logging each retry.
+func (f *registryFlags) options(env *environment) registry.Options {
 	opts := registry.DefaultOptions()
 	opts.AuthFile = f.authFile
 	opts.TLSVerify = f.tlsVerify
 	opts.CertDir = f.certDir
-	opts.UserAgent = "ferry/" + version
+	opts.UserAgent = userAgent()
+	opts.Retry.OnRetry = retryLogger(env)
 	opts.Timeouts = registry.Timeouts{Response: f.net.timeout, Stall: f.net.stall}
 	return opts
 }
@@ -80,20 +83,30 @@ func positiveDuration(flag string) func(*cli.Context, time.Duration) error {
 // signatureFetcher reads signatures from stores within the bounds,
 // logging each retry.
 func (f *timeoutFlags) signatureFetcher(env *environment, stores []string) *signature.Fetcher {
-	return &signature.Fetcher{Stores: stores, Timeout: f.timeout, StallTimeout: f.stall,
-		Retry: signature.Retry{OnRetry: func(url string, try int, err error, wait time.Duration) {
-			env.log.Warn("retrying signature", "url", url, "attempt", try, "wait", wait.Round(time.Millisecond), "error", err)
-		}}}
+	policy := signature.DefaultRetry()
+	policy.OnRetry = retryLogger(env)
+	return &signature.Fetcher{Stores: stores, Timeout: f.timeout, StallTimeout: f.stall, Retry: policy, UserAgent: userAgent()}
 }
 
 // graphOptions are the update graph fetch options within the bounds,
 // logging each retry.
 func (f *timeoutFlags) graphOptions(env *environment, url, channel, arch string) graph.FetchOptions {
-	return graph.FetchOptions{URL: url, Channel: channel, Arch: arch, UserAgent: "ferry/" + version,
-		Timeout: f.timeout, StallTimeout: f.stall,
-		Retry: graph.Retry{OnRetry: func(attempt int, err error, wait time.Duration) {
-			env.log.Warn("retrying update graph", "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
-		}}}
+	policy := graph.DefaultRetry()
+	policy.OnRetry = retryLogger(env)
+	return graph.FetchOptions{URL: url, Channel: channel, Arch: arch, UserAgent: userAgent(),
+		Timeout: f.timeout, StallTimeout: f.stall, Retry: policy}
+}
+
+// userAgent names ferry and its version in every HTTP request it makes:
+// to registries, signature stores and the update service.
+func userAgent() string { return "ferry/" + version }
+
+// retryLogger logs each retry of a request to a registry, a signature
+// store or the update service, naming the operation (and so the server).
+func retryLogger(env *environment) func(retry.Event) {
+	return func(e retry.Event) {
+		env.log.Warn("retrying", "op", e.Op, "attempt", e.Attempt, "wait", e.Wait.Round(time.Millisecond), "error", e.Err)
+	}
 }
 
 // applier connects to the cluster of kubeconfig within the bounds.

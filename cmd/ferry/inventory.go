@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/urfave/cli/v2"
@@ -122,10 +121,7 @@ func (o *inventoryOptions) collect(ctx context.Context, env *environment) (*inve
 		}
 		return inv, nil
 	}
-	regOpts := o.registry.options()
-	regOpts.Retry.OnRetry = func(op string, attempt int, err error, wait time.Duration) {
-		env.log.Warn("retrying", "op", op, "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
-	}
+	regOpts := o.registry.options(env)
 	var announce sync.Once
 	inv, err := inventory.Scan(ctx, o.to, inventory.ScanOptions{
 		Registry: regOpts,

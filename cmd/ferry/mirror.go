@@ -106,9 +106,7 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	srcOpts := s.registry.options()
-	srcOpts.Retry.OnRetry = t.registryOptions(env).Retry.OnRetry
-	srcClient := registry.New(srcOpts)
+	srcClient := registry.New(s.registry.options(env))
 	refs, pick, err := s.selectReleases(ctx, env, srcClient)
 	if err != nil {
 		return err
@@ -139,7 +137,7 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 	for _, u := range proven.Unverified {
 		env.log.Warn("UNVERIFIED: " + u)
 	}
-	client := registry.New(t.registryOptions(env))
+	client := registry.New(t.registry.options(env))
 	if err := t.pushProven(ctx, env, client, apply.NewPlanSource(plan), proven.Images, nil, sum); err != nil {
 		return err
 	}

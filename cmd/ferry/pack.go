@@ -154,10 +154,7 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 			return err
 		}
 	}
-	regOpts := o.registry.options()
-	regOpts.Retry.OnRetry = func(op string, attempt int, err error, wait time.Duration) {
-		env.log.Warn("retrying", "op", op, "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
-	}
+	regOpts := o.registry.options(env)
 	client := registry.New(regOpts)
 	refs, pick, err := o.selectReleases(ctx, env, client)
 	if err != nil {

@@ -76,7 +76,7 @@ func (o *signaturesOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	want, err := o.releaseDigest(ctx, ref)
+	want, err := o.releaseDigest(ctx, env, ref)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (o *signaturesOptions) run(ctx context.Context, env *environment) error {
 
 // releaseDigest is the digest to sign-check: --digest, the pull spec's own
 // digest, or the registry's answer for the tag.
-func (o *signaturesOptions) releaseDigest(ctx context.Context, ref release.Ref) (digest.Digest, error) {
+func (o *signaturesOptions) releaseDigest(ctx context.Context, env *environment, ref release.Ref) (digest.Digest, error) {
 	if o.digest != "" {
 		d, err := digest.Parse(o.digest)
 		if err != nil || d.Algorithm() != digest.SHA256 {
@@ -114,7 +114,7 @@ func (o *signaturesOptions) releaseDigest(ctx context.Context, ref release.Ref) 
 	if ref.Digest != "" {
 		return ref.Digest, nil
 	}
-	m, err := registry.New(o.registry.options()).Resolve(ctx, ref.String())
+	m, err := registry.New(o.registry.options(env)).Resolve(ctx, ref.String())
 	if err != nil {
 		return "", fmt.Errorf("resolve release digest: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryhq/ferry/mirror/internal/httpget"
 	"github.com/ferryhq/ferry/mirror/release"
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 // DefaultURL is Red Hat's update service (SPEC §6).
@@ -71,28 +72,21 @@ type FetchOptions struct {
 	// MaxBody caps the graph document; a larger one is a *TooLargeError.
 	// 0 means MaxGraphSize.
 	MaxBody int64
-	// Retry is the retry policy for transient failures.
-	Retry Retry
+	// Retry is the retry policy for transient failures: a connection
+	// refused, reset or timed out, a body cut short, a 5xx answer (but 501
+	// and 505) or a 429. Other answers, an oversized body and TLS or DNS
+	// failures are not retried. Its zero value tries once; a Retry-After
+	// longer than its Max ends the retries. OnRetry is given
+	// "fetch graph <URL>" as the operation.
+	Retry retry.Policy
 	// UserAgent is sent with each request; empty means "ferry".
 	UserAgent string
 }
 
-// Retry says how the request is retried after a transient failure: a
-// connection refused, reset or timed out, a body cut short, a 5xx answer
-// (but 501 and 505) or a 429. Other answers, an oversized body and TLS or
-// DNS failures are not retried. Zero fields take the defaults.
-type Retry struct {
-	// Attempts is how many times the graph is asked for in all (1: no
-	// retry); 0 means DefaultAttempts.
-	Attempts int
-	// BaseDelay is the wait before the first retry, doubled for each
-	// further one, with jitter; 0 means DefaultBaseDelay.
-	BaseDelay time.Duration
-	// MaxDelay caps one wait; 0 means DefaultMaxDelay.
-	MaxDelay time.Duration
-	// OnRetry, when set, is called before each wait with the number of
-	// the try that failed, its error and the wait.
-	OnRetry func(attempt int, err error, wait time.Duration)
+// DefaultRetry is the retry policy of the package defaults:
+// DefaultAttempts, DefaultBaseDelay, DefaultMaxDelay.
+func DefaultRetry() retry.Policy {
+	return retry.Policy{Attempts: DefaultAttempts, Base: DefaultBaseDelay, Max: DefaultMaxDelay}
 }
 
 // Fetch reads the update graph of a channel and architecture and checks it
@@ -195,7 +189,7 @@ func (o *FetchOptions) get(ctx context.Context, u *url.URL) ([]byte, error) {
 		Header:       http.Header{"Accept": {"application/json"}, "User-Agent": {ua}},
 		MaxBody:      maxBody,
 		ErrorBody:    maxErrorBody,
-		Retry:        o.Retry.policy(),
+		Retry:        o.Retry,
 		Timeout:      orDefault(o.Timeout, DefaultRequestTimeout),
 		StallTimeout: orDefault(o.StallTimeout, DefaultStallTimeout),
 		Redact:       true,
@@ -215,12 +209,6 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
-}
-
-// policy is r with the FetchOptions defaults applied.
-func (r Retry) policy() httpget.Retry {
-	return httpget.Retry{Attempts: r.Attempts, BaseDelay: r.BaseDelay, MaxDelay: r.MaxDelay, OnRetry: r.OnRetry}.WithDefaults(
-		httpget.Retry{Attempts: DefaultAttempts, BaseDelay: DefaultBaseDelay, MaxDelay: DefaultMaxDelay})
 }
 
 // statusError makes the error of an answer other than 200 from up to

@@ -13,10 +13,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 // quick makes retries fast enough for tests.
-var quick = Retry{Attempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
+var quick = retry.Policy{Attempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond}
 
 // graphServer serves body for the wanted channel and arch query, as the
 // service does, and counts requests.
@@ -220,7 +222,12 @@ func TestFetchErrors(t *testing.T) {
 		l.Close()
 		var retries int
 		r := quick
-		r.OnRetry = func(int, error, time.Duration) { retries++ }
+		r.OnRetry = func(e retry.Event) {
+			retries++
+			if !strings.HasPrefix(e.Op, "fetch graph http://"+addr+"/graph?") || e.Attempt != retries {
+				t.Errorf("OnRetry(%+v), want the graph URL and attempt %d", e, retries)
+			}
+		}
 		_, err = Fetch(ctx, FetchOptions{URL: "http://" + addr + "/graph", Channel: "stable-4.15", Retry: r})
 		if !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "after 3 tries") {
 			t.Fatalf("%v, want connection refused after 3 tries", err)

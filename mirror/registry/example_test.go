@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/mirror/registry"
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 // Do retries transient failures (here a connection cut short) and reports
@@ -16,8 +17,8 @@ func ExampleDo() {
 	policy := registry.RetryPolicy{
 		Attempts: 3,
 		Base:     time.Millisecond,
-		OnRetry: func(op string, attempt int, err error, _ time.Duration) {
-			fmt.Printf("%s: attempt %d failed: %v\n", op, attempt, err)
+		OnRetry: func(e retry.Event) {
+			fmt.Printf("%s: attempt %d failed: %v\n", e.Op, e.Attempt, e.Err)
 		},
 	}
 	calls := 0

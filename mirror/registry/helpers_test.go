@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferryhq/ferry/e2e/testbed"
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 const (
@@ -38,7 +39,7 @@ func testOptions(t *testing.T, retries *atomic.Int32) Options {
 		UserAgent: "ferry-test",
 		Retry: RetryPolicy{
 			Attempts: 4, Base: time.Millisecond, Max: 5 * time.Millisecond,
-			OnRetry: func(string, int, error, time.Duration) {
+			OnRetry: func(retry.Event) {
 				if retries != nil {
 					retries.Add(1)
 				}

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.podman.io/image/v5/types"
+
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 // DefaultParallel is how many blobs a caller should move at once. It is
@@ -29,13 +31,14 @@ import (
 // each worker holds only one copy buffer.
 const DefaultParallel = 6
 
-// Defaults for RetryPolicy: five attempts, waiting about 1, 2, 4 and 8 s
-// in between, so that a registry restart or a load balancer hiccup of ~15 s
-// is ridden out, while a registry that is really down fails within a minute.
+// Defaults for RetryPolicy, retry.Default's: five attempts, waiting about
+// 1, 2, 4 and 8 s in between, so that a registry restart or a load
+// balancer hiccup of ~15 s is ridden out, while a registry that is really
+// down fails within a minute.
 const (
-	DefaultRetryAttempts = 5
-	DefaultRetryBase     = time.Second
-	DefaultRetryMax      = 30 * time.Second
+	DefaultRetryAttempts = retry.DefaultAttempts
+	DefaultRetryBase     = retry.DefaultBase
+	DefaultRetryMax      = retry.DefaultMax
 )
 
 // Defaults for Timeouts, chosen to suit a satellite link (600 ms round
@@ -58,19 +61,9 @@ const (
 const MaxManifestSize = 4 << 20
 
 // RetryPolicy says how often and how patiently to retry transient failures
-// (see IsTransient). The zero value tries once.
-type RetryPolicy struct {
-	// Attempts is the total number of tries, first one included; values
-	// below 1 mean 1.
-	Attempts int
-	// Base is the wait before the second try; each further wait doubles,
-	// up to Max, with random jitter of up to half the wait.
-	Base, Max time.Duration
-	// OnRetry, when set, is called before each wait with the operation, the
-	// attempt that failed (1-based), its error and the wait. It must be
-	// safe for concurrent use; the CLI uses it to report retries.
-	OnRetry func(op string, attempt int, err error, wait time.Duration)
-}
+// (see IsTransient). The zero value tries once. OnRetry must be safe for
+// concurrent use: a Client retries from many goroutines.
+type RetryPolicy = retry.Policy
 
 // Timeouts bound how long a Client waits on a registry that accepted the
 // connection and then went silent. A bound that runs out fails the
@@ -94,7 +87,7 @@ func DefaultTimeouts() Timeouts {
 
 // DefaultRetryPolicy returns the policy the CLI uses unless told otherwise.
 func DefaultRetryPolicy() RetryPolicy {
-	return RetryPolicy{Attempts: DefaultRetryAttempts, Base: DefaultRetryBase, Max: DefaultRetryMax}
+	return retry.Default()
 }
 
 // Options configure a Client for one side (source or destination).

@@ -17,6 +17,8 @@ import (
 	v2 "github.com/docker/distribution/registry/api/v2"
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/types"
+
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 func TestClassify(t *testing.T) {
@@ -94,9 +96,9 @@ func TestDo(t *testing.T) {
 
 	// Cancellation while waiting stops at once.
 	ctx, cancel := context.WithCancel(t.Context())
-	slow := RetryPolicy{Attempts: 5, Base: time.Hour, OnRetry: func(op string, attempt int, err error, wait time.Duration) {
-		if op != "op" || attempt != 1 || wait <= 0 {
-			t.Errorf("OnRetry(%q, %d, %v, %s)", op, attempt, err, wait)
+	slow := RetryPolicy{Attempts: 5, Base: time.Hour, OnRetry: func(e retry.Event) {
+		if e.Op != "op" || e.Attempt != 1 || e.Wait <= 0 {
+			t.Errorf("OnRetry(%+v)", e)
 		}
 		cancel()
 	}}
@@ -104,20 +106,6 @@ func TestDo(t *testing.T) {
 	err = Do(ctx, slow, "op", func(context.Context) error { return transient })
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, transient) || time.Since(start) > 10*time.Second {
 		t.Errorf("cancelled wait: %v", err)
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	p := RetryPolicy{Base: 100 * time.Millisecond, Max: time.Second}
-	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 60: time.Second} {
-		for range 50 {
-			if got := p.backoff(attempt); got < want/2 || got > want {
-				t.Fatalf("backoff(%d) = %s, want within [%s, %s]", attempt, got, want/2, want)
-			}
-		}
-	}
-	if got := (RetryPolicy{}).backoff(3); got != 0 {
-		t.Errorf("zero Base: %s", got)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
@@ -14,6 +13,7 @@ import (
 	"go.podman.io/image/v5/types"
 
 	"github.com/ferryhq/ferry/internal/fileio"
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 var errNoManifestYet = errors.New("no manifest of the repository has been read yet: read one with Manifest or ManifestByTag first")
@@ -224,13 +224,11 @@ func (r *resumingReader) resume(cause error) error {
 	for {
 		r.failures++
 		if r.failures >= max(policy.Attempts, 1) {
-			return fmt.Errorf("%s: %w (after %d attempts)", op, cause, r.failures)
+			return fmt.Errorf("%s: %w", op, &retry.ExhaustedError{Err: cause, Attempts: r.failures})
 		}
-		wait := policy.wait(r.failures, cause)
-		if policy.OnRetry != nil {
-			policy.OnRetry(op, r.failures, cause, wait)
-		}
-		if err := sleep(r.ctx, wait); err != nil {
+		wait, _ := staleTokenWait(cause, policy.Backoff(r.failures))
+		policy.Notify(retry.Event{Op: op, Attempt: r.failures, Err: cause, Wait: wait})
+		if err := retry.Sleep(r.ctx, wait); err != nil {
 			return fmt.Errorf("%w (while waiting to retry after: %w)", err, cause)
 		}
 		rc, err := r.s.openWatchedBlob(r.ctx, r.d, r.size)
@@ -340,16 +338,4 @@ func (s *Source) open(ctx context.Context, named reference.Named) (m Manifest, e
 		s.src, s.ref, kept = src, named, true
 	}
 	return m, nil
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferryhq/ferry/mirror/internal/httpget"
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 // DefaultStores are Red Hat's two official release signature stores
@@ -33,7 +34,8 @@ const (
 	// at most unless told fewer.
 	DefaultMaxSignatures = MaxSignaturesPerDigest
 	// DefaultAttempts is how many times one URL is tried when the store
-	// fails transiently; enough to ride out a blip, not an outage.
+	// fails transiently (see DefaultRetry); enough to ride out a blip, not
+	// an outage.
 	DefaultAttempts = 4
 	// DefaultBaseDelay is the wait before the first retry; it doubles at
 	// each retry up to DefaultMaxDelay.
@@ -55,7 +57,8 @@ const (
 )
 
 // Fetcher reads release signatures from signature stores. The zero value
-// is ready to use: Red Hat's stores, a proxy-aware client, defaults below.
+// is ready to use: Red Hat's stores, a proxy-aware client, defaults below,
+// each URL tried once (set Retry to DefaultRetry() to retry).
 // A Fetcher is safe for concurrent use if its Client is.
 type Fetcher struct {
 	// Stores are base URLs tried in order: http://, https:// or file://
@@ -80,30 +83,22 @@ type Fetcher struct {
 	// MaxBody caps one signature; a larger one is refused with a
 	// *TooLargeError. 0 means MaxSignatureSize (64 KiB).
 	MaxBody int64
-	// Retry is the retry policy for transient failures.
-	Retry Retry
+	// Retry is the retry policy for transient failures: a connection
+	// refused, reset or timed out, a body cut short, a 5xx answer (but 501
+	// and 505), or a 429. Any other answer, an oversized body and TLS or
+	// DNS failures are not retried. Its zero value tries once; a
+	// Retry-After longer than its Max ends the retries. OnRetry is given
+	// "fetch signature <URL>" as the operation, and must be safe for
+	// concurrent use if the Fetcher is used concurrently.
+	Retry retry.Policy
 	// UserAgent is sent with each request; empty means "ferry".
 	UserAgent string
 }
 
-// Retry says how a URL is retried after a transient failure: a connection
-// refused, reset or timed out, a 5xx answer, or a 429. Any other 4xx, an
-// oversized body and TLS or DNS failures are not retried. Zero fields take
-// the defaults.
-type Retry struct {
-	// Attempts is how many times a URL is tried in all (1: no retry);
-	// 0 means DefaultAttempts.
-	Attempts int
-	// BaseDelay is the wait before the first retry, doubled for each
-	// further one, with jitter; 0 means DefaultBaseDelay.
-	BaseDelay time.Duration
-	// MaxDelay caps one wait; a Retry-After longer than it ends the
-	// retries. 0 means DefaultMaxDelay.
-	MaxDelay time.Duration
-	// OnRetry, when set, is called before each wait with the URL, the
-	// number of the try that failed, its error and the wait. It must be
-	// safe for concurrent use if the Fetcher is used concurrently.
-	OnRetry func(url string, try int, err error, wait time.Duration)
+// DefaultRetry is the retry policy of the package defaults:
+// DefaultAttempts, DefaultBaseDelay, DefaultMaxDelay.
+func DefaultRetry() retry.Policy {
+	return retry.Policy{Attempts: DefaultAttempts, Base: DefaultBaseDelay, Max: DefaultMaxDelay}
 }
 
 // Fetched is one signature as a store served it.
@@ -230,10 +225,6 @@ func (f *Fetcher) fetchStore(ctx context.Context, g *httpget.Getter, store strin
 	var sigs []Fetched
 	for n := 1; n <= maxSigs; n++ {
 		u := base.JoinPath(StorePath(d, n))
-		g := *g
-		if f.Retry.OnRetry != nil {
-			g.Retry.OnRetry = func(try int, err error, wait time.Duration) { f.Retry.OnRetry(u.String(), try, err, wait) }
-		}
 		data, tries, err := g.Get(ctx, u)
 		a := Attempt{URL: u.String()}
 		switch {
@@ -296,7 +287,7 @@ func (f *Fetcher) getter(client *http.Client) *httpget.Getter {
 		Header:       http.Header{"User-Agent": {ua}},
 		MaxBody:      maxBody,
 		ErrorBody:    errorBodyDrain,
-		Retry:        f.Retry.policy(),
+		Retry:        f.Retry,
 		Timeout:      orDefault(f.Timeout, DefaultRequestTimeout),
 		StallTimeout: orDefault(f.StallTimeout, DefaultStallTimeout),
 		NotFoundOK:   true,
@@ -312,10 +303,4 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
-}
-
-// policy is r with the Fetcher defaults applied.
-func (r Retry) policy() httpget.Retry {
-	return httpget.Retry{Attempts: r.Attempts, BaseDelay: r.BaseDelay, MaxDelay: r.MaxDelay}.WithDefaults(
-		httpget.Retry{Attempts: DefaultAttempts, BaseDelay: DefaultBaseDelay, MaxDelay: DefaultMaxDelay})
 }

@@ -17,13 +17,14 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferryhq/ferry/e2e/testbed"
+	"github.com/ferryhq/ferry/mirror/retry"
 	"github.com/ferryhq/ferry/mirror/signature"
 )
 
 const fetchDigest digest.Digest = testDigest
 
 // fastRetry keeps test retries quick; the tests count requests, never time.
-var fastRetry = signature.Retry{Attempts: 4, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
+var fastRetry = retry.Policy{Attempts: 4, Base: time.Millisecond, Max: 5 * time.Millisecond}
 
 // sigStore is a signature store served over HTTP. Each path has a script
 // of answers, played in order; the last one repeats. Paths without a

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/mirror/internal/httpget"
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 // A Getter rides out a transient failure, and reports how many tries the
@@ -29,8 +30,7 @@ func ExampleGetter_Get() {
 		Client:  srv.Client(),
 		Header:  http.Header{"User-Agent": {"example"}},
 		MaxBody: 1 << 10,
-		Retry: httpget.Retry{Attempts: 2}.WithDefaults(
-			httpget.Retry{Attempts: 4, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond}),
+		Retry:   retry.Policy{Attempts: 2, Base: time.Millisecond, Max: 10 * time.Millisecond},
 	}
 	u, _ := url.Parse(srv.URL + "/graph")
 	body, tries, err := g.Get(context.Background(), u)

@@ -27,6 +27,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 // NewClient returns the client a fetcher uses when its caller gives none:
@@ -56,11 +58,13 @@ type Getter struct {
 	// read: it is given to StatusError, and reading it lets the
 	// connection be reused.
 	ErrorBody int64
-	// Retry is the retry policy, its defaults already applied.
-	Retry Retry
+	// Retry is the retry policy; its zero value tries once. Its OnRetry
+	// is given "fetch <What> <URL>" as the operation. A Retry-After that
+	// asks for longer than its Max ends the retries.
+	Retry retry.Policy
 	// Timeout bounds one try whole: the connection, the answer and the
 	// reading of the document. It also bounds one Get, tries and waits
-	// included, to Attempts × Timeout + (Attempts − 1) × MaxDelay, so a
+	// included, to Attempts × Timeout + (Attempts − 1) × Max, so a
 	// server that trickles fails in bounded time. 0 means no bound beyond
 	// the Client's.
 	Timeout time.Duration
@@ -76,7 +80,8 @@ type Getter struct {
 	// NoteTries makes an error that ends the retries because the tries ran
 	// out say how many there were: "... (after 3 tries)".
 	NoteTries bool
-	// What names the document in errors reading a file: "read <What> ...".
+	// What names the document: "read <What> ..." in errors reading a
+	// file, "fetch <What> <URL>" as the operation retried.
 	What string
 	// Server names the server in a *RetryAfterError: "the <Server> asks
 	// ..."; empty means "server".
@@ -140,11 +145,11 @@ func (e *TimeoutError) Error() string {
 func (e *TimeoutError) Timeout() bool { return true }
 
 // RetryAfterError ends the retries when a server's Retry-After asks for a
-// longer wait than Retry.MaxDelay allows.
+// longer wait than Retry.Max allows.
 type RetryAfterError struct {
 	// Err is the failure of the answer that asked.
 	Err error
-	// After is the wait asked for; Limit is Retry.MaxDelay.
+	// After is the wait asked for; Limit is Retry.Max.
 	After, Limit time.Duration
 
 	server string
@@ -162,49 +167,38 @@ func (e *RetryAfterError) Unwrap() error { return e.Err }
 //
 // A failure is, as the Getter's fields say, the StatusError or TooLarge
 // error, a *RetryAfterError, the client's or the file system's error with
-// context, or context.Cause(ctx) when ctx ends during a wait. An error that
-// was retried unwraps to the last try's.
+// context, or context.Cause(ctx), with the last try's error, when ctx ends
+// during a wait. An error that was retried unwraps to the last try's.
 func (g *Getter) Get(ctx context.Context, u *url.URL) (body []byte, tries int, err error) {
 	if u.Scheme == "file" {
 		body, err := g.readFile(u)
 		return body, 1, err
 	}
-	attempts := max(g.Retry.Attempts, 1)
 	parent := ctx
-	if total := g.maxTime(attempts); total > 0 {
+	if total := g.maxTime(max(g.Retry.Attempts, 1)); total > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, total, &TimeoutError{URL: g.show(u), Bound: total, AllTries: true})
 		defer cancel()
 	}
-	for tries = 1; ; tries++ {
-		body, err := g.getOnce(ctx, u)
-		if err != nil && ctx.Err() != nil && parent.Err() == nil {
-			return nil, tries, context.Cause(ctx) // the bound on the whole Get
-		}
-		var t *transientError
-		if err == nil || !errors.As(err, &t) || ctx.Err() != nil {
-			return body, tries, err
-		}
-		if tries >= attempts {
-			if g.NoteTries && tries > 1 {
-				err = fmt.Errorf("%w (after %d tries)", err, tries)
-			}
-			return nil, tries, err
-		}
-		wait := g.Retry.backoff(tries)
-		if t.hasRetryAfter {
-			if t.retryAfter > g.Retry.MaxDelay {
-				return nil, tries, &RetryAfterError{Err: err, After: t.retryAfter, Limit: g.Retry.MaxDelay, server: g.server()}
-			}
-			wait = t.retryAfter
-		}
-		if g.Retry.OnRetry != nil {
-			g.Retry.OnRetry(tries, err, wait)
-		}
-		if err := sleep(ctx, wait); err != nil {
-			return nil, tries, err
+	op := "fetch " + g.What + " " + g.show(u)
+	err = retry.Do(ctx, g.Retry, op, func(ctx context.Context) error {
+		tries++
+		body, err = g.getOnce(ctx, u)
+		return err
+	}, retry.If(transient), retry.Wait(g.retryAfter))
+	if err == nil {
+		return body, tries, nil
+	}
+	if ctx.Err() != nil && parent.Err() == nil {
+		return nil, tries, context.Cause(ctx) // the bound on the whole Get
+	}
+	if ex, ok := errors.AsType[*retry.ExhaustedError](err); ok {
+		err = ex.Err
+		if g.NoteTries {
+			err = fmt.Errorf("%w (after %d tries)", err, ex.Attempts)
 		}
 	}
+	return nil, tries, err
 }
 
 // maxTime is the bound on one Get of so many attempts, or 0 for none.
@@ -212,7 +206,7 @@ func (g *Getter) maxTime(attempts int) time.Duration {
 	if g.Timeout <= 0 {
 		return 0
 	}
-	return time.Duration(attempts)*g.Timeout + time.Duration(attempts-1)*max(g.Retry.MaxDelay, 0)
+	return time.Duration(attempts)*g.Timeout + time.Duration(attempts-1)*max(g.Retry.Max, 0)
 }
 
 // getOnce makes one try within Timeout and StallTimeout. A failure worth

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 // server answers the n-th request with the n-th of its handlers, the last
@@ -58,7 +60,7 @@ func (s *server) requests() int {
 }
 
 // quick retries three times with waits too short to matter.
-var quick = Retry{Attempts: 3, BaseDelay: time.Microsecond, MaxDelay: time.Millisecond}
+var quick = retry.Policy{Attempts: 3, Base: time.Microsecond, Max: time.Millisecond}
 
 func (s *server) getter() *Getter {
 	return &Getter{Client: s.srv.Client(), MaxBody: 16, ErrorBody: 64, Retry: quick}
@@ -171,11 +173,12 @@ func TestGetUnreachable(t *testing.T) {
 	l.Close() // nothing listens there any more: connection refused
 	var retried []int
 	g := &Getter{Client: &http.Client{}, MaxBody: 16, NoteTries: true, Retry: quick}
-	g.Retry.OnRetry = func(try int, err error, wait time.Duration) {
-		if !errors.Is(err, syscall.ECONNREFUSED) || wait > quick.MaxDelay {
-			t.Errorf("OnRetry(%d, %v, %s)", try, err, wait)
+	g.What = "doc"
+	g.Retry.OnRetry = func(e retry.Event) {
+		if !errors.Is(e.Err, syscall.ECONNREFUSED) || e.Wait > quick.Max || e.Op != "fetch doc "+u.String() {
+			t.Errorf("OnRetry(%+v)", e)
 		}
-		retried = append(retried, try)
+		retried = append(retried, e.Attempt)
 	}
 	_, tries, err := g.Get(context.Background(), u)
 	if !errors.Is(err, syscall.ECONNREFUSED) || !strings.HasSuffix(err.Error(), " (after 3 tries)") || tries != 3 {
@@ -190,9 +193,9 @@ func TestGetRetryAfter(t *testing.T) {
 	t.Run("within the limit replaces the backoff", func(t *testing.T) {
 		s := newServer(t, status(503, "0", ""), ok("doc"))
 		g := s.getter()
-		g.Retry.BaseDelay, g.Retry.MaxDelay = time.Hour, time.Hour // a backoff would stall the test
+		g.Retry.Base, g.Retry.Max = time.Hour, time.Hour // a backoff would stall the test
 		var waits []time.Duration
-		g.Retry.OnRetry = func(_ int, _ error, wait time.Duration) { waits = append(waits, wait) }
+		g.Retry.OnRetry = func(e retry.Event) { waits = append(waits, e.Wait) }
 		if _, _, err := g.Get(context.Background(), s.url()); err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +209,7 @@ func TestGetRetryAfter(t *testing.T) {
 		g.Server = "store"
 		_, tries, err := g.Get(context.Background(), s.url())
 		var ra *RetryAfterError
-		if !errors.As(err, &ra) || ra.After != time.Hour || ra.Limit != quick.MaxDelay {
+		if !errors.As(err, &ra) || ra.After != time.Hour || ra.Limit != quick.Max {
 			t.Fatalf("Get = %v, want a *RetryAfterError of 1h over 1ms", err)
 		}
 		want := "GET " + s.url().String() + ": 429 Too Many Requests; the store asks to retry after 1h0m0s, more than the 1ms limit"
@@ -231,9 +234,9 @@ func TestGetStopsWhenContextEnds(t *testing.T) {
 	cause := errors.New("stop")
 	s := newServer(t, status(503, "", ""))
 	g := s.getter()
-	g.Retry.BaseDelay, g.Retry.MaxDelay = time.Hour, time.Hour
+	g.Retry.Base, g.Retry.Max = time.Hour, time.Hour
 	ctx, cancel := context.WithCancelCause(context.Background())
-	g.Retry.OnRetry = func(int, error, time.Duration) { cancel(cause) }
+	g.Retry.OnRetry = func(retry.Event) { cancel(cause) }
 	if _, tries, err := g.Get(ctx, s.url()); !errors.Is(err, cause) || tries != 1 {
 		t.Errorf("cancelled while waiting: %d tries, %v; want the cause after 1", tries, err)
 	}

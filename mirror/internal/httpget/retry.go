@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,51 +14,24 @@ import (
 	"time"
 )
 
-// Retry says how often and after what waits a Getter retries. It has no
-// defaults of its own: callers apply theirs, with [Retry.WithDefaults].
-type Retry struct {
-	// Attempts is how many tries a URL gets in all; below 1 means 1.
-	Attempts int
-	// BaseDelay is the wait before the first retry, doubled for each
-	// further one up to MaxDelay; each wait is jittered into its upper
-	// half so that many clients do not retry in step.
-	BaseDelay time.Duration
-	// MaxDelay caps one wait. A Retry-After asking for longer ends the
-	// retries with a *RetryAfterError; a shorter one replaces the wait.
-	MaxDelay time.Duration
-	// OnRetry, when set, is called before each wait with the number of
-	// the try that failed, its error and the wait.
-	OnRetry func(try int, err error, wait time.Duration)
+// transient reports whether err is a failure worth retrying.
+func transient(err error) bool {
+	_, ok := errors.AsType[*transientError](err)
+	return ok
 }
 
-// WithDefaults returns r with each of Attempts, BaseDelay and MaxDelay that
-// is zero or negative taken from def. OnRetry is r's.
-func (r Retry) WithDefaults(def Retry) Retry {
-	if r.Attempts <= 0 {
-		r.Attempts = def.Attempts
+// retryAfter makes the wait a server's Retry-After asks for replace the
+// backoff, and ends the retries when it asks for longer than Retry.Max
+// (when there is one).
+func (g *Getter) retryAfter(err error, backoff time.Duration) (time.Duration, error) {
+	t, ok := errors.AsType[*transientError](err)
+	if !ok || !t.hasRetryAfter {
+		return backoff, nil
 	}
-	if r.BaseDelay <= 0 {
-		r.BaseDelay = def.BaseDelay
+	if g.Retry.Max > 0 && t.retryAfter > g.Retry.Max {
+		return 0, &RetryAfterError{Err: err, After: t.retryAfter, Limit: g.Retry.Max, server: g.server()}
 	}
-	if r.MaxDelay <= 0 {
-		r.MaxDelay = def.MaxDelay
-	}
-	return r
-}
-
-// backoff is the wait after the given try: BaseDelay doubled per try,
-// capped at MaxDelay, its upper half jittered.
-func (r Retry) backoff(try int) time.Duration {
-	d := r.MaxDelay
-	if try-1 < 30 { // beyond that the shift overflows, and d is capped anyway
-		if b := r.BaseDelay << (try - 1); b > 0 && b < d {
-			d = b
-		}
-	}
-	if half := int64(d / 2); half > 0 {
-		return time.Duration(half + rand.Int64N(half+1))
-	}
-	return d
+	return t.retryAfter, nil
 }
 
 // transientError marks a failure worth retrying; retryAfter is the
@@ -129,19 +101,4 @@ func certificateError(err error) bool {
 		}
 	}
 	return false
-}
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
-	}
 }

@@ -14,38 +14,6 @@ import (
 	"time"
 )
 
-func TestBackoff(t *testing.T) {
-	r := Retry{BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}
-	for _, tt := range []struct {
-		try  int
-		full time.Duration // the wait before jitter
-	}{
-		{1, 100 * time.Millisecond},
-		{2, 200 * time.Millisecond},
-		{4, 800 * time.Millisecond},
-		{5, time.Second},
-		{64, time.Second}, // the shift would overflow
-	} {
-		for range 20 {
-			if got := r.backoff(tt.try); got < tt.full/2 || got > tt.full {
-				t.Fatalf("backoff(%d) = %s, want within [%s, %s]", tt.try, got, tt.full/2, tt.full)
-			}
-		}
-	}
-	if got := (Retry{}).backoff(3); got != 0 {
-		t.Errorf("zero Retry: backoff = %s, want 0", got)
-	}
-}
-
-func TestWithDefaults(t *testing.T) {
-	def := Retry{Attempts: 4, BaseDelay: time.Second, MaxDelay: time.Minute}
-	onRetry := func(int, error, time.Duration) {}
-	got := Retry{Attempts: -1, MaxDelay: time.Hour, OnRetry: onRetry}.WithDefaults(def)
-	if got.Attempts != 4 || got.BaseDelay != time.Second || got.MaxDelay != time.Hour || got.OnRetry == nil {
-		t.Errorf("WithDefaults = %+v", got)
-	}
-}
-
 func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 // silent accepts the request and never answers: it returns when the client
@@ -47,7 +49,7 @@ func trickle(w http.ResponseWriter, r *http.Request) {
 // retriesSeen records the errors OnRetry is called with.
 func retriesSeen(g *Getter) *[]error {
 	var seen []error
-	g.Retry.OnRetry = func(_ int, err error, _ time.Duration) { seen = append(seen, err) }
+	g.Retry.OnRetry = func(e retry.Event) { seen = append(seen, e.Err) }
 	return &seen
 }
 
