@@ -9,7 +9,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/apply"
 	"github.com/ferryhq/ferry/mirror/graph"
 	"github.com/ferryhq/ferry/mirror/registry"
@@ -107,24 +106,11 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 		return err
 	}
 	srcClient := registry.New(s.registry.options(env))
-	refs, pick, err := s.selectReleases(ctx, env, srcClient)
-	if err != nil {
-		return err
-	}
-	signed, err := s.resolveAndVerify(ctx, env, srcClient, refs)
-	if err != nil {
-		return err
-	}
-	plan, err := (&mirror.Planner{Registry: srcClient, Parallel: t.parallel}).Plan(ctx, refs)
+	plan, signed, pick, err := s.planReleases(ctx, env, srcClient)
 	if err != nil {
 		return err
 	}
 	defer plan.Close()
-	if pick != nil {
-		if err := pick.checkArch(plan); err != nil {
-			return err
-		}
-	}
 	var path []string
 	if pick != nil {
 		path = pick.path

@@ -156,24 +156,11 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 	}
 	regOpts := o.registry.options(env)
 	client := registry.New(regOpts)
-	refs, pick, err := o.selectReleases(ctx, env, client)
-	if err != nil {
-		return err
-	}
-	signed, err := o.resolveAndVerify(ctx, env, client, refs)
-	if err != nil {
-		return err
-	}
-	plan, err := (&mirror.Planner{Registry: client, Parallel: o.parallel}).Plan(ctx, refs)
+	plan, signed, pick, err := o.planReleases(ctx, env, client)
 	if err != nil {
 		return err
 	}
 	defer plan.Close()
-	if pick != nil {
-		if err := pick.checkArch(plan); err != nil {
-			return err
-		}
-	}
 	blobs, prereqs, mismatches := pack.LeaveOut(plan, inv)
 	for _, m := range mismatches {
 		env.log.Warn("the inventory gives a blob another size; carrying it", "blob", m.Digest, "size", m.Size, "inventory", m.InventorySize)
@@ -200,6 +187,30 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 // selectReleases returns the releases to pack: the RELEASE arguments, or
 // those the update graph picks (then cross-checked against the registry,
 // and returned as pick too).
+// planReleases is the source side of pack and mirror: choose the releases,
+// resolve them and verify their signatures before anything else, then walk
+// them. The caller closes the plan.
+func (o *packOptions) planReleases(ctx context.Context, env *environment, client *registry.Client) (*mirror.Plan, map[digest.Digest][]signature.Accepted, *graphPick, error) {
+	refs, pick, err := o.selectReleases(ctx, env, client)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	signed, err := o.resolveAndVerify(ctx, env, client, refs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	plan, err := (&mirror.Planner{Registry: client, Parallel: o.parallel}).Plan(ctx, refs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if pick != nil {
+		if err := pick.checkArch(plan); err != nil {
+			return nil, nil, nil, errors.Join(err, plan.Close())
+		}
+	}
+	return plan, signed, pick, nil
+}
+
 func (o *packOptions) selectReleases(ctx context.Context, env *environment, client *registry.Client) ([]release.Ref, *graphPick, error) {
 	if !o.graph.active() {
 		refs, err := parseRefs(o.releases, o.arch, o.archSet)
