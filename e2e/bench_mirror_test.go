@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryhq/ferry/e2e/testbed"
@@ -108,19 +107,7 @@ func fetchAndPush(ctx context.Context, rel *testbed.Release, srcHost, dstHost, r
 	c := testbed.NewClient(dstHost)
 	c.HTTP = hc
 	images := slices.Clone(rel.Images)
-	isList := func(img testbed.ImageInfo) bool {
-		return img.MediaType == ocispec.MediaTypeImageIndex || img.MediaType == testbed.MediaTypeDockerManifestList
-	}
-	slices.SortStableFunc(images, func(a, b testbed.ImageInfo) int {
-		switch la, lb := isList(a), isList(b); {
-		case la == lb:
-			return 0
-		case lb:
-			return -1
-		default:
-			return 1
-		}
-	})
+	singlesFirst(images, func(img testbed.ImageInfo) string { return img.MediaType })
 	for _, img := range images {
 		if _, err := c.PushManifest(ctx, repo, img.Digest.String(), img.MediaType, img.Manifest); err != nil {
 			return 0, err

@@ -601,19 +601,7 @@ func pushUnverified(ctx context.Context, bundlePath, host, repo string) (int64, 
 			}
 		}
 	}
-	isList := func(img bundle.Image) bool {
-		return img.MediaType == ocispec.MediaTypeImageIndex || img.MediaType == testbed.MediaTypeDockerManifestList
-	}
-	slices.SortStableFunc(images, func(a, b bundle.Image) int {
-		switch la, lb := isList(a), isList(b); {
-		case la == lb:
-			return 0
-		case lb:
-			return -1
-		default:
-			return 1
-		}
-	})
+	singlesFirst(images, func(img bundle.Image) string { return img.MediaType })
 
 	sizes := make([]int64, len(blobs))
 	g, gctx := errgroup.WithContext(ctx)
@@ -660,6 +648,25 @@ func pushUnverified(ctx context.Context, bundlePath, host, repo string) (int64, 
 		}
 	}
 	return total, nil
+}
+
+// singlesFirst orders manifests so that single images come before the
+// lists that name them, as a registry requires.
+func singlesFirst[T any](images []T, mediaType func(T) string) {
+	isList := func(img T) bool {
+		mt := mediaType(img)
+		return mt == ocispec.MediaTypeImageIndex || mt == testbed.MediaTypeDockerManifestList
+	}
+	slices.SortStableFunc(images, func(a, b T) int {
+		switch la, lb := isList(a), isList(b); {
+		case la == lb:
+			return 0
+		case lb:
+			return -1
+		default:
+			return 1
+		}
+	})
 }
 
 // uploadBlob is the shortest upload the distribution API allows: POST for
