@@ -144,6 +144,12 @@ func TestWriterNamedPipes(t *testing.T) {
 	wantExit(t, "verify with a named pipe as a volume", ferryRun(t, "verify", good, fifo, "--keyring", b.keyFile, "--quiet"), codeUsage, says)
 	wantExit(t, "pack --since a named pipe", ferryRun(t, b.packArgs(filepath.Join(t.TempDir(), "b.tar"), "--since", fifo)...), codeUsage,
 		fifo+" is a named pipe, not an inventory file")
+	wantExit(t, "verify --keyring a named pipe", ferryRun(t, "verify", good, "--keyring", fifo, "--quiet"), codeUsage,
+		fifo+" is a named pipe, not a keyring file")
+	wantExit(t, "pack -f a named pipe", ferryRun(t, "pack", "-f", fifo, "--print-config"), codeUsage,
+		fifo+" is a named pipe, not a ferry.yaml file")
+	wantExit(t, "signatures verify of a named pipe", ferryRun(t, "signatures", "verify", "--digest", b.rel.Digest.String(), "--keyring", b.keyFile, fifo),
+		codeVerification, fifo+" is a named pipe, not a signature file")
 
 	// A data volume replaced by a named pipe, found beside the bundle.
 	vol1 := filepath.Join(filepath.Dir(good), "bundle.001.tar")

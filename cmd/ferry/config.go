@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
 
+	"github.com/ferryhq/ferry/internal/regularfile"
 	"github.com/ferryhq/ferry/mirror/release"
 )
 
@@ -72,7 +72,7 @@ type configChannel struct {
 // loadPackConfig reads and strictly decodes a config file. Errors name the
 // file, the line and the key.
 func loadPackConfig(path string) (*packConfig, error) {
-	f, err := os.Open(path)
+	f, err := regularfile.Open(path, "a ferry.yaml file")
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferryhq/ferry/internal/regularfile"
 	"github.com/ferryhq/ferry/mirror/signature"
 )
 
@@ -110,7 +110,7 @@ func verifyFile(file string, kr *signature.Keyring, want digest.Digest) fileVerd
 
 // readCapped reads a small file, refusing one larger than limit bytes.
 func readCapped(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := regularfile.Open(path, "a signature file")
 	if err != nil {
 		return nil, err
 	}

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+
+	"github.com/ferryhq/ferry/internal/regularfile"
 )
 
 // DefaultKeyPath is where RHEL installs Red Hat's release key 2, the key the
@@ -68,7 +69,7 @@ func LoadKeyring(paths ...string) (*Keyring, error) {
 }
 
 func readKeyringFile(path string) (data []byte, err error) {
-	f, err := os.Open(path)
+	f, err := regularfile.Open(path, "a keyring file")
 	if err != nil {
 		return nil, fmt.Errorf("keyring %s: %w", path, err)
 	}
