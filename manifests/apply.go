@@ -67,6 +67,7 @@ type Applier struct {
 	source    string
 	host      string
 	timeout   time.Duration // bounds each request to the API server
+	userAgent string
 	namespace string
 	dynamic   dynamic.Interface
 	discovery discovery.DiscoveryInterface
@@ -124,6 +125,16 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
+// WithUserAgent names the client to the API server (ferry/<version>); an
+// empty agent keeps "ferry".
+func WithUserAgent(agent string) Option {
+	return func(a *Applier) {
+		if agent != "" {
+			a.userAgent = agent
+		}
+	}
+}
+
 // Client-side rate limits: ferry sends a handful of requests per object, and
 // client-go's defaults (5 per second) would make applying a dozen objects
 // take seconds. These are kubectl's.
@@ -133,7 +144,7 @@ const (
 )
 
 func newApplier(cfg *rest.Config, source, namespace string, opts ...Option) (*Applier, error) {
-	a := &Applier{source: source, host: cfg.Host, namespace: namespace, timeout: DefaultTimeout}
+	a := &Applier{source: source, host: cfg.Host, namespace: namespace, timeout: DefaultTimeout, userAgent: FieldManager}
 	for _, o := range opts {
 		o(a)
 	}
@@ -141,7 +152,7 @@ func newApplier(cfg *rest.Config, source, namespace string, opts ...Option) (*Ap
 		a.namespace = metav1.NamespaceDefault
 	}
 	cfg = rest.CopyConfig(cfg)
-	cfg.UserAgent = "ferry"
+	cfg.UserAgent = a.userAgent
 	cfg.Timeout = a.timeout
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = clientQPS, clientBurst

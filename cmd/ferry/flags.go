@@ -111,7 +111,7 @@ func retryLogger(env *environment) func(retry.Event) {
 
 // applier connects to the cluster of kubeconfig within the bounds.
 func (f *timeoutFlags) applier(kubeconfig string) (*manifests.Applier, error) {
-	return manifests.NewApplier(kubeconfig, manifests.WithTimeout(f.timeout))
+	return manifests.NewApplier(kubeconfig, manifests.WithTimeout(f.timeout), manifests.WithUserAgent(userAgent()))
 }
 
 // trustFlags select the keys signatures are checked against and the stores
