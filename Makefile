@@ -46,12 +46,18 @@ bench: build
 # also run as plain tests in make test). -parallel 2: more workers than
 # cores stall the fuzzer on this 2-core kind of machine.
 FUZZTIME ?= 30s
+# Minimizing a new interesting input runs the target again and again with no
+# progress shown and no regard for FUZZTIME; with slow targets (RSA
+# verification, writing a bundle per input) it outlasts a short run, which
+# the fuzzer then reports as "context deadline exceeded". A few tries keep
+# the corpus entries small enough without stalling.
+FUZZMINIMIZETIME ?= 10x
 FUZZ_PKGS := ./bundle ./internal/safetext ./manifests ./mirror/graph ./mirror/internal/httpget ./mirror/inventory ./mirror/release ./mirror/signature ./mirror/trust
 fuzz:
 	@set -e; for pkg in $(FUZZ_PKGS); do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) -parallel 2 $$pkg; \
 		done; \
 	done
 
