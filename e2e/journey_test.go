@@ -42,23 +42,36 @@ func TestJourney(t *testing.T) {
 		t.Fatal(err)
 	}
 	say("release %s at %s (%d components, %d unique blobs)", rel.Version, rel.PullSpec, len(rel.Components), len(rel.Blobs))
+	// The packer's own key: it signs the bundle, and its public half
+	// reaches the bastion by another channel than the media.
+	packer := testbed.NewKey(t, "packer")
+	packerKey, packerPub := filepath.Join(dir, "packer.key"), filepath.Join(dir, "packer.pub")
+	if err := os.WriteFile(packerKey, packer.PrivateArmored(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(packerPub, packer.PublicArmored(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	bundlePath := filepath.Join(dir, "ocp-"+rel.Version+".tar")
 	mustRun(t, w, "pack", rel.PullSpec, "-o", bundlePath, "--src-tls-verify=false",
-		"--keyring", keyFile, "--signature-store", store.URL, "--quiet")
+		"--keyring", keyFile, "--signature-store", store.URL, "--sign-key", packerKey, "--quiet")
 
 	say("the media: the bundle is checked offline before and after the trip")
-	mustRun(t, w, "verify", bundlePath, "--keyring", keyFile, "--quiet")
-	inspect := mustRun(t, w, "inspect", bundlePath)
-	if !strings.Contains(inspect.stdout, rel.Digest.String()) {
-		t.Errorf("inspect does not show the release digest:\n%s", inspect.stdout)
+	verified := mustRun(t, w, "verify", bundlePath, "--keyring", keyFile, "--bundle-keyring", packerPub, "--quiet")
+	if !strings.Contains(verified.stdout, "bundle signature ok") || strings.Contains(verified.stdout, "UNVERIFIED") {
+		t.Errorf("verify does not prove the signed bundle whole:\n%s", verified.stdout)
+	}
+	inspect := mustRun(t, w, "inspect", bundlePath, "--bundle-keyring", packerPub)
+	if !strings.Contains(inspect.stdout, rel.Digest.String()) || !strings.Contains(inspect.stdout, "signature: verified") {
+		t.Errorf("inspect does not show the release digest and the verified signature:\n%s", inspect.stdout)
 	}
 
 	say("disconnected side: the mirror registry on the bastion")
 	dst := newRegistry(t, w != nil)
 	target := dst.Host + "/" + targetRepo
 	args := []string{"apply", bundlePath, "--to", target, "--dest-tls-verify=false", "--keyring", keyFile,
-		"--output-dir", filepath.Join(dir, "manifests"), "--quiet"}
+		"--bundle-keyring", packerPub, "--output-dir", filepath.Join(dir, "manifests"), "--quiet"}
 	if kube := maybeKube(t); kube != "" && w == nil {
 		args = append(args, "--kubeconfig", kube)
 	} else {
