@@ -366,6 +366,19 @@ func (r *Reader) Open(name string) (*io.SectionReader, error) {
 	return io.NewSectionReader(r.vols[f.Volume].f, f.Offset, f.Size), nil
 }
 
+// ReadFile returns the bytes of a small named file, refusing one larger
+// than limit before reading it.
+func (r *Reader) ReadFile(name string, limit int64) ([]byte, error) {
+	sr, err := r.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if sr.Size() > limit {
+		return nil, fmt.Errorf("%s is %d bytes, more than the %d allowed", name, sr.Size(), limit)
+	}
+	return io.ReadAll(sr)
+}
+
 // Blob returns a reader of the blob with digest d and its size.
 func (r *Reader) Blob(d digest.Digest) (*io.SectionReader, int64, error) {
 	if err := checkDigest(d); err != nil {

@@ -127,7 +127,7 @@ func bundleSignature(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	data, err := readBundleFile(r, r.Index().Releases[0].Signatures[0].File, 1<<16)
+	data, err := r.ReadFile(r.Index().Releases[0].Signatures[0].File, 1<<16)
 	if err != nil {
 		t.Fatal(err)
 	}

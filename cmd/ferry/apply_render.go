@@ -20,7 +20,7 @@ import (
 func (o *applyOptions) render(r *bundle.Reader, proof *trust.Report, sum *applySummary) ([]manifests.File, error) {
 	var configMaps []manifests.File
 	for _, name := range proof.ConfigMaps {
-		data, err := readBundleFile(r, name, manifests.MaxSignatureConfigMapSize)
+		data, err := r.ReadFile(name, manifests.MaxSignatureConfigMapSize)
 		if err != nil {
 			return nil, err
 		}

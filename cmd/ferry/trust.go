@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/mirror/signature"
 	"github.com/ferryhq/ferry/mirror/trust"
 )
@@ -54,18 +53,6 @@ func (f *proofFlags) trustOptions(keyring *signature.Keyring, allowUnsigned bool
 		return trust.Options{}, err
 	}
 	return trust.Options{Keyring: keyring, BundleKeyring: bkr, AllowUnsigned: allowUnsigned, AllowUnproven: f.allowUnproven}, nil
-}
-
-// readBundleFile reads a small file of the bundle, refusing more than limit.
-func readBundleFile(r *bundle.Reader, name string, limit int64) ([]byte, error) {
-	sr, err := r.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	if sr.Size() > limit {
-		return nil, fmt.Errorf("%s is %d bytes, more than the %d allowed", name, sr.Size(), limit)
-	}
-	return io.ReadAll(sr)
 }
 
 // signFlags are the packer's signing key and where its passphrase comes

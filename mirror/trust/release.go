@@ -138,7 +138,7 @@ func (c *checker) releaseSignatures(rel bundle.Release, name string) ([]string, 
 	var sigs [][]byte
 	var sources []string
 	for _, s := range rel.Signatures {
-		data, err := readFile(c.r, s.File, signature.MaxSignatureSize)
+		data, err := c.r.ReadFile(s.File, signature.MaxSignatureSize)
 		if err != nil {
 			c.rep.fault("release %s: %v", name, err)
 			return nil, false
@@ -187,7 +187,7 @@ func (c *checker) releaseSources(rel bundle.Release, name string, signed []strin
 // configMap requires the release's ConfigMap to hold exactly the verified
 // signature files, for the release digest.
 func (c *checker) configMap(rel bundle.Release, name string, sigs [][]byte) bool {
-	data, err := readFile(c.r, rel.ConfigMap, manifests.MaxSignatureConfigMapSize)
+	data, err := c.r.ReadFile(rel.ConfigMap, manifests.MaxSignatureConfigMapSize)
 	if err != nil {
 		c.rep.fault("release %s: %v", name, err)
 		return false
@@ -329,21 +329,9 @@ func repositoryOf(spec string) (string, error) {
 	return reference.TrimNamed(named).String(), nil
 }
 
-// readFile reads a small file of the bundle, refusing more than limit.
-func readFile(r *bundle.Reader, name string, limit int64) ([]byte, error) {
-	sr, err := r.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	if sr.Size() > limit {
-		return nil, fmt.Errorf("%s is %d bytes, more than the %d allowed", name, sr.Size(), limit)
-	}
-	return io.ReadAll(sr)
-}
-
 // readBlob reads a small blob of the bundle and checks it against d.
 func readBlob(r *bundle.Reader, d digest.Digest, limit int64) ([]byte, error) {
-	data, err := readFile(r, bundle.BlobName(d), limit)
+	data, err := r.ReadFile(bundle.BlobName(d), limit)
 	if err != nil {
 		return nil, err
 	}

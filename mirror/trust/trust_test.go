@@ -9,13 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
 
 	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/e2e/testbed"
 	"github.com/ferryhq/ferry/mirror/signature"
 	"github.com/ferryhq/ferry/mirror/trust/trusttest"
 )
@@ -136,30 +134,12 @@ func TestCheckRefuses(t *testing.T) {
 // packerKey is a signing key and a keyring of its public half.
 func packerKey(t *testing.T) (*signature.SigningKey, *signature.Keyring) {
 	t.Helper()
-	e, err := openpgp.NewEntity("packer", "", "packer@ferry.test", &packet.Config{RSABits: 2048})
+	k := testbed.NewKey(t, "packer")
+	key, err := signature.ParseSigningKey("packer.key", k.PrivateArmored(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	w, err := armor.Encode(&buf, openpgp.PrivateKeyType, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.SerializePrivateWithoutSigning(w, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	key, err := signature.ParseSigningKey("packer.key", buf.Bytes(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := key.PublicKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := signature.ParseKeyring("packer.pub", pub)
+	kr, err := signature.ParseKeyring("packer.pub", k.PublicArmored(t))
 	if err != nil {
 		t.Fatal(err)
 	}
