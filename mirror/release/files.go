@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/ferryhq/ferry/mirror/sigstore"
 )
 
 // LayerOpener opens one layer of an image as the registry serves it (a tar,
@@ -23,6 +25,32 @@ type LayerOpener func(ctx context.Context) (io.ReadCloser, error)
 type Files struct {
 	ImageReferences []byte
 	Metadata        []byte
+	// PolicyFiles are the release-manifests/ files that declare a
+	// ClusterImagePolicy or ImagePolicy (see Policies), in tar order.
+	PolicyFiles []ManifestFile
+}
+
+// ManifestFile is one file of release-manifests/.
+type ManifestFile struct {
+	Name string
+	Data []byte
+}
+
+// Policies parses the image policies the release ships: what its nodes
+// will demand of Sigstore signatures (none before 4.21).
+func (f *Files) Policies() ([]sigstore.Policy, error) {
+	var all []sigstore.Policy
+	for _, file := range f.PolicyFiles {
+		ps, err := sigstore.ParsePolicies(file.Name, file.Data)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, ps...)
+		if len(all) > sigstore.MaxPolicies {
+			return nil, fmt.Errorf("release ships more than %d image policies (sigstore.MaxPolicies)", sigstore.MaxPolicies)
+		}
+	}
+	return all, nil
 }
 
 // Parse parses both files and checks that they name the same version.
@@ -131,10 +159,18 @@ func readFiles(ctx context.Context, layers []LayerOpener, limits inflateLimits) 
 		return false
 	}
 	done := func() bool { return !want(ImageReferencesPath) && !want(MetadataPath) }
+	seenPolicy := map[string]bool{}
+	wantPolicy := func(name string) bool {
+		if !isManifestFile(name) || hidden[name] || seenPolicy[name] {
+			return false
+		}
+		seenPolicy[name] = true
+		return true
+	}
 
 	budget := &inflateBudget{limits: limits}
 	for i := len(layers) - 1; i >= 0 && !done(); i-- {
-		whiteouts, err := readLayer(ctx, layers[i], budget, want, done, &files)
+		whiteouts, err := readLayer(ctx, layers[i], budget, want, done, wantPolicy, &files)
 		if err != nil {
 			return nil, fmt.Errorf("reading layer %d of %d: %w", i+1, len(layers), err)
 		}
@@ -157,7 +193,11 @@ func readFiles(ctx context.Context, layers []LayerOpener, limits inflateLimits) 
 
 // readLayer scans one layer, storing wanted files into files, and returns the
 // wanted names that the layer whites out for the layers below it.
-func readLayer(ctx context.Context, open LayerOpener, budget *inflateBudget, want func(string) bool, done func() bool, files *Files) (whiteouts []string, err error) {
+//
+// With wantPolicy it reads on through release-manifests/ after both files
+// are found, keeping each file wantPolicy names that declares an image
+// policy.
+func readLayer(ctx context.Context, open LayerOpener, budget *inflateBudget, want func(string) bool, done func() bool, wantPolicy func(string) bool, files *Files) (whiteouts []string, err error) {
 	rc, err := open(ctx)
 	if err != nil {
 		return nil, err
@@ -180,7 +220,7 @@ func readLayer(ctx context.Context, open LayerOpener, budget *inflateBudget, wan
 	}
 
 	tr := tar.NewReader(r)
-	for !done() {
+	for !done() || wantPolicy != nil {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -189,9 +229,20 @@ func readLayer(ctx context.Context, open LayerOpener, budget *inflateBudget, wan
 			return nil, fmt.Errorf("reading tar: %w", err)
 		}
 		name := cleanName(hdr.Name)
+		if done() && !strings.HasPrefix(name, ReleaseManifestsDir) {
+			// Past release-manifests/, which `oc adm release new` writes
+			// as one directory: nothing more to read, nothing to inflate.
+			break
+		}
 		dir, base := path.Split(name)
 		if hidden, ok := strings.CutPrefix(base, ".wh."); ok {
 			whiteouts = append(whiteouts, whitedOut(dir, hidden)...)
+			continue
+		}
+		if wantPolicy != nil && !want(name) && wantPolicy(name) {
+			if err := files.scanPolicyFile(tr, hdr, name); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if !want(name) {
@@ -330,4 +381,86 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// Bounds on the scan for image policies, which reads every manifest of
+// release-manifests/. A policy file is a few KB; the largest manifests of
+// a release are CRDs of a few hundred KB.
+const (
+	// MaxPolicyFileSize caps a manifest kept for its image policies.
+	MaxPolicyFileSize = 1 << 20
+	// MaxPolicyFiles caps how many such files one release may have.
+	MaxPolicyFiles = 64
+)
+
+// ReleaseManifestsDir holds a release image's manifests.
+const ReleaseManifestsDir = "release-manifests/"
+
+// policyKind is the word a file must contain to be parsed for image
+// policies: both ClusterImagePolicy and ImagePolicy contain the second.
+var policyKind = []byte("ImagePolicy")
+
+func isManifestFile(name string) bool {
+	if !strings.HasPrefix(name, ReleaseManifestsDir) {
+		return false
+	}
+	switch path.Ext(name) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
+}
+
+// scanPolicyFile reads one manifest and keeps it when it declares an image
+// policy. A larger file is streamed through, never held, and refused if it
+// names a policy kind: a policy ferry skipped would let through a pack the
+// nodes will refuse.
+func (f *Files) scanPolicyFile(tr *tar.Reader, hdr *tar.Header, name string) error {
+	if hdr.Typeflag != tar.TypeReg {
+		return nil
+	}
+	if hdr.Size > MaxPolicyFileSize {
+		found, err := streamContains(tr, policyKind)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", name, err)
+		}
+		if found {
+			return fmt.Errorf("%s may declare an image policy and is %d bytes, more than the %d read (release.MaxPolicyFileSize)", name, hdr.Size, MaxPolicyFileSize)
+		}
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(tr, hdr.Size))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	if !bytes.Contains(data, policyKind) {
+		return nil
+	}
+	if len(f.PolicyFiles) == MaxPolicyFiles {
+		return fmt.Errorf("more than %d release manifests declare image policies (release.MaxPolicyFiles)", MaxPolicyFiles)
+	}
+	f.PolicyFiles = append(f.PolicyFiles, ManifestFile{Name: name, Data: data})
+	return nil
+}
+
+// streamContains reports whether r holds needle, reading it in chunks.
+func streamContains(r io.Reader, needle []byte) (bool, error) {
+	buf := make([]byte, 64<<10)
+	keep := 0
+	for {
+		n, err := r.Read(buf[keep:])
+		if bytes.Contains(buf[:keep+n], needle) {
+			_, err := io.Copy(io.Discard, r)
+			return true, err
+		}
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		total := keep + n
+		keep = min(len(needle)-1, total)
+		copy(buf, buf[total-keep:total])
+	}
 }
