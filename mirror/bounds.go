@@ -7,6 +7,7 @@ import (
 	"go.podman.io/image/v5/manifest"
 
 	"github.com/ferryhq/ferry/mirror/registry"
+	"github.com/ferryhq/ferry/mirror/sigstore"
 )
 
 // Bounds on what a plan takes from registries. Every manifest is read into
@@ -40,7 +41,7 @@ const (
 
 // MediaTypeCosignPayload is the media type of the layers of a cosign
 // signature image: one simple-signing payload each.
-const MediaTypeCosignPayload = "application/vnd.dev.cosign.simplesigning.v1+json"
+const MediaTypeCosignPayload = sigstore.MediaTypePayload
 
 // BoundError reports a manifest that takes the plan past one of its
 // bounds. Callers match it with errors.As.

@@ -5,10 +5,12 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 
@@ -16,6 +18,7 @@ import (
 
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/release"
+	"github.com/ferryhq/ferry/mirror/sigstore"
 )
 
 // Image roles, as recorded in the bundle index.
@@ -47,6 +50,9 @@ type Plan struct {
 	Releases []*Release
 	Images   []*Image
 	Blobs    []*Blob
+	// Sigstore is what the plan proved of the signatures the releases'
+	// image policies demand.
+	Sigstore *SigstoreReport
 	sources  map[string]*registry.Source
 }
 
@@ -88,6 +94,16 @@ type Release struct {
 	Version    string
 	Arch       string
 	Components []release.Component
+	// Policies are the image policies the release ships: what its nodes
+	// demand of Sigstore signatures (none before 4.21).
+	Policies []sigstore.Policy
+}
+
+// samePolicy compares two policies read from sibling release images.
+func samePolicy(a, b sigstore.Policy) bool {
+	return a.ID() == b.ID() && a.File == b.File && slices.Equal(a.Scopes, b.Scopes) &&
+		bytes.Equal(a.PublicKey, b.PublicKey) && a.RootOfTrust == b.RootOfTrust && a.MatchPolicy == b.MatchPolicy &&
+		a.ExactRepository == b.ExactRepository && a.RemapPrefix == b.RemapPrefix && a.RemapSignedPrefix == b.RemapSignedPrefix
 }
 
 // Tag is the tag the documented mirroring procedure gives the release.
@@ -127,6 +143,9 @@ type Planner struct {
 	Registry *registry.Client
 	// Parallel bounds concurrent manifest requests; <= 0 means registry.DefaultParallel.
 	Parallel int
+	// SigstoreMode says what to do when an image a release's policy
+	// covers lacks a signature its nodes accept; empty is SigstoreRequired.
+	SigstoreMode SigstoreMode
 
 	// maxManifestBytes replaces MaxPlanManifestBytes when > 0, for tests.
 	maxManifestBytes int64
@@ -134,7 +153,8 @@ type Planner struct {
 
 // Plan resolves each release and walks everything it references.
 func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
-	w := &walk{planner: p, images: map[string]*Image{}, blobs: map[digest.Digest]*Blob{}, sources: map[string]*registry.Source{}}
+	w := &walk{planner: p, images: map[string]*Image{}, blobs: map[digest.Digest]*Blob{}, sources: map[string]*registry.Source{},
+		signatures: map[string]*Image{}}
 	plan := &Plan{sources: w.sources}
 	for _, ref := range refs {
 		rel, err := w.release(ctx, ref)
@@ -149,6 +169,12 @@ func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
 		return nil, err
 	}
 	plan.Images, plan.Blobs = w.sorted()
+	report, err := w.checkSigstore(ctx, plan)
+	if err != nil {
+		plan.Close()
+		return nil, err
+	}
+	plan.Sigstore = report
 	return plan, nil
 }
 
@@ -173,7 +199,10 @@ type walk struct {
 	images  map[string]*Image // repository@digest
 	blobs   map[digest.Digest]*Blob
 	sources map[string]*registry.Source
-	order   []string // image keys in discovery order, for a stable index
+	// signatures maps an image (repository@digest) to its cosign
+	// signature image.
+	signatures map[string]*Image
+	order      []string // image keys in discovery order, for a stable index
 	// manifestBytes is what the manifests in images take, and those being
 	// walked: at most MaxPlanManifestBytes.
 	manifestBytes int64

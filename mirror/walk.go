@@ -87,12 +87,19 @@ func (w *walk) readImageReferences(ctx context.Context, src *registry.Source, re
 		if err := release.CheckVersion(refs, meta); err != nil {
 			return fmt.Errorf("release image %s: %w", inst.Digest, err)
 		}
+		policies, err := files.Policies()
+		if err != nil {
+			return fmt.Errorf("release image %s: %w", inst.Digest, err)
+		}
 		if rel.Components == nil {
-			rel.Version, rel.Components = refs.Version, refs.Components
+			rel.Version, rel.Components, rel.Policies = refs.Version, refs.Components, policies
 			continue
 		}
 		if refs.Version != rel.Version || !slices.Equal(refs.Components, rel.Components) {
 			return fmt.Errorf("release image %s names other components than its sibling images", inst.Digest)
+		}
+		if !slices.EqualFunc(policies, rel.Policies, samePolicy) {
+			return fmt.Errorf("release image %s ships other image policies than its sibling images", inst.Digest)
 		}
 	}
 	return nil
@@ -317,8 +324,14 @@ func (w *walk) sigstoreTags(ctx context.Context) error {
 			if err := checkSigstore(img.Repository, tag, m); err != nil {
 				return err
 			}
-			_, err = w.addImage(ctx, src, img.Repository, m, RoleSigstore, tag)
-			return err
+			sig, err := w.addImage(ctx, src, img.Repository, m, RoleSigstore, tag)
+			if err != nil {
+				return err
+			}
+			w.mu.Lock()
+			w.signatures[imageKey(img.Repository, img.Digest)] = sig
+			w.mu.Unlock()
+			return nil
 		})
 	}
 	return g.Wait()

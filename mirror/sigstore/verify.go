@@ -12,6 +12,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	sigstoresig "github.com/sigstore/sigstore/pkg/signature"
 	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/manifest"
 
 	"github.com/ferryhq/ferry/internal/strictjson"
 )
@@ -250,4 +251,39 @@ func loadPublicKey(pemData []byte) (crypto.PublicKey, error) {
 		return nil, fmt.Errorf("not a PEM public key: %v", err)
 	}
 	return key, nil
+}
+
+// Media type and annotation of a cosign signature layer.
+const (
+	MediaTypePayload    = "application/vnd.dev.cosign.simplesigning.v1+json"
+	SignatureAnnotation = "dev.cosignproject.cosign/signature"
+)
+
+// Signatures reads the cosign signatures out of a sha256-<hex>.sig image:
+// each simple-signing layer's payload, read with readPayload (which must
+// return the blob checked against its digest), and its annotation. Other
+// layers are skipped, as the node skips them.
+func Signatures(manifestBytes []byte, mediaType string, readPayload func(d digest.Digest, size int64) ([]byte, error)) ([]Signature, error) {
+	m, err := manifest.FromBlob(manifestBytes, mediaType)
+	if err != nil {
+		return nil, fmt.Errorf("signature manifest: %w", err)
+	}
+	var sigs []Signature
+	for _, l := range m.LayerInfos() {
+		if l.MediaType != MediaTypePayload {
+			continue
+		}
+		if len(sigs) == MaxSignatures {
+			return nil, fmt.Errorf("signature manifest has more than %d signatures (sigstore.MaxSignatures)", MaxSignatures)
+		}
+		if l.Size < 0 || l.Size > MaxPayloadBytes {
+			return nil, fmt.Errorf("signature payload %s is %d bytes, more than the %d allowed (sigstore.MaxPayloadBytes)", l.Digest, l.Size, MaxPayloadBytes)
+		}
+		payload, err := readPayload(l.Digest, l.Size)
+		if err != nil {
+			return nil, fmt.Errorf("signature payload %s: %w", l.Digest, err)
+		}
+		sigs = append(sigs, Signature{Payload: payload, Base64: l.Annotations[SignatureAnnotation]})
+	}
+	return sigs, nil
 }
