@@ -78,6 +78,45 @@ type Index struct {
 	Prerequisites []Prerequisite `json:"prerequisites,omitempty"`
 	// UpdatePath lists the versions an incremental bundle steps through.
 	UpdatePath []string `json:"updatePath,omitempty"`
+	// Sigstore records what the packer proved of the cosign signatures
+	// the releases' image policies demand; nil in bundles made before.
+	Sigstore *Sigstore `json:"sigstore,omitempty"`
+}
+
+// Sigstore is the packer's record of the releases' image policies and of
+// the signatures checked under them. It informs; apply proves again from
+// the release images and signature images the bundle carries.
+type Sigstore struct {
+	// Mode is required, best-effort or off.
+	Mode     string           `json:"mode"`
+	Policies []SigstorePolicy `json:"policies,omitempty"`
+	// Checked counts the images in a policy's scope.
+	Checked int           `json:"checked"`
+	Gaps    []SigstoreGap `json:"gaps,omitempty"`
+}
+
+// SigstorePolicy is one ClusterImagePolicy or ImagePolicy a release ships.
+type SigstorePolicy struct {
+	Release     digest.Digest `json:"release"`
+	Kind        string        `json:"kind"`
+	Namespace   string        `json:"namespace,omitempty"`
+	Name        string        `json:"name"`
+	File        string        `json:"file"`
+	Scopes      []string      `json:"scopes"`
+	RootOfTrust string        `json:"rootOfTrust"`
+	MatchPolicy string        `json:"matchPolicy"`
+	// KeySHA256 is the SHA-256 of the policy's public key (DER), hex.
+	KeySHA256 string `json:"keySHA256,omitempty"`
+}
+
+// SigstoreGap is an image in a policy's scope that lacks a signature the
+// cluster's nodes accept (recorded in best-effort mode).
+type SigstoreGap struct {
+	Name       string        `json:"name"`
+	Repository string        `json:"repository"`
+	Digest     digest.Digest `json:"digest"`
+	Unsigned   bool          `json:"unsigned,omitempty"`
+	Reason     string        `json:"reason"`
 }
 
 // Tool names the program that made the bundle.

@@ -144,8 +144,8 @@ type Planner struct {
 	// Parallel bounds concurrent manifest requests; <= 0 means registry.DefaultParallel.
 	Parallel int
 	// SigstoreMode says what to do when an image a release's policy
-	// covers lacks a signature its nodes accept; empty is SigstoreRequired.
-	SigstoreMode SigstoreMode
+	// covers lacks a signature its nodes accept; empty is sigstore.Required.
+	SigstoreMode sigstore.Mode
 
 	// maxManifestBytes replaces MaxPlanManifestBytes when > 0, for tests.
 	maxManifestBytes int64

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/regularfile"
 	"github.com/ferryhq/ferry/mirror/release"
+	"github.com/ferryhq/ferry/mirror/sigstore"
 )
 
 // The declarative form of a pack: ferry.yaml.
@@ -48,6 +49,8 @@ type packConfig struct {
 	// durations ("1m", "90s").
 	Timeout      string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	StallTimeout string `yaml:"stallTimeout,omitempty" json:"stallTimeout,omitempty"`
+	// Sigstore is --sigstore: required, best-effort or off.
+	Sigstore string `yaml:"sigstore,omitempty" json:"sigstore,omitempty"`
 }
 
 // configRelease is one release: a pull spec, or a version and an arch.
@@ -110,6 +113,9 @@ func parsePackConfig(path string, data []byte) (*packConfig, error) {
 		if (r.PullSpec == "") == (r.Version == "") {
 			return nil, fmt.Errorf("%s: releases[%d]: give pullSpec or version (with arch), not both or neither", path, i)
 		}
+	}
+	if _, err := sigstore.ParseMode(cfg.Sigstore); err != nil {
+		return nil, fmt.Errorf("%s:%d: sigstore: %w", path, keys.lineOf("sigstore"), err)
 	}
 	for key, v := range map[string]string{"timeout": cfg.Timeout, "stallTimeout": cfg.StallTimeout} {
 		if d, err := time.ParseDuration(v); v != "" && (err != nil || d <= 0) {
@@ -189,6 +195,7 @@ func (o *packOptions) applyConfig(c *cli.Context, cfg *packConfig) {
 	setString("cache-dir", &o.cacheDir, cfg.CacheDir)
 	setString("sign-key", &o.sign.keyFile, cfg.SignKey)
 	setString("sign-key-passphrase-file", &o.sign.passphraseFile, cfg.SignKeyPassphraseFile)
+	setString("sigstore", &o.sigstore.mode, cfg.Sigstore)
 	setDuration := func(flag string, dst *time.Duration, v string) {
 		if d, err := time.ParseDuration(v); !c.IsSet(flag) && err == nil { // checked by parsePackConfig
 			*dst = d
@@ -234,6 +241,7 @@ func (o *packOptions) effectiveConfig() *packConfig {
 		AllowUnsigned: o.allowUnsigned, Since: o.since, CacheDir: o.cacheDir,
 		SignKey: o.sign.keyFile, SignKeyPassphraseFile: o.sign.passphraseFile,
 		Timeout: o.registry.net.timeout.String(), StallTimeout: o.registry.net.stall.String(),
+		Sigstore: o.sigstore.mode,
 		Releases: append([]configRelease(nil), o.configReleases...),
 	}
 	for _, r := range o.releases {

@@ -41,6 +41,7 @@ func mirrorCommand(env *environment) *cli.Command {
 			"time bounds from a ferry.yaml `FILE` (the one ferry pack reads); flags override it", Destination: &s.configFile},
 		s.trust.keyringFlag(),
 		s.trust.storeFlag(),
+		s.sigstore.flag("refuse to copy"),
 	}
 	flags = append(flags, s.registry.flags()...)
 	// One auth file and certificate directory serve both sides (an

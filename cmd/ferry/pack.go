@@ -17,6 +17,7 @@ import (
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/release"
 	"github.com/ferryhq/ferry/mirror/signature"
+	"github.com/ferryhq/ferry/mirror/sigstore"
 )
 
 type packOptions struct {
@@ -43,6 +44,7 @@ type packOptions struct {
 	registry       registryFlags
 	trust          trustFlags
 	sign           signFlags
+	sigstore       sigstoreFlag
 }
 
 func packCommand(env *environment) *cli.Command {
@@ -65,6 +67,7 @@ func packCommand(env *environment) *cli.Command {
 		&cli.BoolFlag{Name: "print-config", Usage: "print the effective configuration as a ferry.yaml and exit (a command line becomes a file)", Destination: &o.printConfig},
 		o.trust.keyringFlag(),
 		o.trust.storeFlag(),
+		o.sigstore.flag("refuse the pack"),
 	}
 	flags = append(flags, o.sign.flags()...)
 	flags = append(flags, o.graph.flags()...)
@@ -199,10 +202,20 @@ func (o *packOptions) planReleases(ctx context.Context, env *environment, client
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	plan, err := (&mirror.Planner{Registry: client, Parallel: o.parallel}).Plan(ctx, refs)
+	mode, err := o.sigstore.parse()
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	plan, err := (&mirror.Planner{Registry: client, Parallel: o.parallel, SigstoreMode: mode}).Plan(ctx, refs)
+	var refused *sigstore.RefusedImagesError
+	if errors.As(err, &refused) {
+		return nil, nil, nil, verificationError(fmt.Errorf("%w\npack with --sigstore best-effort to carry the release anyway (each gap recorded), "+
+			"or get the missing signatures into the source registry", err))
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	logSigstore(env, plan)
 	if pick != nil {
 		if err := pick.checkArch(plan); err != nil {
 			return nil, nil, nil, errors.Join(err, plan.Close())

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/manifests"
+	"github.com/ferryhq/ferry/mirror"
 )
 
 // index fills everything the bundle writer does not: releases, images,
@@ -34,6 +35,7 @@ func (p *writer) index() *bundle.Index {
 		}
 		idx.Releases = append(idx.Releases, rel)
 	}
+	idx.Sigstore = sigstoreRecord(p.plan)
 	for _, img := range p.plan.Images {
 		idx.Images = append(idx.Images, bundle.Image{
 			Source: img.Repository, Digest: img.Digest, MediaType: img.MediaType, Size: int64(len(img.Manifest)),
@@ -104,4 +106,26 @@ func (p *writer) addLayout(w *bundle.Writer) error {
 		return err
 	}
 	return w.AddFile(bundle.LayoutIndexName, index)
+}
+
+// sigstoreRecord is the index's account of the plan's Sigstore proof.
+func sigstoreRecord(plan *mirror.Plan) *bundle.Sigstore {
+	if plan.Sigstore == nil {
+		return nil
+	}
+	rec := &bundle.Sigstore{Mode: string(plan.Sigstore.Mode), Checked: plan.Sigstore.Checked}
+	for _, r := range plan.Releases {
+		for _, pol := range r.Policies {
+			sp := bundle.SigstorePolicy{
+				Release: r.Digest, Kind: pol.Kind, Namespace: pol.Namespace, Name: pol.Name, File: pol.File,
+				Scopes: pol.Scopes, RootOfTrust: pol.RootOfTrust, MatchPolicy: pol.MatchPolicy,
+			}
+			sp.KeySHA256 = pol.KeyFingerprint()
+			rec.Policies = append(rec.Policies, sp)
+		}
+	}
+	for _, g := range plan.Sigstore.Gaps {
+		rec.Gaps = append(rec.Gaps, bundle.SigstoreGap{Name: g.Name, Repository: g.Repository, Digest: g.Digest, Unsigned: g.Unsigned, Reason: g.Reason})
+	}
+	return rec
 }

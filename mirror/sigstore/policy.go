@@ -18,12 +18,14 @@ package sigstore
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	"k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/ferryhq/ferry/internal/strictjson"
@@ -284,4 +286,22 @@ func (p *Policy) setIdentity(spec *policySpec) error {
 		return fmt.Errorf("unknown matchPolicy %q", id.MatchPolicy)
 	}
 	return nil
+}
+
+// KeyFingerprint is the SHA-256 of the policy's public key in DER
+// (SubjectPublicKeyInfo) form, hex: the same for any PEM spelling of the
+// key. Empty when the policy has no key.
+func (p *Policy) KeyFingerprint() string {
+	if len(p.PublicKey) == 0 {
+		return ""
+	}
+	key, err := loadPublicKey(p.PublicKey)
+	if err != nil {
+		return ""
+	}
+	der, err := x509.MarshalPKIXPublicKey(key)
+	if err != nil {
+		return ""
+	}
+	return digest.FromBytes(der).Encoded()
 }
