@@ -5,12 +5,10 @@
 package mirror
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"sync"
 
@@ -99,13 +97,6 @@ type Release struct {
 	Policies []sigstore.Policy
 }
 
-// samePolicy compares two policies read from sibling release images.
-func samePolicy(a, b sigstore.Policy) bool {
-	return a.ID() == b.ID() && a.File == b.File && slices.Equal(a.Scopes, b.Scopes) &&
-		bytes.Equal(a.PublicKey, b.PublicKey) && a.RootOfTrust == b.RootOfTrust && a.MatchPolicy == b.MatchPolicy &&
-		a.ExactRepository == b.ExactRepository && a.RemapPrefix == b.RemapPrefix && a.RemapSignedPrefix == b.RemapSignedPrefix
-}
-
 // Tag is the tag the documented mirroring procedure gives the release.
 func (r *Release) Tag() string { return r.Version + "-" + r.Arch }
 
@@ -131,10 +122,11 @@ type Blob struct {
 	Size       int64
 	MediaType  string
 	Repository string
-	// ReleaseFiles marks a release image's config, and each of its layers
-	// the walk read release-manifests/ from. Checking the chain of trust
-	// offline reads exactly these blobs again, so a bundle must carry them
-	// even when the target already holds them.
+	// ReleaseFiles marks a release image's config, each of its layers the
+	// walk read release-manifests/ from, and the config and payloads of
+	// cosign signature images. Checking the chain of trust and the
+	// signatures offline reads exactly these blobs again, so a bundle must
+	// carry them even when the target already holds them.
 	ReleaseFiles bool
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/release"
+	"github.com/ferryhq/ferry/mirror/sigstore"
 )
 
 // maxConfigSize caps the image config read to learn a release's architecture.
@@ -98,7 +99,7 @@ func (w *walk) readImageReferences(ctx context.Context, src *registry.Source, re
 		if refs.Version != rel.Version || !slices.Equal(refs.Components, rel.Components) {
 			return fmt.Errorf("release image %s names other components than its sibling images", inst.Digest)
 		}
-		if !slices.EqualFunc(policies, rel.Policies, samePolicy) {
+		if !slices.EqualFunc(policies, rel.Policies, sigstore.Policy.Equal) {
 			return fmt.Errorf("release image %s ships other image policies than its sibling images", inst.Digest)
 		}
 	}
@@ -330,6 +331,11 @@ func (w *walk) sigstoreTags(ctx context.Context) error {
 			}
 			w.mu.Lock()
 			w.signatures[imageKey(img.Repository, img.Digest)] = sig
+			// Apply proves the signatures again from the bundle, so their
+			// payloads travel even when the target holds them.
+			for _, d := range sig.Blobs {
+				w.blobs[d].ReleaseFiles = true
+			}
 			w.mu.Unlock()
 			return nil
 		})

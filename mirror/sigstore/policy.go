@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -304,4 +305,12 @@ func (p *Policy) KeyFingerprint() string {
 		return ""
 	}
 	return digest.FromBytes(der).Encoded()
+}
+
+// Equal reports whether p and q are the same policy from the same file:
+// what sibling images of a multi-arch release must ship alike.
+func (p Policy) Equal(q Policy) bool {
+	return p.ID() == q.ID() && p.File == q.File && slices.Equal(p.Scopes, q.Scopes) &&
+		bytes.Equal(p.PublicKey, q.PublicKey) && p.RootOfTrust == q.RootOfTrust && p.MatchPolicy == q.MatchPolicy &&
+		p.ExactRepository == q.ExactRepository && p.RemapPrefix == q.RemapPrefix && p.RemapSignedPrefix == q.RemapSignedPrefix
 }

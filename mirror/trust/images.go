@@ -92,8 +92,8 @@ func (c *checker) prove(source string, d digest.Digest, tags []string, proof Pro
 // sigstore proves the cosign signature images of proven digests: an index
 // image whose one tag is sha256-<hex>.sig, where sha256:<hex> is proven in
 // the same repository, and which is a single image as cosign writes it.
-// The tag is derived from the proven digest; the signature's content is
-// carried, not judged (a Sigstore policy check does that).
+// The tag is derived from the proven digest; whether the signature is one
+// the nodes accept is sigstorePolicies' to judge.
 func (c *checker) sigstore() {
 	for _, e := range c.idx.Images {
 		if len(e.Tags) != 1 {
@@ -112,6 +112,10 @@ func (c *checker) sigstore() {
 		img := c.prove(e.Source, e.Digest, []string{e.Tags[0]}, ReleaseChain)
 		if img != nil && len(img.Children) > 0 {
 			c.rep.fault("signature image %s: a manifest list, not a signature as cosign writes it", imageKey(e.Source, e.Digest))
+			continue
+		}
+		if img != nil {
+			c.signatureOf[imageKey(e.Source, subject)] = e.Digest
 		}
 	}
 }

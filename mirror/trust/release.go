@@ -16,6 +16,7 @@ import (
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror/release"
 	"github.com/ferryhq/ferry/mirror/signature"
+	"github.com/ferryhq/ferry/mirror/sigstore"
 )
 
 // maxConfigSize caps an image config read to learn a release's
@@ -27,6 +28,10 @@ const maxConfigSize = 4 << 20
 type provenRelease struct {
 	version, arch string
 	digest        digest.Digest
+	// policies are the image policies the release image ships; subjects
+	// the images they may cover, in the repositories the cluster names.
+	policies []sigstore.Policy
+	subjects []sigstore.Subject
 }
 
 // releases proves every release of the index, in index order.
@@ -71,9 +76,12 @@ func (c *checker) release(ctx context.Context, rel bundle.Release) (provenReleas
 		c.rep.fault("release %s: %v", name, err)
 		return provenRelease{}, false
 	}
-	var refs *release.ImageReferences
-	for _, inst := range instances {
-		got, err := c.imageReferences(ctx, inst)
+	var (
+		refs     *release.ImageReferences
+		policies []sigstore.Policy
+	)
+	for i, inst := range instances {
+		got, gotPolicies, err := c.imageReferences(ctx, inst)
 		if err != nil {
 			c.rep.fault("release %s: image %s: %v", name, inst, err)
 			return provenRelease{}, false
@@ -82,7 +90,11 @@ func (c *checker) release(ctx context.Context, rel bundle.Release) (provenReleas
 			c.rep.fault("release %s: image %s names other components than its sibling images", name, inst)
 			return provenRelease{}, false
 		}
-		refs = got
+		if i > 0 && !slices.EqualFunc(gotPolicies, policies, sigstore.Policy.Equal) {
+			c.rep.fault("release %s: image %s ships other image policies than its sibling images", name, inst)
+			return provenRelease{}, false
+		}
+		refs, policies = got, gotPolicies
 	}
 	arch, err := c.releaseArch(instances, mediaType)
 	if err != nil {
@@ -93,13 +105,23 @@ func (c *checker) release(ctx context.Context, rel bundle.Release) (provenReleas
 		return provenRelease{}, false
 	}
 	tag := refs.Version + "-" + arch
+	proven := provenRelease{version: refs.Version, arch: arch, digest: rel.Digest, policies: policies}
+	subject := func(img *Image, name string) {
+		if img == nil {
+			return
+		}
+		proven.subjects = append(proven.subjects, sigstore.Subject{Repository: img.Source, Digest: img.Digest, Name: name})
+		for _, child := range img.Children {
+			proven.subjects = append(proven.subjects, sigstore.Subject{Repository: img.Source, Digest: child, Name: name + " (" + child.Encoded()[:12] + ")"})
+		}
+	}
 	for _, src := range sources {
-		c.prove(src, rel.Digest, []string{tag}, ReleaseChain)
+		subject(c.prove(src, rel.Digest, []string{tag}, ReleaseChain), "release "+refs.Version)
 	}
 	for _, comp := range refs.Components {
-		c.prove(comp.Repository, comp.Digest, []string{tag + "-" + comp.Name}, ReleaseChain)
+		subject(c.prove(comp.Repository, comp.Digest, []string{tag + "-" + comp.Name}, ReleaseChain), "component "+comp.Name)
 	}
-	return provenRelease{version: refs.Version, arch: arch, digest: rel.Digest}, true
+	return proven, true
 }
 
 // releaseSignatures checks a release's signatures and ConfigMap and returns
@@ -228,17 +250,17 @@ func (c *checker) instances(d digest.Digest, data []byte, mediaType string) ([]d
 
 // imageReferences reads release-manifests/ from an image's layers as they
 // sit in the bundle, and checks it against release-metadata.
-func (c *checker) imageReferences(ctx context.Context, d digest.Digest) (*release.ImageReferences, error) {
+func (c *checker) imageReferences(ctx context.Context, d digest.Digest) (*release.ImageReferences, []sigstore.Policy, error) {
 	data, mediaType, err := c.manifest(d)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if manifest.MIMETypeIsMultiImage(mediaType) {
-		return nil, fmt.Errorf("a manifest list inside a manifest list")
+		return nil, nil, fmt.Errorf("a manifest list inside a manifest list")
 	}
 	m, err := manifest.FromBlob(data, mediaType)
 	if err != nil {
-		return nil, fmt.Errorf("parse manifest: %w", err)
+		return nil, nil, fmt.Errorf("parse manifest: %w", err)
 	}
 	var openers []release.LayerOpener
 	for _, l := range m.LayerInfos() {
@@ -252,10 +274,14 @@ func (c *checker) imageReferences(ctx context.Context, d digest.Digest) (*releas
 	}
 	files, err := release.ReadFiles(ctx, openers)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	refs, _, err := files.Parse()
-	return refs, err
+	if err != nil {
+		return nil, nil, err
+	}
+	policies, err := files.Policies()
+	return refs, policies, err
 }
 
 // releaseArch is "multi" for a manifest list, else the architecture its

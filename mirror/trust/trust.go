@@ -30,6 +30,7 @@ import (
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/mirror/signature"
+	"github.com/ferryhq/ferry/mirror/sigstore"
 )
 
 // maxFaults caps a report, as bundle.Verify caps its own: a hostile index
@@ -62,6 +63,11 @@ type Options struct {
 	// AllowUnproven accepts index content no proof covers; the report lists
 	// each item as unverified.
 	AllowUnproven bool
+	// Sigstore says what an image a release's image policy covers without
+	// a signature its nodes accept is: a fault (sigstore.Required, the
+	// default), unverified (sigstore.BestEffort), or unchecked
+	// (sigstore.Off).
+	Sigstore sigstore.Mode
 }
 
 // Image is one manifest apply may push, with what proves it.
@@ -117,6 +123,9 @@ type Report struct {
 	// sources and tags refused for lacking a proof (a bundle keyring or
 	// AllowUnproven would decide them). Callers say what to do.
 	RefusedUnsigned, RefusedUnproven int
+	// Sigstore is what was proven of the signatures the releases' image
+	// policies demand.
+	Sigstore *SigstoreProof
 }
 
 // OK reports whether nothing stands in the way of applying the bundle.
@@ -143,6 +152,7 @@ func Check(ctx context.Context, r *bundle.Reader, opts Options) *Report {
 		return c.rep
 	}
 	c.sigstore()
+	c.sigstorePolicies(ctx, releases)
 	c.indexImages()
 	c.checkBlobs()
 	c.checkTags()
@@ -168,11 +178,15 @@ type checker struct {
 	// manifests read and checked, by digest
 	manifests map[digest.Digest][]byte
 	prereqs   map[digest.Digest]bool
+	// signatureOf maps a proven image (source@digest) to the digest of
+	// the cosign signature image proven beside it.
+	signatureOf map[string]digest.Digest
 }
 
 func newChecker(r *bundle.Reader, opts Options) *checker {
 	c := &checker{r: r, idx: r.Index(), opts: opts, rep: &Report{},
-		proven: map[string]*Image{}, manifests: map[digest.Digest][]byte{}, prereqs: map[digest.Digest]bool{}}
+		proven: map[string]*Image{}, manifests: map[digest.Digest][]byte{}, prereqs: map[digest.Digest]bool{},
+		signatureOf: map[string]digest.Digest{}}
 	for _, p := range c.idx.Prerequisites {
 		c.prereqs[p.Digest] = true
 	}
