@@ -73,8 +73,8 @@ func TestRedHatKeyIsTheRealPolicyKey(t *testing.T) {
 	if rsaKey, ok := key.(*rsa.PublicKey); !ok || rsaKey.N.BitLen() != 4096 {
 		t.Errorf("built-in key is a %T, want RSA-4096", key)
 	}
-	// The same key written another way (other wrapping, a header,
-	// leading white space) is still Red Hat's: keys are compared, not bytes.
+	// The same key written another way (a PEM header, white space
+	// before it) is still Red Hat's: keys are compared, not bytes.
 	rewritten := append([]byte("\n  "), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Headers: map[string]string{"Comment": "re-encoded"}, Bytes: block.Bytes})...)
 	if !sigstore.IsRedHatKey(rewritten) {
 		t.Error("Red Hat's key re-encoded is not recognised")
