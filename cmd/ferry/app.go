@@ -12,12 +12,12 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/mirror/signature"
 )
 
 // newApp builds the command tree. Commands bind their flags into an options
 // struct and call its run method; nothing below this layer sees urfave/cli.
-func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	env := &environment{stdin: stdin, stdout: stdout, stderr: stderr}
+func newApp(env *environment) *cli.App {
 	app := &cli.App{
 		Name:  "ferry",
 		Usage: "carry OpenShift release updates across an air gap",
@@ -25,9 +25,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			"every image it references and its signatures. On the bastion, `ferry apply`\n" +
 			"proves the bundle and pushes it into the mirror registry, digests unchanged.",
 		Version:              fmt.Sprintf("%s (commit %s, %s, bundle format %d)", version, commit, runtime.Version(), bundle.FormatVersion),
-		Reader:               stdin,
-		Writer:               stdout,
-		ErrWriter:            stderr,
+		Reader:               env.stdin,
+		Writer:               env.stdout,
+		ErrWriter:            env.stderr,
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
 		Suggest:              true,
@@ -82,6 +82,14 @@ type environment struct {
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
+	// systemKeyPath is the host's file of Red Hat's release key, trusted
+	// when no --keyring is given (signature.DefaultKeyPath; tests move it).
+	systemKeyPath string
+}
+
+// newEnvironment is the environment of a ferry process on this host.
+func newEnvironment(stdin io.Reader, stdout, stderr io.Writer) *environment {
+	return &environment{stdin: stdin, stdout: stdout, stderr: stderr, systemKeyPath: signature.DefaultKeyPath}
 }
 
 func (e *environment) setupLogging(level, format string) error {

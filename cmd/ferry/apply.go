@@ -52,6 +52,7 @@ func applyCommand(env *environment) *cli.Command {
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &o.quiet},
 		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON", Destination: &o.json},
 		o.trust.keyringFlag(),
+		o.trust.betaKeyFlag(),
 	}
 	flags = append(flags, o.proof.flags()...)
 	flags = append(flags, o.registry.flags()...)
@@ -61,8 +62,8 @@ func applyCommand(env *environment) *cli.Command {
 		ArgsUsage: "BUNDLE [VOLUME...]",
 		Description: `Runs on the bastion. First it proves everything: the bundle's integrity (as 'ferry
 verify'), then for each release the chain of trust: signatures under the keyring
-(--keyring, else the cluster's release-verification ConfigMap, else Red Hat's key on
-RHEL) -> the release digest -> the image-references inside the release image -> every
+(--keyring, else the cluster's release-verification ConfigMap, else Red Hat's release
+key 2: the RHEL key file, else ferry's built-in copy) -> the release digest -> the image-references inside the release image -> every
 component digest. Nothing is pushed until all of it holds.
 
 Then it pushes every blob straight from the tar (no extraction; blobs the target has
@@ -206,20 +207,19 @@ func (o *applyOptions) clusterApplier(env *environment) (*manifests.Applier, err
 }
 
 // keyring picks the keys signatures must verify under: --keyring, else the
-// cluster's own release-verification ConfigMap, else the RHEL key path.
+// cluster's own release-verification ConfigMap, else the default.
 func (o *applyOptions) keyring(ctx context.Context, env *environment, applier *manifests.Applier, idx *bundle.Index) (*signature.Keyring, error) {
 	if len(o.trust.keyrings.Value()) > 0 {
-		return loadKeyring(o.trust.keyrings.Value())
+		return o.trust.releaseKeyring(env)
 	}
 	if applier != nil {
 		kr, err := clusterKeyring(ctx, applier)
 		if err == nil {
-			env.log.Info("verifying signatures with the cluster's release-verification keys", "keys", kr.Len())
-			return kr, nil
+			return o.trust.use(env, kr, clusterKeySource)
 		}
 		env.log.Info("cannot use the cluster's release-verification keys", "reason", err)
 	}
-	kr, err := loadKeyring(nil)
+	kr, err := o.trust.defaultKeyring(env)
 	if err != nil && o.allowUnsigned && allUnsigned(idx) {
 		return nil, nil
 	}

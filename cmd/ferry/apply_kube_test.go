@@ -52,7 +52,11 @@ func TestApplyToCluster(t *testing.T) {
 	// No --keyring: the key comes from release-verification.
 	args := []string{"apply", p.bundle, "--to", target.Host + "/" + targetRepo, "--dest-tls-verify=false",
 		"--kubeconfig", k.Kubeconfig, "--output-dir", outDir, "--quiet", "--json"}
-	sum := applySummaryOf(t, mustFerry(t, args...))
+	code, stdout, stderr := ferry(t, args...)
+	if code != exitOK || !strings.Contains(stderr, "source="+clusterKeySource) {
+		t.Fatalf("apply with the cluster's keys: exit %d; the log should name source=%s\n%s\n%s", code, clusterKeySource, stdout, stderr)
+	}
+	sum := applySummaryOf(t, stdout)
 	if !containsAll(sum.Applied, "ConfigMap openshift-config-managed/sha256-"+p.rel.Digest.Encoded()+" created",
 		"ImageDigestMirrorSet", "ImageTagMirrorSet") {
 		t.Errorf("applied: %q", sum.Applied)

@@ -39,6 +39,7 @@ type packConfig struct {
 	Keyrings        []string        `yaml:"keyrings,omitempty" json:"keyrings,omitempty"`
 	SignatureStores []string        `yaml:"signatureStores,omitempty" json:"signatureStores,omitempty"`
 	AllowUnsigned   bool            `yaml:"allowUnsigned,omitempty" json:"allowUnsigned,omitempty"`
+	BetaKey         bool            `yaml:"betaKey,omitempty" json:"betaKey,omitempty"` // --beta-key
 	Since           string          `yaml:"since,omitempty" json:"since,omitempty"`
 	CacheDir        string          `yaml:"cacheDir,omitempty" json:"cacheDir,omitempty"`
 	// SignKey and SignKeyPassphraseFile are --sign-key and
@@ -209,6 +210,9 @@ func (o *packOptions) applyConfig(c *cli.Context, cfg *packConfig) {
 	if !c.IsSet("allow-unsigned") && cfg.AllowUnsigned {
 		o.allowUnsigned = true
 	}
+	if !c.IsSet("beta-key") && cfg.BetaKey {
+		o.trust.betaKey = true
+	}
 	if !c.IsSet("keyring") {
 		for _, k := range cfg.Keyrings {
 			_ = o.trust.keyrings.Set(k)
@@ -237,7 +241,7 @@ func (o *packOptions) effectiveConfig() *packConfig {
 	cfg := &packConfig{
 		APIVersion: configAPIVersion, Kind: configKind,
 		Output: o.output, VolumeSize: o.volumeSize, Parallel: o.parallel,
-		Keyrings: o.trust.keyrings.Value(), SignatureStores: o.trust.stores.Value(),
+		Keyrings: o.trust.keyrings.Value(), SignatureStores: o.trust.stores.Value(), BetaKey: o.trust.betaKey,
 		AllowUnsigned: o.allowUnsigned, Since: o.since, CacheDir: o.cacheDir,
 		SignKey: o.sign.keyFile, SignKeyPassphraseFile: o.sign.passphraseFile,
 		Timeout: o.registry.net.timeout.String(), StallTimeout: o.registry.net.stall.String(),

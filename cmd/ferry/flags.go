@@ -119,11 +119,12 @@ func (f *timeoutFlags) applier(kubeconfig string) (*manifests.Applier, error) {
 type trustFlags struct {
 	keyrings cli.StringSlice
 	stores   cli.StringSlice
+	betaKey  bool
 }
 
 func (f *trustFlags) keyringFlag() cli.Flag {
 	return &cli.StringSliceFlag{Name: "keyring", Usage: "OpenPGP public keys to trust, armored or binary (repeatable; default: " +
-		"Red Hat's release key at /etc/pki/rpm-gpg/RPM-GPG-KEY-redhat-release)", Destination: &f.keyrings, Category: "Signatures"}
+		signature.DefaultKeyPath + " if present, else Red Hat's release key 2 built into ferry)", Destination: &f.keyrings, Category: "Signatures"}
 }
 
 func (f *trustFlags) storeFlag() cli.Flag {

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,19 +21,19 @@ var (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args, newEnvironment(os.Stdin, os.Stdout, os.Stderr))
 	stop()
 	os.Exit(code)
 }
 
 // run executes one ferry command line and returns its exit code. It is the
 // whole program minus the process: tests call it in-process.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	app := newApp(stdin, stdout, stderr)
+func run(ctx context.Context, args []string, env *environment) int {
+	app := newApp(env)
 	err := app.RunContext(ctx, interspersed(app, args))
 	code := exitCode(err)
 	if err != nil && code != 0 {
-		fmt.Fprintf(stderr, "ferry: %s\n", safetext.Block(withHint(err).Error()))
+		fmt.Fprintf(env.stderr, "ferry: %s\n", safetext.Block(withHint(err).Error()))
 	}
 	return code
 }

@@ -17,7 +17,7 @@ import (
 func ferry(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(context.Background(), append([]string{"ferry"}, args...), strings.NewReader(""), &out, &errOut)
+	code = run(context.Background(), append([]string{"ferry"}, args...), newEnvironment(strings.NewReader(""), &out, &errOut))
 	return code, out.String(), errOut.String()
 }
 

@@ -40,6 +40,7 @@ func mirrorCommand(env *environment) *cli.Command {
 		&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "take the releases (or the channel), keyrings, signature stores, parallel and " +
 			"time bounds from a ferry.yaml `FILE` (the one ferry pack reads); flags override it", Destination: &s.configFile},
 		s.trust.keyringFlag(),
+		s.trust.betaKeyFlag(),
 		s.trust.storeFlag(),
 		s.sigstore.flag("refuse to copy"),
 	}

@@ -66,6 +66,7 @@ func packCommand(env *environment) *cli.Command {
 		&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the pack from a ferry.yaml `FILE` (apiVersion ferry/v1alpha1, kind Bundle); flags override it", Destination: &o.configFile},
 		&cli.BoolFlag{Name: "print-config", Usage: "print the effective configuration as a ferry.yaml and exit (a command line becomes a file)", Destination: &o.printConfig},
 		o.trust.keyringFlag(),
+		o.trust.betaKeyFlag(),
 		o.trust.storeFlag(),
 		o.sigstore.flag("refuse the pack"),
 	}
@@ -268,7 +269,7 @@ func parseRef(s, arch string, archSet bool) (release.Ref, error) {
 // signatures before anything else is read, so an unsigned release fails
 // fast and the packed digest is the verified one.
 func (o *packOptions) resolveAndVerify(ctx context.Context, env *environment, client *registry.Client, refs []release.Ref) (map[digest.Digest][]signature.Accepted, error) {
-	keyring, keyErr := loadKeyring(o.trust.keyrings.Value())
+	keyring, keyErr := o.trust.releaseKeyring(env)
 	if keyErr != nil && !o.allowUnsigned {
 		return nil, keyErr
 	}

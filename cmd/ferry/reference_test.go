@@ -17,7 +17,7 @@ var updateDocs = flag.Bool("update-docs", false, "rewrite docs/reference.md and 
 // TestReferenceUpToDate fails when the committed command reference no longer
 // matches the CLI definition; `make docs` rewrites it.
 func TestReferenceUpToDate(t *testing.T) {
-	app := newApp(strings.NewReader(""), io.Discard, io.Discard)
+	app := newApp(newEnvironment(strings.NewReader(""), io.Discard, io.Discard))
 	app.Version = "" // differs between builds; the reference does not
 	markdown, err := app.ToMarkdown()
 	if err != nil {
@@ -45,7 +45,7 @@ func TestReferenceUpToDate(t *testing.T) {
 // TestEveryCommandTeaches: each command has a one-line purpose, a
 // description and at least one example in its --help.
 func TestEveryCommandTeaches(t *testing.T) {
-	app := newApp(strings.NewReader(""), io.Discard, io.Discard)
+	app := newApp(newEnvironment(strings.NewReader(""), io.Discard, io.Discard))
 	var walk func(prefix string, cmds []*cli.Command)
 	walk = func(prefix string, cmds []*cli.Command) {
 		for _, c := range cmds {

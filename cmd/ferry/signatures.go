@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,6 +34,7 @@ func signaturesCommand(env *environment) *cli.Command {
 		&cli.StringFlag{Name: "digest", Usage: "release digest `sha256:<hex>`; skips the registry lookup", Destination: &opts.digest},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "mirror", Usage: "output `DIR`: writes DIR/config/ and DIR/signatures/", Destination: &opts.outDir},
 		opts.trust.keyringFlag(),
+		opts.trust.betaKeyFlag(),
 		opts.trust.storeFlag(),
 	}
 	flags = append(flags, opts.registry.flags()...)
@@ -72,7 +72,7 @@ func (o *signaturesOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return usageError(err)
 	}
-	keyring, err := loadKeyring(o.trust.keyrings.Value())
+	keyring, err := o.trust.releaseKeyring(env)
 	if err != nil {
 		return err
 	}
@@ -119,24 +119,6 @@ func (o *signaturesOptions) releaseDigest(ctx context.Context, env *environment,
 		return "", fmt.Errorf("resolve release digest: %w", err)
 	}
 	return m.Digest, nil
-}
-
-// loadKeyring reads the given keyrings or, with none, Red Hat's release key
-// where RHEL installs it.
-func loadKeyring(paths []string) (*signature.Keyring, error) {
-	if len(paths) == 0 {
-		if _, err := os.Stat(signature.DefaultKeyPath); err != nil {
-			return nil, usageError(errors.New("no --keyring given and " + signature.DefaultKeyPath + " does not exist: " +
-				"get Red Hat's release key 2 (fingerprint 567E347AD0044ADE55BA8A5F199E2F91FD431D51) from " +
-				"https://access.redhat.com/security/team/key or a RHEL host, and pass it with --keyring"))
-		}
-		paths = []string{signature.DefaultKeyPath}
-	}
-	kr, err := signature.LoadKeyring(paths...)
-	if err != nil {
-		return nil, usageError(err)
-	}
-	return kr, nil
 }
 
 // fetchVerifiedSignatures fetches every signature of d within the bounds

@@ -34,6 +34,7 @@ Example:
 			&cli.StringFlag{Name: "digest", Usage: "the release digest `sha256:<hex>` the signatures must sign", Destination: &opts.digest},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per file instead of text", Destination: &opts.json},
 			opts.trust.keyringFlag(),
+			opts.trust.betaKeyFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -63,7 +64,7 @@ func (o *signaturesVerifyOptions) run(_ context.Context, env *environment, files
 	if err != nil || want.Algorithm() != digest.SHA256 {
 		return usageError(fmt.Errorf("--digest %q: want sha256:<64 hex>", o.digest))
 	}
-	keyring, err := loadKeyring(o.trust.keyrings.Value())
+	keyring, err := o.trust.releaseKeyring(env)
 	if err != nil {
 		return err
 	}

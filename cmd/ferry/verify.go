@@ -44,6 +44,7 @@ Examples:
   ferry verify /media/usb/bundle.tar /media/usb2/bundle.001.tar --json`,
 		Flags: append([]cli.Flag{
 			o.trust.keyringFlag(),
+			o.trust.betaKeyFlag(),
 			&cli.BoolFlag{Name: "allow-unsigned", Usage: "accept releases packed without signatures", Destination: &o.allowUnsigned, Category: "Signatures"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &o.quiet},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON", Destination: &o.json},
@@ -81,7 +82,7 @@ func (o *verifyOptions) run(ctx context.Context, env *environment) error {
 	if err := checkBundleArgs(o.bundle, o.volumes); err != nil {
 		return err
 	}
-	keyring, err := o.keyring()
+	keyring, err := o.keyring(env)
 	if err != nil {
 		return err
 	}
@@ -106,10 +107,10 @@ func (o *verifyOptions) run(ctx context.Context, env *environment) error {
 	return nil
 }
 
-// keyring is the --keyring, the RHEL default, or none when unsigned
-// bundles are accepted and no key is at hand.
-func (o *verifyOptions) keyring() (*signature.Keyring, error) {
-	kr, err := loadKeyring(o.trust.keyrings.Value())
+// keyring is the --keyring or the default, or none when unsigned bundles
+// are accepted and the default cannot be read.
+func (o *verifyOptions) keyring(env *environment) (*signature.Keyring, error) {
+	kr, err := o.trust.releaseKeyring(env)
 	if err != nil && o.allowUnsigned && len(o.trust.keyrings.Value()) == 0 {
 		return nil, nil
 	}

@@ -26,6 +26,10 @@
 // [*BadSignatureError], [*ExpiredError], [*RevokedError], [*KeyUsageError]
 // and [*UnsupportedError].
 //
+// [RedHatReleaseKeyring] is Red Hat's release key 2, built in, for hosts
+// without [DefaultKeyPath]; [RedHatBetaKeyring] is its beta key 2, which
+// signs pre-release payloads only.
+//
 // [Fetcher] reads signatures from stores laid out as
 // <store>/<algo>=<hex>/signature-<N> over http, https or file, and
 // [VerifyAll] keeps the fetched signatures that verify, numbered 1..k.

@@ -65,3 +65,18 @@ func ExampleStorePath() {
 	// Output:
 	// https://mirror.openshift.com/pub/openshift-v4/signatures/openshift/release/sha256=0da6316466d60a3a4535d5fed3589feb0391989982fba59d47d4c729912d6363/signature-1
 }
+
+// Red Hat's release key 2 is built in: no key file is needed to verify a
+// release that Red Hat signed.
+func ExampleRedHatReleaseKeyring() {
+	kr, err := signature.RedHatReleaseKeyring()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, k := range kr.Keys() {
+		fmt.Println(k.Fingerprint, k.UserIDs, k.Source)
+	}
+	// Output:
+	// 567E347AD0044ADE55BA8A5F199E2F91FD431D51 [Red Hat, Inc. (release key 2) <security@redhat.com>] built-in
+}
