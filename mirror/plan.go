@@ -123,8 +123,8 @@ type Blob struct {
 	MediaType  string
 	Repository string
 	// ReleaseFiles marks a release image's config, each of its layers the
-	// walk read release-manifests/ from, and the config and payloads of
-	// cosign signature images. Checking the chain of trust and the
+	// walk read release-manifests/ from, and the payloads of cosign
+	// signature images. Checking the chain of trust and the
 	// signatures offline reads exactly these blobs again, so a bundle must
 	// carry them even when the target already holds them.
 	ReleaseFiles bool

@@ -332,8 +332,9 @@ func (w *walk) sigstoreTags(ctx context.Context) error {
 			w.mu.Lock()
 			w.signatures[imageKey(img.Repository, img.Digest)] = sig
 			// Apply proves the signatures again from the bundle, so their
-			// payloads travel even when the target holds them.
-			for _, d := range sig.Blobs {
+			// payloads travel even when the target holds them (the
+			// config, which no check reads, need not).
+			for _, d := range sig.Blobs[1:] {
 				w.blobs[d].ReleaseFiles = true
 			}
 			w.mu.Unlock()

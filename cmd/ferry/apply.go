@@ -93,24 +93,27 @@ Examples:
 
 // applySummary is what apply prints at the end.
 type applySummary struct {
-	Bundle        string        `json:"bundle"`
-	Target        string        `json:"target"`
-	BlobsPushed   int           `json:"blobsPushed"`
-	BlobsSkipped  int           `json:"blobsSkipped"`
-	BytesPushed   int64         `json:"bytesPushed"`
-	Manifests     int           `json:"manifests"`
-	Tags          int           `json:"tags"`
-	Prerequisites int           `json:"prerequisites,omitempty"` // blobs left out, found in the target
-	UpdatePath    []string      `json:"updatePath,omitempty"`
-	Unverified    []string      `json:"unverified,omitempty"`
-	Rendered      []string      `json:"rendered"`
-	Applied       []string      `json:"applied,omitempty"`
-	NextSteps     []string      `json:"nextSteps"`
-	WallTime      time.Duration `json:"wallTimeNanos"`
-	ClusterError  string        `json:"clusterError,omitempty"`
-	DryRun        bool          `json:"dryRun,omitempty"`
-	WouldPush     int           `json:"wouldPushBlobs,omitempty"`
-	WouldPushSize int64         `json:"wouldPushBytes,omitempty"`
+	Bundle        string   `json:"bundle"`
+	Target        string   `json:"target"`
+	BlobsPushed   int      `json:"blobsPushed"`
+	BlobsSkipped  int      `json:"blobsSkipped"`
+	BytesPushed   int64    `json:"bytesPushed"`
+	Manifests     int      `json:"manifests"`
+	Tags          int      `json:"tags"`
+	Prerequisites int      `json:"prerequisites,omitempty"` // blobs left out, found in the target
+	UpdatePath    []string `json:"updatePath,omitempty"`
+	Unverified    []string `json:"unverified,omitempty"`
+	// Sigstore is what apply proved of the Sigstore signatures the
+	// releases' image policies demand, before it pushed.
+	Sigstore      *sigstoreSummary `json:"sigstore,omitempty"`
+	Rendered      []string         `json:"rendered"`
+	Applied       []string         `json:"applied,omitempty"`
+	NextSteps     []string         `json:"nextSteps"`
+	WallTime      time.Duration    `json:"wallTimeNanos"`
+	ClusterError  string           `json:"clusterError,omitempty"`
+	DryRun        bool             `json:"dryRun,omitempty"`
+	WouldPush     int              `json:"wouldPushBlobs,omitempty"`
+	WouldPushSize int64            `json:"wouldPushBytes,omitempty"`
 }
 
 func (o *applyOptions) run(ctx context.Context, env *environment) error {
@@ -156,7 +159,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	for _, u := range res.Unverified {
 		env.log.Warn("UNVERIFIED: " + u)
 	}
-	sum := &applySummary{Bundle: o.bundle, Target: o.to, Unverified: res.Unverified, DryRun: o.dryRun}
+	sum := &applySummary{Bundle: o.bundle, Target: o.to, Unverified: res.Unverified, DryRun: o.dryRun, Sigstore: res.Sigstore}
 	if err := o.pushProven(ctx, env, client, apply.BundleSource{Reader: r}, proof.Images, r.Index().Prerequisites, sum); err != nil {
 		return err
 	}
@@ -279,6 +282,7 @@ func (s *applySummary) print(env *environment, asJSON bool) error {
 		fmt.Fprintf(out, "pushed %d blobs (%s), skipped %d already present; %d manifests, %d tags in %s (%s)\n",
 			s.BlobsPushed, formatBytes(s.BytesPushed), s.BlobsSkipped, s.Manifests, s.Tags, s.Target, s.WallTime.Round(time.Millisecond))
 	}
+	s.Sigstore.print(env)
 	for _, f := range s.Rendered {
 		fmt.Fprintf(out, "wrote %s\n", f)
 	}

@@ -18,11 +18,13 @@ import (
 type proofFlags struct {
 	bundleKeyrings cli.StringSlice
 	allowUnproven  bool
+	sigstore       sigstoreFlag
 }
 
 func (f *proofFlags) flags() []cli.Flag {
 	return []cli.Flag{
 		f.bundleKeyringFlag(),
+		f.sigstore.flag("refuse the bundle"),
 		&cli.BoolFlag{Name: "allow-unproven", Usage: "DANGEROUS: accept images, tags and mirror sources that neither the release chain nor a " +
 			"verified bundle signature proves (each is listed as UNVERIFIED)", Destination: &f.allowUnproven, Category: "Signatures"},
 	}
@@ -52,7 +54,11 @@ func (f *proofFlags) trustOptions(keyring *signature.Keyring, allowUnsigned bool
 	if err != nil {
 		return trust.Options{}, err
 	}
-	return trust.Options{Keyring: keyring, BundleKeyring: bkr, AllowUnsigned: allowUnsigned, AllowUnproven: f.allowUnproven}, nil
+	mode, err := f.sigstore.parse()
+	if err != nil {
+		return trust.Options{}, err
+	}
+	return trust.Options{Keyring: keyring, BundleKeyring: bkr, AllowUnsigned: allowUnsigned, AllowUnproven: f.allowUnproven, Sigstore: mode}, nil
 }
 
 // signFlags are the packer's signing key and where its passphrase comes

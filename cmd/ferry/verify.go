@@ -12,6 +12,7 @@ import (
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/internal/safetext"
 	"github.com/ferryhq/ferry/mirror/signature"
+	"github.com/ferryhq/ferry/mirror/sigstore"
 	"github.com/ferryhq/ferry/mirror/trust"
 )
 
@@ -74,6 +75,9 @@ type verifyResult struct {
 	BundleSigner *signature.Signer `json:"bundleSigner,omitempty"`
 	// Images counts the manifests proven, by proof.
 	Images map[trust.Proof]int `json:"images,omitempty"`
+	// Sigstore is what was proven of the signatures the releases' image
+	// policies demand (4.21+ payloads).
+	Sigstore *sigstoreSummary `json:"sigstore,omitempty"`
 	// Hints say what the user can do about the faults.
 	Hints []string `json:"hints,omitempty"`
 }
@@ -168,6 +172,11 @@ func verifyOpened(ctx context.Context, env *environment, r *bundle.Reader, path 
 	if proof.RefusedUnproven > 0 {
 		res.Hints = append(res.Hints, "if the packer signed the bundle, pass its key with --bundle-keyring; --allow-unproven accepts unproven content (each item is listed as UNVERIFIED)")
 	}
+	res.Sigstore = summarizeSigstore(proof.Sigstore)
+	if res.Sigstore != nil && len(res.Sigstore.Gaps) > 0 && res.Sigstore.Mode == string(sigstore.Required) {
+		res.Hints = append(res.Hints, "--sigstore best-effort pushes the release anyway (the nodes will refuse to run the images named); "+
+			"better, pack again once the source registry holds their signatures")
+	}
 	res.Images = map[trust.Proof]int{}
 	for _, img := range proof.Images {
 		res.Images[img.Proof]++
@@ -185,6 +194,7 @@ func (res *verifyResult) print(env *environment) {
 	for _, s := range res.Signatures {
 		fmt.Fprintf(env.stdout, "signature ok: %s\n", safetext.Clean(s))
 	}
+	res.Sigstore.print(env)
 	for _, u := range res.Unverified {
 		fmt.Fprintf(env.stdout, "UNVERIFIED: %s\n", safetext.Clean(u))
 	}
