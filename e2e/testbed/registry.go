@@ -1,6 +1,7 @@
 // Package testbed holds the real parts that ferry's tests run against: an
 // in-process OCI registry, a Debian docker-registry process, a synthetic
-// OpenShift release builder, a GPG signature store and OpenPGP keys made in
+// OpenShift release builder (with cosign signatures and a ClusterImagePolicy
+// when asked), a GPG signature store and OpenPGP and cosign keys made in
 // the test. Nothing here is a mock: every part speaks the real protocol.
 package testbed
 

@@ -75,8 +75,27 @@ type ReleaseOptions struct {
 	OCI bool
 	// Sigstore pushes cosign sha256-<hex>.sig tags for the release (the list
 	// and its first child when Multi) and for half of the components (the
-	// list and, for some, a child when Multi), in each repository.
+	// list and, for some, a child when Multi), in each repository. The
+	// release images are signed as host/<ReleaseRepo>:<tag>, a component's
+	// manifests as host/<repo>@<the signed digest>, as the node's default
+	// MatchRepoDigestOrExact wants.
 	Sigstore bool
+	// SigstoreKey is the kind of key that signs: SigstoreKeyEd25519 (""; made
+	// from Seed, so reproducible), SigstoreKeyRSA or SigstoreKeyECDSA (made
+	// fresh). A release that ShareWith one signed with the same kind signs
+	// with its key.
+	SigstoreKey string
+	// SigstorePolicy ships a ClusterImagePolicy "openshift" naming the
+	// signing key in release-manifests/ (ImagePolicyFile), as OpenShift
+	// does from 4.21: SigstorePolicy421 scopes the release repository,
+	// SigstorePolicy422 it and every repository of Repos. It implies
+	// Sigstore, and then every manifest is signed: the release (list and
+	// each child) and every component (list and each child).
+	SigstorePolicy string
+	// SigstoreFaults break chosen signatures (needs Sigstore or
+	// SigstorePolicy); Release.SigstoreFaulty lists the manifests a verifier
+	// must refuse.
+	SigstoreFaults SigstoreFaults
 	// Seed, with Version, makes the content: the same options give the same
 	// component digests on any registry, and the same release digest on the
 	// same host (image-references and cosign payloads name the host).
@@ -86,6 +105,9 @@ type ReleaseOptions struct {
 	// signatures), so the two releases share most blobs. The others get new
 	// layers, so give a different Version (or Seed). It must have the same
 	// Multi and arches; on another registry, what it needs is pushed there.
+	// A signed release re-signs an unchanged component where the earlier
+	// signature is not what it would make (another host in the identity,
+	// another key, a fault, or none), replacing that .sig tag.
 	ShareWith *Release
 	// Previous fills release-metadata's "previous".
 	Previous []string
@@ -150,6 +172,19 @@ type Release struct {
 	TopLayer digest.Digest
 	// SigstorePublicKey is the PEM public key of the cosign signatures.
 	SigstorePublicKey []byte
+	// SigstoreKey signed them (nil when unsigned): for forging more.
+	SigstoreKey *SigstoreKey
+	// SigstoreOtherKey made the OtherKey faults' signatures (nil without).
+	SigstoreOtherKey *SigstoreKey
+	// ImagePolicy is the ClusterImagePolicy in the release's top layer
+	// (ImagePolicyFile), byte for byte; nil without SigstorePolicy.
+	ImagePolicy []byte
+	// ImagePolicyScopes are its spec.scopes.
+	ImagePolicyScopes []string
+	// SigstoreFaulty maps each manifest whose signature SigstoreFaults broke
+	// (or left out) to the fault's name (SigstoreFaultUnsigned, ...): exactly
+	// the images a verifier of the policy must refuse. Empty without faults.
+	SigstoreFaulty map[digest.Digest]string
 
 	state *releaseState
 }
@@ -308,5 +343,5 @@ func (o *ReleaseOptions) normalize() error {
 	if o.Concurrency <= 0 {
 		o.Concurrency = defaultConcurrency
 	}
-	return nil
+	return o.normalizeSigstore()
 }

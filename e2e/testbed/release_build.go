@@ -26,6 +26,7 @@ type image struct {
 	info     ImageInfo
 	blobs    []*blob
 	children []*image
+	sig      *sigSpec // how a signature image was made
 }
 
 // releaseState is what a later release needs to share with this one.
@@ -33,6 +34,8 @@ type releaseState struct {
 	base  map[string][]*blob // per GOARCH
 	lower map[string][]*blob // the release image's own random layers, per GOARCH
 	comps []*componentState
+	// sigKey and otherKey signed the release, for a later one to sign on.
+	sigKey, otherKey *SigstoreKey
 }
 
 type componentState struct {
@@ -52,11 +55,15 @@ type builder struct {
 	opts   ReleaseOptions
 	arches []string // GOARCH
 	share  *releaseState
-	sigKey *sigstoreKey
+	// sigKey signs (nil: the release is unsigned); otherKey makes the
+	// OtherKey faults' signatures.
+	sigKey, otherKey *SigstoreKey
+	faults           map[string]string // component name -> SigstoreFault*
 
 	mu      sync.Mutex
 	flights map[string]*flight       // "repo@digest" -> its push
 	homes   map[digest.Digest]string // a repository on this host holding the blob
+	faulty  map[digest.Digest]string // a manifest a verifier must refuse -> its fault
 }
 
 // componentNames are real OpenShift component tags, used in order; more
@@ -87,6 +94,7 @@ func buildRelease(ctx context.Context, host string, opts ReleaseOptions) (*Relea
 	b := &builder{
 		c: NewClient(host), host: host, opts: opts,
 		flights: map[string]*flight{}, homes: map[digest.Digest]string{},
+		faults: opts.SigstoreFaults.byComponent(), faulty: map[digest.Digest]string{},
 	}
 	arches := []string{opts.Arch}
 	if opts.Multi {
@@ -114,10 +122,12 @@ func buildRelease(ctx context.Context, host string, opts ReleaseOptions) (*Relea
 		b.share = p.state
 	}
 	if opts.Sigstore {
-		b.sigKey = newSigstoreKey(opts.Seed)
+		if err := b.sigstoreKeys(); err != nil {
+			return nil, err
+		}
 	}
 
-	st := &releaseState{base: map[string][]*blob{}, lower: map[string][]*blob{}}
+	st := &releaseState{base: map[string][]*blob{}, lower: map[string][]*blob{}, sigKey: b.sigKey, otherKey: b.otherKey}
 	if err := b.baseLayers(ctx, st); err != nil {
 		return nil, fmt.Errorf("base layers: %w", err)
 	}
@@ -222,20 +232,23 @@ func (b *builder) components(ctx context.Context, st *releaseState) ([]*componen
 func (b *builder) component(ctx context.Context, st *releaseState, i int) (*componentState, error) {
 	name := componentName(i)
 	if b.share != nil && i < len(b.share.comps) && i%4 != 3 && b.share.comps[i].top != nil {
-		// Unchanged since the earlier release: same images, same signatures.
+		// Unchanged since the earlier release: same images, and the same
+		// signatures where they are what this release would make.
 		prev := b.share.comps[i]
+		if _, ok := b.faults[name]; ok {
+			return nil, fmt.Errorf("SigstoreFaults: component %s is lent unchanged by release %s (ShareWith): fault one that changes (every fourth)", name, b.opts.ShareWith.Version)
+		}
 		if err := b.ensureImage(ctx, prev.top); err != nil {
 			return nil, err
 		}
-		for _, s := range prev.sigs {
-			if err := b.ensureImage(ctx, s); err != nil {
-				return nil, err
-			}
-		}
 		c := prev.comp
+		sigs, err := b.signAll(ctx, c.Repository, b.componentSigSpecs(name, c.Repository, i, prev.top), prev.sigs)
+		if err != nil {
+			return nil, err
+		}
 		c.Tag = ""
 		c.Image = b.host + "/" + c.Repository + "@" + c.Digest.String()
-		return &componentState{comp: c, top: prev.top, sigs: prev.sigs}, nil
+		return &componentState{comp: c, top: prev.top, sigs: sigs}, nil
 	}
 
 	repo := b.opts.Repos[i%len(b.opts.Repos)]
@@ -276,18 +289,9 @@ func (b *builder) component(ctx context.Context, st *releaseState, i int) (*comp
 		Name: name, Repository: repo, Digest: top.info.Digest, MediaType: top.info.MediaType,
 		Image: b.host + "/" + repo + "@" + top.info.Digest.String(),
 	}}
-	if b.opts.Sigstore && (i/2)%2 == 0 { // half, in both repositories and formats
-		signed := []*image{top}
-		if b.opts.Multi && i%4 == 0 {
-			signed = append(signed, children[0])
-		}
-		for _, im := range signed {
-			s, err := b.sign(ctx, repo, im.info.Digest)
-			if err != nil {
-				return nil, err
-			}
-			cs.sigs = append(cs.sigs, s)
-		}
+	var err error
+	if cs.sigs, err = b.signAll(ctx, repo, b.componentSigSpecs(name, repo, i, top), nil); err != nil {
+		return nil, err
 	}
 	return cs, nil
 }

@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 
@@ -16,7 +17,7 @@ func (b *builder) release(ctx context.Context, st *releaseState) (*Release, erro
 	comps := make([]Component, 0, len(st.comps))
 	for _, cs := range st.comps {
 		c := cs.comp
-		c.Signed = len(cs.sigs) > 0
+		c.Signed = slices.ContainsFunc(cs.sigs, func(s *image) bool { return s.info.Signs == c.Digest })
 		comps = append(comps, c)
 	}
 	sort.Slice(comps, func(i, j int) bool { return comps[i].Name < comps[j].Name })
@@ -35,12 +36,21 @@ func (b *builder) release(ctx context.Context, st *releaseState) (*Release, erro
 	if err != nil {
 		return nil, err
 	}
-	topData, topDiff, err := smallLayer([]tarFile{
+	files := []tarFile{
 		{name: "release-manifests/"},
 		{name: "release-manifests/0000_00_cluster-version-operator_00_namespace.yaml", data: []byte(cvoNamespace)},
-		{name: "release-manifests/image-references", data: refs},
-		{name: "release-manifests/release-metadata", data: meta},
-	})
+	}
+	var policy []byte
+	var scopes []string
+	if o.SigstorePolicy != "" {
+		scopes = imagePolicyScopes(b.host, o)
+		policy = ClusterImagePolicyYAML(ImagePolicyName, scopes, b.sigKey.pubPEM)
+		files = append(files, tarFile{name: ImagePolicyFile, data: policy})
+	}
+	files = append(files,
+		tarFile{name: "release-manifests/image-references", data: refs},
+		tarFile{name: "release-manifests/release-metadata", data: meta})
+	topData, topDiff, err := smallLayer(files)
 	if err != nil {
 		return nil, err
 	}
@@ -87,19 +97,9 @@ func (b *builder) release(ctx context.Context, st *releaseState) (*Release, erro
 		return nil, err
 	}
 	top.info.Tag = tag
-	var relSigs []*image
-	if o.Sigstore {
-		signed := []*image{top}
-		if o.Multi {
-			signed = append(signed, children[0])
-		}
-		for _, im := range signed {
-			s, err := b.sign(ctx, repo, im.info.Digest)
-			if err != nil {
-				return nil, err
-			}
-			relSigs = append(relSigs, s)
-		}
+	relSigs, err := b.signAll(ctx, repo, b.releaseSigSpecs(repo, tag, top), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	rel := &Release{
@@ -108,10 +108,12 @@ func (b *builder) release(ctx context.Context, st *releaseState) (*Release, erro
 		Digest:   top.info.Digest, MediaType: top.info.MediaType, Manifest: top.info.Manifest,
 		Components: comps, Blobs: map[digest.Digest]int64{},
 		ImageReferences: refs, ReleaseMetadata: meta, TopLayer: topLayer.digest,
+		ImagePolicy: policy, ImagePolicyScopes: scopes, SigstoreFaulty: maps.Clone(b.faulty),
+		SigstoreKey: b.sigKey, SigstoreOtherKey: b.otherKey,
 		state: st,
 	}
 	if b.sigKey != nil {
-		rel.SigstorePublicKey = b.sigKey.pubPEM
+		rel.SigstorePublicKey = b.sigKey.PublicKeyPEM()
 	}
 	collectImages(rel, st, top, relSigs)
 	return rel, nil
