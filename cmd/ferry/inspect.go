@@ -170,6 +170,7 @@ func printIndex(env *environment, idx *bundle.Index) {
 	if len(idx.Prerequisites) > 0 {
 		fmt.Fprintf(out, "prerequisites: %d blobs the target must already hold\n", len(idx.Prerequisites))
 	}
+	printSigstoreRecord(out, idx.Sigstore)
 	for i, v := range idx.Volumes {
 		size := ""
 		if v.Size > 0 {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/internal/safetext"
 	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/sigstore"
@@ -42,7 +44,7 @@ func logSigstore(env *environment, plan *mirror.Plan) {
 	var policies []string
 	for _, rel := range plan.Releases {
 		for _, p := range rel.Policies {
-			policies = append(policies, rel.Version+": "+p.ID()+" ("+strings.Join(p.Scopes, ", ")+")")
+			policies = append(policies, policyLine(rel.Version, p))
 		}
 	}
 	switch {
@@ -118,5 +120,28 @@ func (s *sigstoreSummary) print(env *environment) {
 		fmt.Fprintf(env.stdout, "sigstore ok: %d images in scope, each with a signature the nodes accept\n", s.Checked)
 	default:
 		fmt.Fprintf(env.stdout, "sigstore: %d of %d images in scope lack a signature the nodes accept\n", len(s.Gaps), s.Checked)
+	}
+}
+
+// printSigstoreRecord shows what the packer recorded of the Sigstore
+// proof: the index's word, which apply proves again.
+func printSigstoreRecord(out io.Writer, rec *bundle.Sigstore) {
+	if rec == nil {
+		return
+	}
+	clean := safetext.Clean
+	switch {
+	case rec.Mode == string(sigstore.Off):
+		fmt.Fprintln(out, "sigstore: not checked when packed (--sigstore off)")
+	case len(rec.Policies) == 0:
+		fmt.Fprintf(out, "sigstore: no image policy in the payload (mode %s)\n", clean(rec.Mode))
+	default:
+		fmt.Fprintf(out, "sigstore: %s; %d images in scope, %d gaps when packed\n", clean(rec.Mode), rec.Checked, len(rec.Gaps))
+	}
+	for _, p := range rec.Policies {
+		fmt.Fprintf(out, "  policy: %s %s (%s), key sha256:%s\n", clean(p.Kind), clean(p.Name), clean(strings.Join(p.Scopes, ", ")), clean(p.KeySHA256))
+	}
+	for _, g := range rec.Gaps {
+		fmt.Fprintf(out, "  GAP: %s (%s@%s): %s\n", clean(g.Name), clean(g.Repository), clean(g.Digest.String()), clean(g.Reason))
 	}
 }
