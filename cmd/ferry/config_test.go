@@ -31,6 +31,7 @@ signKey: packer.key
 signKeyPassphraseFile: /run/secrets/packer-pass
 timeout: 2m0s
 stallTimeout: 1m30s
+sigstore: best-effort
 `
 
 // TestConfigRoundTrip: a full file comes back unchanged from
@@ -62,6 +63,7 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"misspelt key", "apiVersion: ferry/v1alpha1\nkind: Bundle\nrelases:\n  - version: 4.15.0\n", []string{":3:", `"relases"`}},
 		{"wrong type", "apiVersion: ferry/v1alpha1\nkind: Bundle\nparallel: many\n", []string{":3:", "parallel", "many"}},
 		{"bad duration", "apiVersion: ferry/v1alpha1\nkind: Bundle\nstallTimeout: soon\n", []string{":3:", "stallTimeout", "soon"}},
+		{"unknown sigstore mode", "apiVersion: ferry/v1alpha1\nkind: Bundle\nsigstore: lenient\n", []string{":3:", "sigstore", "lenient", "best-effort"}},
 		{"unknown apiVersion", "apiVersion: ferry/v9\nkind: Bundle\n", []string{":1:", "ferry/v9", "ferry/v1alpha1"}},
 		{"nested misspelt key", "apiVersion: ferry/v1alpha1\nkind: Bundle\nreleases:\n  - verison: 4.15.0\n", []string{":4:", `"verison"`}},
 	}
