@@ -52,6 +52,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			packCommand(env),
 			applyCommand(env),
+			checkCommand(env),
 			mirrorCommand(env),
 			signaturesCommand(env),
 			verifyCommand(env),
