@@ -280,6 +280,18 @@ func mirrorSetsOf(cluster *manifests.ClusterState) []admission.MirrorSet {
 	return sets
 }
 
+// renderedMirrorSets are the routes of the mirror sets apply renders:
+// each source repository to the one target repository. checkAdmission
+// through them, after a push, proves that each .sig sits where nodes
+// following those mirror sets will look for it.
+func renderedMirrorSets(sources []string, target string) []admission.MirrorSet {
+	sets := make([]admission.MirrorSet, 0, len(sources))
+	for _, s := range sources {
+		sets = append(sets, admission.MirrorSet{Source: s, Mirrors: []string{target}})
+	}
+	return sets
+}
+
 // admissionInput is what checkAdmission judges.
 type admissionInput struct {
 	// Policies are the image policies the nodes will enforce.

@@ -1,16 +1,23 @@
 package main
 
 import (
+	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/e2e/testbed"
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror/admission"
 	"github.com/ferryhq/ferry/mirror/registry"
+	"github.com/ferryhq/ferry/mirror/signature"
+	"github.com/ferryhq/ferry/mirror/sigstore"
 	"github.com/ferryhq/ferry/mirror/trust"
 )
 
@@ -142,4 +149,78 @@ func TestAdmissionFailureHint(t *testing.T) {
 	if err := rep.err(); err == nil || !strings.Contains(err.Error(), "--authfile") {
 		t.Errorf("err %v", err)
 	}
+}
+
+// TestCheckAdmissionAfterPush is the check apply makes after pushing: a
+// multi-arch release packed and applied, then checked through the mirror
+// sets apply renders. The test bed signs the list and its first image
+// only: the others are refused by name, and the ack must wait.
+func TestCheckAdmissionAfterPush(t *testing.T) {
+	p := newPacked(t, testbed.ReleaseOptions{Version: "4.21.0", Components: 2, Sigstore: true, Multi: true})
+	target := testbed.NewMemoryRegistry(t)
+	mustFerry(t, p.applyArgs(target)...)
+	proof := proveBundle(t, p)
+	tgt, err := targetOf(proof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies, err := sigstore.ParsePolicies("policy.yaml", []byte(fmt.Sprintf(`apiVersion: config.openshift.io/v1
+kind: ClusterImagePolicy
+metadata: {name: openshift}
+spec:
+  scopes: [%s]
+  policy:
+    rootOfTrust: {policyType: PublicKey, publicKey: {keyData: %s}}
+    signedIdentity: {matchPolicy: MatchRepository}
+`, p.rel.Host+"/"+p.rel.Repository, base64.StdEncoding.EncodeToString(p.rel.SigstorePublicKey))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := registry.DefaultOptions()
+	opts.TLSVerify = false
+	rep, err := checkAdmission(context.Background(), admissionInput{Policies: policies, Target: tgt,
+		Mirrors: renderedMirrorSets(proof.Sources, target.Host+"/"+targetRepo), Registry: opts, Parallel: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var children []digest.Digest
+	for _, im := range p.rel.Images {
+		if im.Parent == p.rel.Digest {
+			children = append(children, im.Digest)
+		}
+	}
+	if len(rep.Results) != 1 || len(children) < 2 {
+		t.Fatalf("results %+v; children %v", rep.Results, children)
+	}
+	r := rep.Results[0]
+	if r.Status != admission.Refused || r.Mirror != target.Host+"/"+targetRepo || len(r.Refused) != len(children)-1 || slices.Contains(r.Refused, p.rel.Digest) {
+		t.Fatalf("result %+v, want all but one of %v refused", r, children)
+	}
+	for _, d := range r.Refused {
+		if !slices.Contains(children, d) || !strings.Contains(r.Reason, "image "+d.String()+" of the list") {
+			t.Errorf("refused %s, not named as an image of the list: %s", d, r.Reason)
+		}
+	}
+	if rep.OK || rep.AdminAck.CanGive || exitCode(rep.err()) != exitVerification {
+		t.Errorf("report ok %v, ack %+v, exit %d", rep.OK, rep.AdminAck, exitCode(rep.err()))
+	}
+}
+
+// proveBundle proves p's bundle with its release key, as apply does.
+func proveBundle(t *testing.T, p *packed) *trust.Report {
+	t.Helper()
+	r, err := bundle.Open(p.bundle, bundle.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	kr, err := signature.LoadKeyring(p.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof := trust.Check(context.Background(), r, trust.Options{Keyring: kr})
+	if !proof.OK() {
+		t.Fatalf("the bundle does not prove: %v", proof.Faults)
+	}
+	return proof
 }

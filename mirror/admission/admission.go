@@ -88,8 +88,8 @@ type Result struct {
 	// empty for OutOfScope and NoMirror.
 	Mirror string `json:"mirror,omitempty"`
 	Status Status `json:"status"`
-	// Reason says why the image is not Allowed, naming each manifest
-	// refused; the engine's own words.
+	// Reason says why the image is not Allowed, in the engine's own words;
+	// for a manifest list, naming each manifest refused.
 	Reason string `json:"reason,omitempty"`
 	// Refused are the manifests refused: the image's own digest, and for a
 	// manifest list each image of it that was refused.

@@ -68,7 +68,10 @@ func (c *checker) check(ctx context.Context, r *Result, route int) {
 				d = *inst.digest
 			}
 			r.Refused = append(r.Refused, d)
-			reasons = append(reasons, inst.label+": "+reason)
+			if len(instances) > 1 {
+				reason = inst.label + ": " + reason
+			}
+			reasons = append(reasons, reason)
 		}
 	}
 	switch unprovable := unprovableIDs(sigstore.Applicable(c.policies, r.Image.Source, r.Image.Digest)); {
