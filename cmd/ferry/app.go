@@ -52,6 +52,7 @@ func newApp(env *environment) *cli.App {
 		Commands: []*cli.Command{
 			packCommand(env),
 			applyCommand(env),
+			checkCommand(env),
 			mirrorCommand(env),
 			signaturesCommand(env),
 			verifyCommand(env),

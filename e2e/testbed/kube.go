@@ -224,11 +224,13 @@ func (k *Kube) CreateNamespace(t testing.TB, name string) {
 	}
 }
 
-// openShiftCRDs are the OpenShift kinds ferry applies, reduced to what the
-// API server needs to store them: cluster-scoped, any spec.
+// openShiftCRDs are the OpenShift kinds ferry applies or reads, reduced to
+// what the API server needs to store them: cluster-scoped, any spec and
+// status (no status subresource: a test writes status with the object).
 var openShiftCRDs = []struct {
 	group, version, kind, plural string
 }{
+	{"config.openshift.io", "v1", "ClusterVersion", "clusterversions"},
 	{"config.openshift.io", "v1", "ImageDigestMirrorSet", "imagedigestmirrorsets"},
 	{"config.openshift.io", "v1", "ImageTagMirrorSet", "imagetagmirrorsets"},
 	{"operator.openshift.io", "v1alpha1", "ImageContentSourcePolicy", "imagecontentsourcepolicies"},
@@ -237,9 +239,10 @@ var openShiftCRDs = []struct {
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
 // InstallOpenShiftCRDs installs minimal CustomResourceDefinitions for
-// ImageDigestMirrorSet, ImageTagMirrorSet (config.openshift.io/v1) and
-// ImageContentSourcePolicy (operator.openshift.io/v1alpha1), whose spec and
-// status take anything, and waits until discovery serves all three.
+// ClusterVersion, ImageDigestMirrorSet, ImageTagMirrorSet
+// (config.openshift.io/v1) and ImageContentSourcePolicy
+// (operator.openshift.io/v1alpha1), whose spec and status take anything,
+// and waits until discovery serves them all.
 func (k *Kube) InstallOpenShiftCRDs(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), kubeStartTimeout)
