@@ -24,13 +24,15 @@ type checkBed struct {
 	rendered  string // the manifests apply rendered
 	kube      *testbed.Kube
 	applier   *manifests.Applier
-	policy    string // 4.21-like: the release repository
-	policy422 string // 4.22-like: the component repositories too
+	policy422 string // 4.22-like, given with --policy: the component repositories too
 }
 
 func newCheckBed(t *testing.T) *checkBed {
 	t.Helper()
-	b := &checkBed{faultBed: newFaultBed(t, testbed.ReleaseOptions{Version: "4.21.0", Components: 4, Sigstore: true})}
+	// The payload ships a 4.21-like policy (the release repository); one
+	// component, out of its scope, is unsigned.
+	b := &checkBed{faultBed: newFaultBed(t, testbed.ReleaseOptions{Version: "4.21.0", Components: 4,
+		SigstorePolicy: testbed.SigstorePolicy421, SigstoreFaults: testbed.SigstoreFaults{Unsigned: []string{"cli"}}})}
 	b.bundle = b.pack(t, "--no-self")
 	b.mirror = testbed.NewMemoryRegistry(t)
 	b.rendered = filepath.Join(t.TempDir(), "manifests")
@@ -57,7 +59,6 @@ status:
 
 	release := b.rel.Host + "/" + b.rel.Repository
 	dir := t.TempDir()
-	b.policy = writePolicy(t, dir, "openshift", b.rel.SigstorePublicKey, release)
 	b.policy422 = writePolicy(t, dir, "openshift-422", b.rel.SigstorePublicKey, release,
 		b.rel.Host+"/"+testbed.ComponentRepository, b.rel.Host+"/"+testbed.ExtraComponentRepository)
 	return b
@@ -70,16 +71,19 @@ func (b *checkBed) apply(t *testing.T, objects ...[]byte) {
 	}
 }
 
-// check runs ferry check with the policy file.
+// check runs ferry check under the payload's own policy and, when policy
+// is not empty, that --policy file too.
 func (b *checkBed) check(t *testing.T, policy string, extra ...string) result {
 	t.Helper()
-	return ferryRun(t, append([]string{"check", b.bundle, "--kubeconfig", b.kube.Kubeconfig, "--keyring", b.keyFile,
-		"--policy", policy, "--dest-tls-verify=false", "--quiet"}, extra...)...)
+	args := []string{"check", b.bundle, "--kubeconfig", b.kube.Kubeconfig, "--keyring", b.keyFile, "--dest-tls-verify=false", "--quiet"}
+	if policy != "" {
+		args = append(args, "--policy", policy)
+	}
+	return ferryRun(t, append(args, extra...)...)
 }
 
-// writePolicy writes a ClusterImagePolicy of key over scopes. Its identity
-// rule is MatchRepository: the test bed's signatures name the repository
-// without a tag, which the default rule refuses.
+// writePolicy writes a ClusterImagePolicy of key over scopes, with the
+// default identity rule (MatchRepoDigestOrExact).
 func writePolicy(t *testing.T, dir, name string, key []byte, scopes ...string) string {
 	t.Helper()
 	var s strings.Builder
@@ -87,8 +91,8 @@ func writePolicy(t *testing.T, dir, name string, key []byte, scopes ...string) s
 	for _, sc := range scopes {
 		fmt.Fprintf(&s, "  - %s\n", sc)
 	}
-	fmt.Fprintf(&s, "  policy:\n    rootOfTrust:\n      policyType: PublicKey\n      publicKey: {keyData: %s}\n"+
-		"    signedIdentity: {matchPolicy: MatchRepository}\n", base64.StdEncoding.EncodeToString(key))
+	fmt.Fprintf(&s, "  policy:\n    rootOfTrust:\n      policyType: PublicKey\n      publicKey: {keyData: %s}\n",
+		base64.StdEncoding.EncodeToString(key))
 	path := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(s.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -107,7 +111,7 @@ func TestCheckAdmission(t *testing.T) {
 	command := `oc -n openshift-config patch configmap admin-acks --type=merge --patch '{"data":{"ack-4.20-sigstore-in-4.21":"true"}}'`
 
 	t.Run("no mirror sets", func(t *testing.T) {
-		wantExit(t, "check", b.check(t, b.policy), codeOK,
+		wantExit(t, "check", b.check(t, ""), codeOK,
 			"cluster is at 4.20.5", "nodes pull from the source", "admin-ack ack-4.20-sigstore-in-4.21 can be given", command)
 	})
 
@@ -122,7 +126,7 @@ func TestCheckAdmission(t *testing.T) {
 	b.apply(t, data)
 
 	t.Run("signatures on the mirror", func(t *testing.T) {
-		res := b.check(t, b.policy)
+		res := b.check(t, "")
 		wantExit(t, "check", res, codeOK, "mirror "+mirrorRepo+": signatures present and valid (1 allowed)",
 			"admin-ack ack-4.20-sigstore-in-4.21 can be given: every mirror", command)
 		var rep struct {
@@ -141,7 +145,7 @@ func TestCheckAdmission(t *testing.T) {
 				} `json:"image"`
 			} `json:"results"`
 		}
-		out := b.check(t, b.policy, "--json")
+		out := b.check(t, "", "--json")
 		if err := json.Unmarshal([]byte(out.stdout), &rep); err != nil || out.code != codeOK {
 			t.Fatalf("--json: exit %d, %v\n%s", out.code, err, out.stdout)
 		}
@@ -155,10 +159,8 @@ func TestCheckAdmission(t *testing.T) {
 
 	t.Run("4.22-like scopes, unsigned components", func(t *testing.T) {
 		var unsigned []string
-		for _, c := range b.rel.Components {
-			if !c.Signed {
-				unsigned = append(unsigned, c.Digest.String())
-			}
+		for d := range b.rel.SigstoreFaulty {
+			unsigned = append(unsigned, d.String())
 		}
 		if len(unsigned) == 0 {
 			t.Fatal("the test bed signed every component")
@@ -180,7 +182,7 @@ func TestCheckAdmission(t *testing.T) {
 		if _, err := testbed.NewClient(b.rel.Host).HeadManifest(context.Background(), b.rel.Repository, testbed.SigstoreTag(b.rel.Digest)); err != nil {
 			t.Fatal(err)
 		}
-		wantExit(t, "check", b.check(t, b.policy), codeVerification,
+		wantExit(t, "check", b.check(t, ""), codeVerification,
 			b.rel.Digest.String(), "no signature exists", "must NOT be given yet", "do not give the admin-ack ack-4.20-sigstore-in-4.21 yet")
 	})
 }

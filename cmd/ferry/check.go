@@ -125,7 +125,7 @@ func (o *checkOptions) run(ctx context.Context, env *environment) error {
 		return err
 	}
 	rep, err := checkAdmission(ctx, admissionInput{
-		Policies: append(releasePolicies(proof), extra...),
+		Policies: append(releasePolicies(proof, target.Version), extra...),
 		Target:   target,
 		Cluster:  cluster,
 		Mirrors:  mirrorSetsOf(cluster),
@@ -176,13 +176,25 @@ func (o *checkOptions) prove(ctx context.Context, env *environment, applier *man
 	return proof, nil
 }
 
-// releasePolicies are the Sigstore image policies the bundle's proven
-// releases ship in release-manifests/.
-//
-// TODO(lead): return the policies trust.Report carries once it does
-// (Report.Policies); until then a bundle's own policies are not known and
-// only --policy files are enforced.
-func releasePolicies(*trust.Report) []sigstore.Policy { return nil }
+// releasePolicies are the Sigstore image policies the target release
+// ships in release-manifests/, as the proof read them out of its image.
+func releasePolicies(proof *trust.Report, version string) []sigstore.Policy {
+	if proof.Sigstore == nil {
+		return nil
+	}
+	var out []sigstore.Policy
+	for _, rel := range proof.Sigstore.Policies {
+		if rel.Version != version {
+			continue
+		}
+		for _, p := range rel.Policies { // each arch's release ships the same
+			if !slices.ContainsFunc(out, p.Equal) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
 
 // loadPolicyFiles reads every ClusterImagePolicy and ImagePolicy of the
 // --policy files.
