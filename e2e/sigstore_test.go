@@ -70,12 +70,25 @@ func TestSigstoreSignedPayload(t *testing.T) {
 			Checked int
 			Gaps    []any
 		}
+		// The nodes' own check (containers/image's policy engine) of
+		// what was pushed, through the rendered mirror set.
+		Nodes struct {
+			OK      bool
+			InScope int
+			Mirrors []struct {
+				Mirror string
+				OK     bool
+			}
+		}
 	}
 	if err := json.Unmarshal([]byte(mustFerry(t, applyArgs(t, path, b.keyFile, target.Host, "--json")...)), &sum); err != nil {
 		t.Fatal(err)
 	}
 	if sum.Sigstore.Checked != inScope(b.rel) || len(sum.Sigstore.Gaps) != 0 {
 		t.Errorf("apply proved %+v, want %d images and no gap", sum.Sigstore, inScope(b.rel))
+	}
+	if n := sum.Nodes; !n.OK || n.InScope != inScope(b.rel) || len(n.Mirrors) != 1 || n.Mirrors[0].Mirror != target.Host+"/"+targetRepo {
+		t.Errorf("the nodes' check after the push: %+v, want every one of %d images admitted through %s", n, inScope(b.rel), target.Host+"/"+targetRepo)
 	}
 }
 

@@ -105,7 +105,10 @@ type applySummary struct {
 	Unverified    []string `json:"unverified,omitempty"`
 	// Sigstore is what apply proved of the Sigstore signatures the
 	// releases' image policies demand, before it pushed.
-	Sigstore      *sigstoreSummary `json:"sigstore,omitempty"`
+	Sigstore *sigstoreSummary `json:"sigstore,omitempty"`
+	// Nodes is the nodes\' own Sigstore check of what was pushed, through
+	// the rendered mirror sets, and the admin-ack it allows.
+	Nodes         *admissionReport `json:"nodes,omitempty"`
 	Rendered      []string         `json:"rendered"`
 	Applied       []string         `json:"applied,omitempty"`
 	NextSteps     []string         `json:"nextSteps"`
@@ -175,9 +178,16 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 			return fmt.Errorf("images are pushed and manifests written to %s, but applying them failed: %w", o.outDir(r.Index().ID), err)
 		}
 	}
+	var nodesErr error
+	if !o.dryRun {
+		nodesErr = o.checkNodes(ctx, env, applier, proof, sum)
+	}
 	sum.NextSteps, sum.UpdatePath = apply.NextSteps(proof.Steps, o.to), r.Index().UpdatePath
 	sum.WallTime = time.Since(start)
-	return sum.print(env, o.json)
+	if err := sum.print(env, o.json); err != nil {
+		return err
+	}
+	return nodesErr
 }
 
 // checkTarget makes sure, before the verification pass (minutes for a large
@@ -286,6 +296,7 @@ func (s *applySummary) print(env *environment, asJSON bool) error {
 	for _, f := range s.Rendered {
 		fmt.Fprintf(out, "wrote %s\n", f)
 	}
+	s.printNodes(env)
 	for _, a := range s.Applied {
 		fmt.Fprintf(out, "applied: %s\n", safetext.Clean(a))
 	}
