@@ -212,3 +212,30 @@ func cosignImage(t *testing.T, payload, sig []byte) (ocispec.Descriptor, []diges
 		bundle.BlobName(d): data, bundle.BlobName(m.Config.Digest): config, bundle.BlobName(m.Layers[0].Digest): payload,
 	}
 }
+
+// TestSigstoreMirror: ferry mirror proves the signatures as pack does, and
+// after copying runs the nodes' check through the mirror set it renders;
+// a gap refuses the copy before any write.
+func TestSigstoreMirror(t *testing.T) {
+	t.Parallel()
+	b := newFaultBed(t, sigstoreRelease(testbed.SigstoreFaults{}))
+	target := testbed.NewMemoryRegistry(t)
+	var sum struct {
+		Sigstore struct{ Checked int }
+		Nodes    struct {
+			OK      bool
+			InScope int
+		}
+	}
+	if err := json.Unmarshal([]byte(mustFerry(t, b.mirrorArgs(t, target.Host, "--json")...)), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sigstore.Checked != inScope(b.rel) || !sum.Nodes.OK || sum.Nodes.InScope != inScope(b.rel) {
+		t.Errorf("mirror: %+v, want %d images proven and admitted by the nodes' check", sum, inScope(b.rel))
+	}
+
+	gaps := newFaultBed(t, sigstoreRelease(testbed.SigstoreFaults{OtherKey: []string{"cli"}}))
+	empty := testbed.NewMemoryRegistry(t)
+	wantExit(t, "mirror", ferryRun(t, gaps.mirrorArgs(t, empty.Host)...), codeVerification, "component cli", "does not verify with the policy's key")
+	assertCatalogEmpty(t, empty)
+}

@@ -121,7 +121,8 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	sum := &applySummary{Bundle: "(none: straight from the source)", Target: t.to, Unverified: proven.Unverified, DryRun: t.dryRun}
+	sum := &applySummary{Bundle: "(none: straight from the source)", Target: t.to, Unverified: proven.Unverified, DryRun: t.dryRun,
+		Sigstore: summarizeSigstore(proven.Sigstore)}
 	for _, u := range proven.Unverified {
 		env.log.Warn("UNVERIFIED: " + u)
 	}
@@ -142,12 +143,19 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 			return fmt.Errorf("images are copied and manifests written to %s, but applying them failed: %w", t.outDir(name), err)
 		}
 	}
+	var nodesErr error
+	if !t.dryRun {
+		nodesErr = t.checkNodes(ctx, env, applier, &proven.Report, sum)
+	}
 	sum.NextSteps = apply.NextSteps(proven.Steps, t.to)
 	if pick != nil {
 		sum.UpdatePath = pick.path
 	}
 	sum.WallTime = time.Since(start)
-	return sum.print(env, t.json)
+	if err := sum.print(env, t.json); err != nil {
+		return err
+	}
+	return nodesErr
 }
 
 // readConfig takes what a mirror needs from a ferry.yaml: the releases or

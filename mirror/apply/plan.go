@@ -55,7 +55,23 @@ func FromPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted, 
 	slices.Sort(p.Sources)
 	p.Sources = slices.Compact(p.Sources)
 	p.Steps = planSteps(plan.Releases, len(updatePath) > 1)
+	p.Sigstore = sigstoreProofOf(plan)
 	return p, nil
+}
+
+// sigstoreProofOf is the plan's Sigstore proof in the form trust reports
+// it: the planner checked every signature under each release's policies.
+func sigstoreProofOf(plan *mirror.Plan) *trust.SigstoreProof {
+	if plan.Sigstore == nil {
+		return nil
+	}
+	proof := &trust.SigstoreProof{Mode: plan.Sigstore.Mode, Result: plan.Sigstore.Result}
+	for _, r := range plan.Releases {
+		if len(r.Policies) > 0 {
+			proof.Policies = append(proof.Policies, trust.ReleasePolicies{Version: r.Version, Digest: r.Digest, Policies: r.Policies})
+		}
+	}
+	return proof
 }
 
 // addRelease records a release's ConfigMap and the repositories its
