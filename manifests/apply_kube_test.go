@@ -133,14 +133,15 @@ func TestKubeApplier(t *testing.T) {
 
 	t.Run("missing kind applies nothing", func(t *testing.T) {
 		d4 := digest.FromString("release four")
-		cv := []byte("apiVersion: config.openshift.io/v1\nkind: ClusterVersion\nmetadata:\n  name: version\n")
+		// Infrastructure is an OpenShift kind the test bed does not install.
+		cv := []byte("apiVersion: config.openshift.io/v1\nkind: Infrastructure\nmetadata:\n  name: cluster\n")
 		results, err := a.Apply(ctx, [][]byte{render(t, d4, sigs2), cv})
 		if err == nil {
 			t.Fatalf("applied %v", results)
 		}
 		t.Log(err)
-		if !errors.Is(err, manifests.ErrNotOpenShift) || !strings.Contains(err.Error(), "ClusterVersion") {
-			t.Errorf("error %q: want ErrNotOpenShift naming ClusterVersion", err)
+		if !errors.Is(err, manifests.ErrNotOpenShift) || !strings.Contains(err.Error(), "Infrastructure") {
+			t.Errorf("error %q: want ErrNotOpenShift naming Infrastructure", err)
 		}
 		_, err = client.CoreV1().ConfigMaps(manifests.SignatureNamespace).Get(ctx, manifests.SignatureConfigMapName(d4), metav1.GetOptions{})
 		if !apierrors.IsNotFound(err) {
