@@ -52,7 +52,7 @@ FUZZTIME ?= 30s
 # the fuzzer then reports as "context deadline exceeded". A few tries keep
 # the corpus entries small enough without stalling.
 FUZZMINIMIZETIME ?= 10x
-FUZZ_PKGS := ./bundle ./internal/safetext ./manifests ./mirror/graph ./mirror/internal/httpget ./mirror/inventory ./mirror/release ./mirror/sigstore ./mirror/signature ./mirror/trust
+FUZZ_PKGS := ./bundle ./internal/safetext ./manifests ./mirror/catalog ./mirror/graph ./mirror/internal/httpget ./mirror/inventory ./mirror/release ./mirror/sigstore ./mirror/signature ./mirror/trust
 fuzz:
 	@set -e; for pkg in $(FUZZ_PKGS); do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \

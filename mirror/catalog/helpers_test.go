@@ -24,7 +24,7 @@ const (
 	quayFixture        = "../../../shared/fixtures/operators/project-quay-v4.18.catalog.yaml"
 )
 
-func readFixture(t *testing.T, path string) []byte {
+func readFixture(t testing.TB, path string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
