@@ -66,7 +66,7 @@ const (
 
 // BoundError reports a catalog image that needs more than one of the
 // bounds allows to be read: a decompression bomb, an endless tar, or no
-// catalog anyone builds. Callers match it with errors.As to tell hostile
+// catalog anyone builds. The error that wraps it names the image. Callers match it with errors.As to tell hostile
 // content from a broken read.
 type BoundError struct {
 	// Bound names the constant exceeded, such as "MaxInflatedBytes", and
@@ -91,6 +91,9 @@ func (e *BoundError) Error() string {
 		return fmt.Sprintf("the configs directory holds more than %d entries, the bound (catalog.%s)", e.Limit, e.Bound)
 	case "MaxZstdWindow":
 		return fmt.Sprintf("a zstd frame asks for a window larger than %d bytes, the bound (catalog.%s)", e.Limit, e.Bound)
+	case "MaxPlatforms", "MaxImageLayers", "MaxConfigBytes":
+		// Wrapped by what the manifest or config has.
+		return fmt.Sprintf("more than the %d allowed (catalog.%s)", e.Limit, e.Bound)
 	}
 	return fmt.Sprintf("more than %d, the bound (catalog.%s)", e.Limit, e.Bound)
 }
