@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -305,4 +306,30 @@ func TestReadFBCNoConfigsDir(t *testing.T) {
 	ls, _ := image(gzLayer(t, file("configs/a/catalog.json", pkg("a"))))
 	_, err = ReadFBC(t.Context(), ls, " ")
 	wantErrorContaining(t, err, "no configs directory")
+}
+
+// TestReadFBCStreamsLayers: a layer is streamed, never held: reading an
+// image whose layers inflate to 64 MiB beside a small catalog allocates a
+// small fraction of that (TotalAlloc counts every allocation, collected
+// or not).
+func TestReadFBCStreamsLayers(t *testing.T) {
+	const size = 64 << 20
+	small := pkg("a")
+	entryEnd := 512 + (len(small)+511)/512*512 // its header and padded data, without the end of the archive
+	head := append(plainTar(t, file("configs/a/catalog.json", small))[:entryEnd], zeroFileHeader(t, "usr/lib/big.so", size)...)
+	layer := gzipBomb(t, head, size)
+	if n := inflatesTo(t, layer); n < size {
+		t.Fatalf("the layer inflates to %d bytes, want %d", n, size)
+	}
+	ls, _ := image(layer)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	cfg, err := ReadFBC(t.Context(), ls, "/configs")
+	runtime.ReadMemStats(&after)
+	wantPackages(t, cfg, err, "a")
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("allocated %d bytes", allocated)
+	if allocated > size/32 {
+		t.Errorf("reading allocated %d bytes for a %d-byte layer", allocated, size)
+	}
 }
