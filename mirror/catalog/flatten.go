@@ -144,6 +144,9 @@ func (f *flattener) readLayer(ctx context.Context, open LayerOpener) (err error)
 // hidden by the layers above, reading its data if it is a file of the
 // configs directory.
 func (f *flattener) stageEntry(st *stage, tr *tar.Reader, hdr *tar.Header) error {
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		return nil // PAX defaults for the entries that follow, not a file
+	}
 	name := cleanName(hdr.Name)
 	parent, base := splitPath(name)
 	switch {

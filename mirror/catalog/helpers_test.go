@@ -76,6 +76,8 @@ func plainTar(t testing.TB, entries ...entry) []byte {
 			hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(e.body))
 		case tar.TypeDir:
 			hdr.Mode = 0o755
+		case tar.TypeXGlobalHeader:
+			hdr = &tar.Header{Name: e.name, Typeflag: e.typ, PAXRecords: map[string]string{"comment": "ferry test"}}
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			t.Fatal(err)

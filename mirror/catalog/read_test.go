@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"io"
@@ -172,9 +173,10 @@ func TestReadFBCIndexIgnore(t *testing.T) {
 
 // TestReadFBCOutsideConfigs: only the directory the label names is read:
 // files beside it, and a directory whose name only starts like it, are
-// streamed past unread.
+// streamed past unread; so is a PAX global header, which is no file.
 func TestReadFBCOutsideConfigs(t *testing.T) {
 	cfg, err := readImage(t, gzLayer(t,
+		entry{name: "configs/pax_global_header", typ: tar.TypeXGlobalHeader}, // as git archive writes
 		file("configs/a/catalog.json", pkg("a")),
 		file("configs-old/catalog.json", "{broken"),
 		file("tmp/cache/packages.json", "{broken"),
