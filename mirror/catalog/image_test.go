@@ -32,6 +32,7 @@ type catalogImage struct {
 	labels          map[string]string
 	entrypoint, cmd []string
 	layers          [][]byte // plain tars, base first; pushed gzip'd
+	docker          bool     // Docker schema 2 media types, not OCI ones
 }
 
 // pushed is an image or index in the test registry.
@@ -76,11 +77,15 @@ func (img catalogImage) push(t *testing.T, reg *testbed.Registry, repo, tag stri
 		RootFS:   ocispec.RootFS{Type: "layers"},
 	}
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest}
+	layerType, configType := ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageConfig
+	if img.docker {
+		m.MediaType, layerType, configType = testbed.MediaTypeDockerManifest, testbed.MediaTypeDockerLayer, testbed.MediaTypeDockerConfig
+	}
 	var layers []digest.Digest
 	for _, l := range img.layers {
 		config.RootFS.DiffIDs = append(config.RootFS.DiffIDs, digest.FromBytes(l))
 		desc := pushBlob(t, reg, repo, gzipped(t, l))
-		desc.MediaType = ocispec.MediaTypeImageLayerGzip
+		desc.MediaType = layerType
 		m.Layers = append(m.Layers, desc)
 		layers = append(layers, desc.Digest)
 	}
@@ -89,7 +94,7 @@ func (img catalogImage) push(t *testing.T, reg *testbed.Registry, repo, tag stri
 		t.Fatal(err)
 	}
 	m.Config = pushBlob(t, reg, repo, configJSON)
-	m.Config.MediaType = ocispec.MediaTypeImageConfig
+	m.Config.MediaType = configType
 	p := pushJSON(t, reg, repo, tag, m.MediaType, m)
 	p.layers = layers
 	return p
@@ -99,6 +104,9 @@ func (img catalogImage) push(t *testing.T, reg *testbed.Registry, repo, tag stri
 func pushIndex(t *testing.T, reg *testbed.Registry, repo, tag string, images []pushed, platforms []ocispec.Platform, annotations []map[string]string) pushed {
 	t.Helper()
 	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex}
+	if images[0].mediaType == testbed.MediaTypeDockerManifest {
+		idx.MediaType = testbed.MediaTypeDockerManifestList
+	}
 	for i, img := range images {
 		idx.Manifests = append(idx.Manifests, ocispec.Descriptor{
 			MediaType: img.mediaType, Digest: img.digest, Size: img.size,
@@ -244,6 +252,33 @@ func TestReadMultiPlatformCatalog(t *testing.T) {
 		if !log.fetched(repo, d) {
 			t.Errorf("layer %s of the first platform was not fetched", d)
 		}
+	}
+}
+
+// TestReadDockerCatalog: a catalog pushed with Docker schema 2 media
+// types (a manifest list of two platforms), as registry.redhat.io serves
+// many, reads the same.
+func TestReadDockerCatalog(t *testing.T) {
+	reg := testbed.NewMemoryRegistry(t)
+	const repo = "redhat/redhat-operator-index"
+	fbc := plainTar(t, file("configs/cluster-kube-descheduler-operator/catalog.json", string(readFixture(t, deschedulerFixture))))
+	var images []pushed
+	for _, arch := range []string{"amd64", "s390x"} {
+		img := catalogImage{arch: arch, labels: stockLabels, entrypoint: stockEntrypoint, cmd: stockCmd, docker: true,
+			layers: [][]byte{baseLayer(t, arch), fbc, cacheLayer(t, arch)}}
+		images = append(images, img.push(t, reg, repo, ""))
+	}
+	list := pushIndex(t, reg, repo, "v4.18", images,
+		[]ocispec.Platform{{Architecture: "amd64", OS: "linux"}, {Architecture: "s390x", OS: "linux"}}, make([]map[string]string, 2))
+	cat, err := Read(t.Context(), testClient(t), reg.Host+"/"+repo+":v4.18")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cat.Digest != list.digest || cat.MediaType != testbed.MediaTypeDockerManifestList || len(cat.Platforms) != 2 || cat.CacheDir != "/tmp/cache" {
+		t.Errorf("read %s (%s), platforms %v, cache %s", cat.Digest, cat.MediaType, cat.Platforms, cat.CacheDir)
+	}
+	if len(cat.FBC.Bundles) != 11 {
+		t.Errorf("%d bundles, want 11", len(cat.FBC.Bundles))
 	}
 }
 
