@@ -177,8 +177,8 @@ func (f *flattener) stageEntry(st *stage, tr *tar.Reader, hdr *tar.Header) error
 		return nil
 	}
 	if _, ok := f.above[name]; ok {
-		// A non-directory under what a layer above holds: it is not
-		// seen, but it removes what the layers below hold under it.
+		// A non-directory where a layer above holds a directory: it is
+		// not seen, but it removes what the layers below hold there.
 		return f.stageRemoval(st, name)
 	}
 	entry := stagedEntry{kind: kindOther}
