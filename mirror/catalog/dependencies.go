@@ -2,39 +2,76 @@ package catalog
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/blang/semver/v4"
 	"github.com/operator-framework/operator-registry/alpha/declcfg"
 	"github.com/operator-framework/operator-registry/alpha/property"
 )
 
-// requirement is one olm.package.required or olm.gvk.required property of
-// a bundle: what OLM must find in a catalog before it installs the bundle.
+// requirement is one olm.package.required, olm.gvk.required or olm.constraint
+// property of a bundle: what OLM must find in a catalog before it installs
+// the bundle.
 type requirement struct {
 	typ          string
-	pkg          string // olm.package.required
+	pkg          string // a package requirement
 	versionRange string
-	gvk          property.GVK // olm.gvk.required
+	gvk          property.GVK // an API requirement, when pkg is empty
+	note         string       // a compound olm.constraint's failureMessage
 }
 
 func (r requirement) String() string {
-	if r.typ == property.TypePackageRequired {
+	switch {
+	case r.typ == "":
+		return ""
+	case r.pkg != "":
 		return fmt.Sprintf("%s %s %s", r.typ, r.pkg, r.versionRange)
+	case r.gvk != property.GVK{}:
+		return fmt.Sprintf("%s %s/%s %s", r.typ, r.gvk.Group, r.gvk.Version, r.gvk.Kind)
 	}
-	return fmt.Sprintf("%s %s/%s %s", r.typ, r.gvk.Group, r.gvk.Version, r.gvk.Kind)
+	return strings.TrimSpace(r.typ + " " + r.note)
 }
 
-// requirements parses only the two requirement properties of the bundle.
+// constraint is the part of an olm.constraint value the filter follows: a
+// single package or gvk requirement. The compound (all, any, not) and cel
+// forms are not followed; they are reported as unresolved.
+type constraint struct {
+	FailureMessage string                    `json:"failureMessage"`
+	Package        *property.PackageRequired `json:"package"`
+	GVK            *property.GVKRequired     `json:"gvk"`
+}
+
+// errConstraintNotFollowed marks an olm.constraint the filter cannot weigh.
+var errConstraintNotFollowed = errors.New("olm.constraint with all, any, not or cel is not followed: check by hand what it needs")
+
+// requirements parses only the requirement properties of the bundle.
 func requirements(b *declcfg.Bundle) ([]requirement, error) {
 	var out []requirement
 	for _, p := range b.Properties {
 		switch p.Type {
+		case property.TypeConstraint:
+			var c constraint
+			if err := json.Unmarshal(p.Value, &c); err != nil {
+				return nil, fmt.Errorf("property %s: %w", p.Type, err)
+			}
+			switch {
+			case c.Package != nil:
+				out = append(out, requirement{typ: p.Type, pkg: c.Package.PackageName, versionRange: c.Package.VersionRange})
+			case c.GVK != nil:
+				out = append(out, requirement{typ: p.Type, gvk: property.GVK(*c.GVK)})
+			default:
+				out = append(out, requirement{typ: p.Type, note: c.FailureMessage})
+			}
 		case property.TypePackageRequired:
 			var v property.PackageRequired
 			if err := json.Unmarshal(p.Value, &v); err != nil {
 				return nil, fmt.Errorf("property %s: %w", p.Type, err)
+			}
+			if v.PackageName == "" {
+				return nil, fmt.Errorf("property %s names no package", p.Type)
 			}
 			out = append(out, requirement{typ: p.Type, pkg: v.PackageName, versionRange: v.VersionRange})
 		case property.TypeGVKRequired:
@@ -127,8 +164,10 @@ func (f *filter) keptBundleRefs(pkgs []declcfg.Package) []bundleRef {
 func (f *filter) require(req requirement, by bundleRef) (string, error) {
 	var accept func(pkg string, bundle *declcfg.Bundle, v semver.Version) bool
 	var pkgs []string
-	switch req.typ {
-	case property.TypePackageRequired:
+	switch {
+	case req.pkg == "" && req.gvk == property.GVK{}:
+		return "", errConstraintNotFollowed
+	case req.pkg != "":
 		r, err := semver.ParseRange(req.versionRange)
 		if err != nil {
 			return "", fmt.Errorf("versionRange %q does not parse: %w", req.versionRange, err)

@@ -13,8 +13,9 @@ import (
 // FilterOptions tunes Filter; the zero value is the default.
 type FilterOptions struct {
 	// SkipDependencies leaves out the bundles that kept bundles require
-	// (olm.package.required, olm.gvk.required). By default Filter adds them,
-	// since OLM cannot install a bundle whose requirements no catalog meets.
+	// (olm.package.required, olm.gvk.required, and olm.constraint in its
+	// package and gvk forms). By default Filter adds them, since OLM cannot
+	// install a bundle whose requirements no catalog meets.
 	SkipDependencies bool
 }
 
@@ -156,9 +157,12 @@ func (f *filter) selectPackage(ps PackageSelection, full bool) error {
 }
 
 func (f *filter) selectChannel(kp *keptPackage, channel string, bounds versionBounds, full, explicit bool) error {
+	if _, ok := f.x.channels[kp.name][channel]; !ok {
+		return &SelectionError{Package: kp.name, Channel: channel, Reason: "not in the catalog"}
+	}
 	g, err := f.x.channelGraph(kp.name, channel)
 	if err != nil {
-		return &SelectionError{Package: kp.name, Channel: channel, Reason: err.Error()}
+		return err
 	}
 	var required []bool
 	switch {

@@ -1,7 +1,10 @@
 package catalog
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -202,7 +205,7 @@ func TestFilterSelectionErrorsNameWhatIsWrong(t *testing.T) {
 		want string
 	}{
 		{Selection{Packages: []PackageSelection{{Name: "nope"}}}, `package "nope": not in the catalog`},
-		{Selection{Packages: []PackageSelection{{Name: "multi", Channels: []ChannelSelection{{Name: "beta"}}}}}, `package "multi" channel "beta"`},
+		{Selection{Packages: []PackageSelection{{Name: "multi", Channels: []ChannelSelection{{Name: "beta"}}}}}, `package "multi" channel "beta": not in the catalog`},
 		{Selection{Packages: []PackageSelection{{Name: "multi", Channels: []ChannelSelection{{Name: "stable", MinVersion: "5.0.0"}}}}}, `channel "stable": no bundle in >= 5.0.0`},
 		{Selection{Packages: []PackageSelection{{Name: "multi", MinVersion: "5.0.0"}}}, `package "multi": no channel holds a bundle in >= 5.0.0`},
 		{Selection{Packages: []PackageSelection{{Name: "multi", MinVersion: "2", MaxVersion: "1.0.0"}}}, `minVersion "2" is not a semantic version`},
@@ -282,6 +285,27 @@ func TestFilterDependencyMetByKeptBundleAddsNothing(t *testing.T) {
 	out, report := mustFilter(t, withDependencies(), sel, FilterOptions{})
 	assertStrings(t, "db", keptBundles(out, "db"), names("db", "2.0.0"))
 	if db := packageReport(t, report, "db"); db.DependenciesAdded != nil {
+		t.Errorf("db added %+v", db.DependenciesAdded)
+	}
+}
+
+func TestFilterFollowsSimpleConstraints(t *testing.T) {
+	cfg := withDependencies()
+	cfg.Packages = append(cfg.Packages, declcfg.Package{Schema: declcfg.SchemaPackage, Name: "tool", DefaultChannel: "stable"})
+	cfg.Channels = append(cfg.Channels, declcfg.Channel{Schema: declcfg.SchemaChannel, Package: "tool", Name: "stable", Entries: []declcfg.ChannelEntry{{Name: "tool.v1.0.0"}}})
+	c := &fbc{cfg: *cfg}
+	c.bundle("tool", "1.0.0",
+		property.Property{Type: property.TypeConstraint, Value: []byte(`{"failureMessage":"needs db 2.0","package":{"packageName":"db","versionRange":">=2.0.0 <2.1.0"}}`)},
+		property.Property{Type: property.TypeConstraint, Value: []byte(`{"failureMessage":"needs both","all":{"constraints":[{"gvk":{"group":"a","version":"v1","kind":"A"}}]}}`)})
+	out, report := mustFilter(t, &c.cfg, Selection{Packages: []PackageSelection{{Name: "tool"}}}, FilterOptions{})
+	// In v2, head first: 3.0.0 and 2.1.0 are out of the range, 2.0.0 is in.
+	assertStrings(t, "db", keptBundles(out, "db"), names("db", "2.0.0"))
+	tool := packageReport(t, report, "tool")
+	want := DependencyUnresolved{Bundle: "tool.v1.0.0", Requirement: "olm.constraint needs both", Reason: errConstraintNotFollowed.Error()}
+	if len(tool.DependenciesUnresolved) != 1 || tool.DependenciesUnresolved[0] != want {
+		t.Errorf("unresolved %+v", tool.DependenciesUnresolved)
+	}
+	if db := packageReport(t, report, "db"); len(db.DependenciesAdded) != 1 || db.DependenciesAdded[0].Requirement != "olm.constraint db >=2.0.0 <2.1.0" {
 		t.Errorf("db added %+v", db.DependenciesAdded)
 	}
 }
@@ -377,5 +401,43 @@ func TestBundleImages(t *testing.T) {
 	}
 	if b := images[4].Sources; len(b) != 2 || !b[0].BundleImage || b[1].BundleImage {
 		t.Errorf("beta bundle sources %+v", b)
+	}
+}
+
+func TestFilterAllocatesForKeptBundlesOnly(t *testing.T) {
+	// A chain of 256 bundles, each with a 256 KiB olm.bundle.object: 64 MiB
+	// of blobs (one blob shared, so the test itself stays small). Keeping
+	// the head must cost in proportion to the head, not to the catalog.
+	const bundles, blobSize = 256, 256 << 10
+	blob := property.MustBuildBundleObject(bytes.Repeat([]byte("k"), blobSize*3/4))
+	c := &fbc{}
+	c.pkg("big", "stable")
+	var entries []declcfg.ChannelEntry
+	for i := 0; i < bundles; i++ {
+		v, prev := fmt.Sprintf("1.%d.0", i), ""
+		if i > 0 {
+			prev = fmt.Sprintf("1.%d.0", i-1)
+		}
+		entries = append(entries, ent("big", v, prev))
+		c.bundle("big", v, blob)
+	}
+	c.channel("big", "stable", entries...)
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	out, _, err := Filter(&c.cfg, Selection{}, FilterOptions{})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Bundles) != 1 {
+		t.Fatalf("kept %d bundles", len(out.Bundles))
+	}
+	// The model's validation decodes and re-encodes the kept bundle's blob
+	// a few times (about 4x without the race detector, 8x with it); the
+	// other 255 blobs are not touched.
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(16*blobSize); got > limit {
+		t.Errorf("Filter allocated %d bytes keeping one bundle of a %d-byte blob, limit %d (the catalog holds %d)", got, blobSize, limit, bundles*blobSize)
 	}
 }
