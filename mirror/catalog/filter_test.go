@@ -289,6 +289,21 @@ func TestFilterDependencyMetByKeptBundleAddsNothing(t *testing.T) {
 	}
 }
 
+func TestFilterDependencyJoinsKeptChannel(t *testing.T) {
+	// The user keeps db's v2 channel at 2.0.0; app needs [2.0.0, 3.0.0) and
+	// OLM's first pick is 2.1.0, which joins the kept channel as its head.
+	cfg := withDependencies()
+	cfg.Bundles[0].Properties[1] = property.MustBuildPackageRequired("db", ">=2.1.0 <3.0.0")
+	sel := Selection{Packages: []PackageSelection{{Name: "app"}, {Name: "db", DefaultChannel: "v2", Channels: []ChannelSelection{{Name: "v2", MaxVersion: "2.0.0"}}}}}
+	out, report := mustFilter(t, cfg, sel, FilterOptions{})
+	assertStrings(t, "db v2", keptEntries(t, out, "db", "v2"), names("db", "2.0.0", "2.1.0"))
+	db := packageReport(t, report, "db")
+	cr := channelReport(t, db, "v2")
+	if cr.Head != "db.v2.1.0" || cr.KeptForConnectivity != nil || len(db.DependenciesAdded) != 1 || db.DependenciesAdded[0].Bundle != "db.v2.1.0" {
+		t.Errorf("db report %+v", db)
+	}
+}
+
 func TestFilterFollowsSimpleConstraints(t *testing.T) {
 	cfg := withDependencies()
 	cfg.Packages = append(cfg.Packages, declcfg.Package{Schema: declcfg.SchemaPackage, Name: "tool", DefaultChannel: "stable"})
