@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+
+	"github.com/ferryhq/ferry/mirror/internal/layerio"
 )
 
 // OCI whiteout names: ".wh.<name>" removes <name> from the layers below;
@@ -107,8 +109,8 @@ func (f *flattener) readLayer(ctx context.Context, open LayerOpener) (err error)
 			err = fmt.Errorf("closing layer: %w", cerr)
 		}
 	}()
-	raw := bufio.NewReader(ctxReader{ctx, rc})
-	r, closeDecomp, err := decompress(raw, f.limits.zstdWindow)
+	raw := bufio.NewReader(layerio.Reader(ctx, rc))
+	r, closeDecomp, err := layerio.Decompress(raw, f.limits.zstdWindow)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -12,8 +11,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
-
+	"github.com/ferryhq/ferry/mirror/internal/layerio"
 	"github.com/ferryhq/ferry/mirror/sigstore"
 )
 
@@ -207,8 +205,8 @@ func readLayer(ctx context.Context, open LayerOpener, budget *inflateBudget, wan
 			err = fmt.Errorf("closing layer: %w", cerr)
 		}
 	}()
-	raw := bufio.NewReader(ctxReader{ctx, rc})
-	r, closeDecomp, err := decompress(raw, budget.limits.zstdWindow)
+	raw := bufio.NewReader(layerio.Reader(ctx, rc))
+	r, closeDecomp, err := layerio.Decompress(raw, budget.limits.zstdWindow)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +313,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	case c.budget.image > c.budget.limits.perImage:
 		return n, &InflateBoundError{Bound: "MaxInflatedPerImage", Limit: c.budget.limits.perImage}
 	}
-	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+	if layerio.WindowExceeded(err) {
 		err = fmt.Errorf("%w (%w)", &InflateBoundError{Bound: "MaxZstdWindow", Limit: int64(c.budget.limits.zstdWindow)}, err)
 	}
 	return n, err
@@ -340,47 +338,6 @@ func whitedOut(dir, hidden string) []string {
 func cleanName(name string) string {
 	name = path.Clean("/" + name)
 	return strings.TrimPrefix(name, "/")
-}
-
-// decompress sniffs the stream's magic bytes: gzip and zstd layers are
-// decompressed (zstd with at most a zstdWindow-byte window), anything else
-// is read as a plain tar.
-func decompress(br *bufio.Reader, zstdWindow uint64) (io.Reader, func(), error) {
-	magic, err := br.Peek(4)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("reading layer: %w", err)
-	}
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading gzip layer: %w", err)
-		}
-		return zr, func() { _ = zr.Close() }, nil
-	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		// The window is bounded twice: MaxMemory is what klauspost checks
-		// a single-segment frame's content size against.
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderMaxWindow(zstdWindow), zstd.WithDecoderMaxMemory(zstdWindow))
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading zstd layer: %w", err)
-		}
-		return zr, zr.Close, nil
-	}
-	return br, func() {}, nil
-}
-
-// ctxReader stops a long layer read when ctx is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Bounds on the scan for image policies, which reads every manifest of
