@@ -198,7 +198,13 @@ func TestCheckBundleSignature(t *testing.T) {
 // path from ParseIndex through Check must never panic, and what it proves
 // must be pushable: valid tags, each naming one manifest, every blob at hand.
 func FuzzCheck(f *testing.F) {
-	fx := trusttest.Write(f, f.TempDir(), []string{"etcd", "cli"}, bundle.WriteOptions{})
+	// The release ships an image policy and each component a cosign
+	// signature: whatever the index says, the Sigstore proof runs too.
+	key, err := testbed.NewSigstoreKey(testbed.SigstoreKeyECDSA)
+	if err != nil {
+		f.Fatal(err)
+	}
+	fx := trusttest.WriteWithPolicy(f, f.TempDir(), []string{"etcd", "cli"}, bundle.WriteOptions{}, key, key)
 	seed, err := json.Marshal(struct {
 		Releases      []bundle.Release      `json:"releases"`
 		Images        []bundle.Image        `json:"images"`

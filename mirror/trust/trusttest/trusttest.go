@@ -9,6 +9,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -58,8 +59,22 @@ func newBlob(mediaType string, data []byte) blob {
 }
 
 // Write writes a bundle of one signed release with the named components
-// into dir and returns it. opts.SignIndex, when set, signs the index.
+// into dir and returns it. opts.SignIndex, when set, signs the index. Its
+// signature images hold placeholder payloads and the release ships no
+// image policy, so nothing judges them.
 func Write(t testing.TB, dir string, components []string, opts bundle.WriteOptions) *Fixture {
+	return write(t, dir, components, opts, nil, nil)
+}
+
+// WriteWithPolicy is Write for a 4.22-like release: its layer ships a
+// ClusterImagePolicy over the component repository naming policyKey, and
+// every component's signature image is a cosign signature by signingKey,
+// as cosign writes it (the same key for a genuine bundle).
+func WriteWithPolicy(t testing.TB, dir string, components []string, opts bundle.WriteOptions, policyKey, signingKey *testbed.SigstoreKey) *Fixture {
+	return write(t, dir, components, opts, policyKey, signingKey)
+}
+
+func write(t testing.TB, dir string, components []string, opts bundle.WriteOptions, policyKey, signingKey *testbed.SigstoreKey) *Fixture {
 	t.Helper()
 	fx := &Fixture{Path: filepath.Join(dir, "bundle.tar"), Files: map[string][]byte{}, Components: map[string]digest.Digest{}}
 	idx := &bundle.Index{Tool: bundle.Tool{Name: "ferry", Version: "test"}}
@@ -69,11 +84,15 @@ func Write(t testing.TB, dir string, components []string, opts bundle.WriteOptio
 		fx.Components[name] = m.desc.Digest
 		refs[name] = ComponentRepo + "@" + m.desc.Digest.String()
 		idx.Images = append(idx.Images, fx.indexImage(t, ComponentRepo, m, bundle.RoleComponent, Version+"-"+Arch+"-"+name))
-		sig := fx.image(t, `{"architecture":"","os":""}`, []byte("cosign payload of "+m.desc.Digest.String()))
+		sig := fx.signature(t, signingKey, m.desc.Digest)
 		idx.Images = append(idx.Images, fx.indexImage(t, ComponentRepo, sig, bundle.RoleSigstore,
 			"sha256-"+m.desc.Digest.Encoded()+".sig"))
 	}
-	rel := fx.image(t, `{"architecture":"amd64","os":"linux"}`, releaseLayer(t, refs))
+	var policy []byte
+	if policyKey != nil {
+		policy = testbed.ClusterImagePolicyYAML("openshift", []string{ComponentRepo}, policyKey.PublicKeyPEM())
+	}
+	rel := fx.image(t, `{"architecture":"amd64","os":"linux"}`, releaseLayer(t, refs, policy))
 	fx.Release = rel.desc.Digest
 	idx.Images = append([]bundle.Image{fx.indexImage(t, ReleaseRepo, rel, bundle.RoleRelease, Version+"-"+Arch)}, idx.Images...)
 	key := testbed.NewKey(t, "release")
@@ -146,8 +165,12 @@ func TryWriteFiles(path string, files map[string][]byte, idx *bundle.Index, opts
 // image stores a config, one layer and their OCI manifest.
 func (fx *Fixture) image(t testing.TB, config string, layer []byte) blob {
 	t.Helper()
-	cfg := newBlob(ocispec.MediaTypeImageConfig, []byte(config))
-	l := newBlob(ocispec.MediaTypeImageLayerGzip, layer)
+	return fx.manifest(t, newBlob(ocispec.MediaTypeImageConfig, []byte(config)), newBlob(ocispec.MediaTypeImageLayerGzip, layer))
+}
+
+// manifest stores cfg, l and their OCI manifest.
+func (fx *Fixture) manifest(t testing.TB, cfg, l blob) blob {
+	t.Helper()
 	m := ocispec.Manifest{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
 		Config: cfg.desc, Layers: []ocispec.Descriptor{l.desc}}
 	data, err := json.Marshal(m)
@@ -159,6 +182,27 @@ func (fx *Fixture) image(t testing.TB, config string, layer []byte) blob {
 		fx.Files[bundle.BlobName(b.desc.Digest)] = b.data
 	}
 	return mb
+}
+
+// signature stores the signature image of d: a placeholder without key,
+// else a cosign signature of ComponentRepo@d by key.
+func (fx *Fixture) signature(t testing.TB, key *testbed.SigstoreKey, d digest.Digest) blob {
+	t.Helper()
+	if key == nil {
+		return fx.image(t, `{"architecture":"","os":""}`, []byte("cosign payload of "+d.String()))
+	}
+	payload, err := testbed.CosignPayload(ComponentRepo+"@"+d.String(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := testbed.SignCosignPayload(key, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := newBlob(ocispec.MediaTypeImageConfig, []byte(`{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":["`+digest.FromBytes(payload).String()+`"]}}`))
+	l := newBlob(testbed.MediaTypeCosignPayload, payload)
+	l.desc.Annotations = map[string]string{testbed.CosignSignatureAnnotation: base64.StdEncoding.EncodeToString(sig)}
+	return fx.manifest(t, cfg, l)
 }
 
 func (fx *Fixture) indexImage(t testing.TB, repo string, m blob, role, tag string) bundle.Image {
@@ -173,7 +217,7 @@ func (fx *Fixture) indexImage(t testing.TB, repo string, m blob, role, tag strin
 
 // releaseLayer is a gzipped tar holding release-manifests/image-references
 // naming refs and release-metadata, as a release image's top layer does.
-func releaseLayer(t testing.TB, refs map[string]string) []byte {
+func releaseLayer(t testing.TB, refs map[string]string, policy []byte) []byte {
 	t.Helper()
 	type tag struct {
 		Name string `json:"name"`
@@ -209,7 +253,11 @@ func releaseLayer(t testing.TB, refs map[string]string) []byte {
 	for _, f := range []struct {
 		name string
 		data []byte
-	}{{"release-manifests/image-references", imageRefs}, {"release-manifests/release-metadata", meta}} {
+	}{{"release-manifests/0000_90_openshift-cluster-image-policy.yaml", policy},
+		{"release-manifests/image-references", imageRefs}, {"release-manifests/release-metadata", meta}} {
+		if f.data == nil {
+			continue
+		}
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(f.data))}); err != nil {
 			t.Fatal(err)
 		}
