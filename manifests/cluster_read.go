@@ -188,9 +188,14 @@ func (a *Applier) ReadMirrorRules(ctx context.Context) ([]MirrorRule, error) {
 	return rules, nil
 }
 
-// listAll lists every object of a cluster-scoped resource, page by page,
-// up to MaxMirrorObjects; none when the resource is not served.
+// listAll lists every object of a resource (of every namespace, for a
+// namespaced one), page by page, up to MaxMirrorObjects; none when the
+// resource is not served.
 func (a *Applier) listAll(ctx context.Context, kind string, res schema.GroupVersionResource) ([]unstructured.Unstructured, error) {
+	return a.listBounded(ctx, kind, res, MaxMirrorObjects, "manifests.MaxMirrorObjects")
+}
+
+func (a *Applier) listBounded(ctx context.Context, kind string, res schema.GroupVersionResource, limit int, bound string) ([]unstructured.Unstructured, error) {
 	var (
 		out   []unstructured.Unstructured
 		token string
@@ -204,8 +209,8 @@ func (a *Applier) listAll(ctx context.Context, kind string, res schema.GroupVers
 			return nil, a.explain(err, "listing "+kind+"s")
 		}
 		out = append(out, list.Items...)
-		if len(out) > MaxMirrorObjects {
-			return nil, fmt.Errorf("the cluster at %s has more than %d %ss (manifests.MaxMirrorObjects)", a.host, MaxMirrorObjects, kind)
+		if len(out) > limit {
+			return nil, fmt.Errorf("the cluster at %s has more than %d %ss (%s)", a.host, limit, kind, bound)
 		}
 		if token = list.GetContinue(); token == "" {
 			return out, nil

@@ -86,7 +86,8 @@ Examples:
   ferry check bundle.tar --kubeconfig ~/kubeconfig
   ferry check bundle.tar --kubeconfig ~/kubeconfig --authfile mirror-auth.json --cert-dir /etc/pki/mirror
   ferry check bundle.tar --kubeconfig ~/kubeconfig --json | jq .adminAck`,
-		Flags: flags,
+		Flags:       flags,
+		Subcommands: []*cli.Command{checkOperatorsCommand(env)},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageError(errors.New("expected a BUNDLE; see `ferry check --help`"))

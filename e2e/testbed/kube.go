@@ -224,25 +224,29 @@ func (k *Kube) CreateNamespace(t testing.TB, name string) {
 	}
 }
 
-// openShiftCRDs are the OpenShift kinds ferry applies or reads, reduced to
-// what the API server needs to store them: cluster-scoped, any spec and
-// status (no status subresource: a test writes status with the object).
+// openShiftCRDs are the OpenShift (and OLM) kinds ferry applies or reads,
+// reduced to what the API server needs to store them: any spec and status
+// (no status subresource: a test writes status with the object).
 var openShiftCRDs = []struct {
 	group, version, kind, plural string
+	namespaced                   bool
 }{
-	{"config.openshift.io", "v1", "ClusterVersion", "clusterversions"},
-	{"config.openshift.io", "v1", "ImageDigestMirrorSet", "imagedigestmirrorsets"},
-	{"config.openshift.io", "v1", "ImageTagMirrorSet", "imagetagmirrorsets"},
-	{"operator.openshift.io", "v1alpha1", "ImageContentSourcePolicy", "imagecontentsourcepolicies"},
+	{"config.openshift.io", "v1", "ClusterVersion", "clusterversions", false},
+	{"config.openshift.io", "v1", "ImageDigestMirrorSet", "imagedigestmirrorsets", false},
+	{"config.openshift.io", "v1", "ImageTagMirrorSet", "imagetagmirrorsets", false},
+	{"operator.openshift.io", "v1alpha1", "ImageContentSourcePolicy", "imagecontentsourcepolicies", false},
+	{"operators.coreos.com", "v1alpha1", "Subscription", "subscriptions", true},
+	{"operators.coreos.com", "v1alpha1", "ClusterServiceVersion", "clusterserviceversions", true},
 }
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
 // InstallOpenShiftCRDs installs minimal CustomResourceDefinitions for
 // ClusterVersion, ImageDigestMirrorSet, ImageTagMirrorSet
-// (config.openshift.io/v1) and ImageContentSourcePolicy
-// (operator.openshift.io/v1alpha1), whose spec and status take anything,
-// and waits until discovery serves them all.
+// (config.openshift.io/v1), ImageContentSourcePolicy
+// (operator.openshift.io/v1alpha1), and OLM's Subscription and
+// ClusterServiceVersion (operators.coreos.com/v1alpha1, namespaced), whose
+// spec and status take anything, and waits until discovery serves them all.
 func (k *Kube) InstallOpenShiftCRDs(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), kubeStartTimeout)
@@ -257,13 +261,17 @@ func (k *Kube) InstallOpenShiftCRDs(t testing.TB) {
 	}
 	anything := map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}
 	for _, c := range openShiftCRDs {
+		scope := "Cluster"
+		if c.namespaced {
+			scope = "Namespaced"
+		}
 		crd := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "apiextensions.k8s.io/v1",
 			"kind":       "CustomResourceDefinition",
 			"metadata":   map[string]any{"name": c.plural + "." + c.group},
 			"spec": map[string]any{
 				"group": c.group,
-				"scope": "Cluster",
+				"scope": scope,
 				"names": map[string]any{
 					"kind":     c.kind,
 					"listKind": c.kind + "List",
