@@ -67,7 +67,7 @@ func (a *Applier) ReadInstalledOperators(ctx context.Context) ([]InstalledOperat
 			} `json:"status"`
 		}
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(s.Object, &sub); err != nil {
-			return nil, fmt.Errorf("Subscription %s/%s on %s: %w", s.GetNamespace(), s.GetName(), a.host, err)
+			return nil, fmt.Errorf("subscription %s/%s on %s: %w", s.GetNamespace(), s.GetName(), a.host, err)
 		}
 		if sub.Status.InstalledCSV == "" {
 			continue // nothing installed yet
