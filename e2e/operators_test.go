@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -171,5 +172,10 @@ status:
 			t.Errorf("%s: %+v, want blocks=%v ok=%v upgradeTo=%q", op.Package, op, want[0], want[1], want[2])
 		}
 	}
+	// The same verdicts offline, from the file the bastion exports.
+	file := filepath.Join(t.TempDir(), "installed-operators.json")
+	mustFerry(t, "inventory", "--operators", "--kubeconfig", k.Kubeconfig, "-o", file)
+	wantExit(t, "check operators --installed", ferryRun(t, "check", "operators", "--installed", file, "--to", "4.17.1", "--catalog", ref, "--src-tls-verify=false"),
+		codeVerification, "update 4.16.5 -> 4.17.1: 3 installed operators", "update first to db-operator.v1.2.0", "BLOCKS")
 	wantExit(t, "check operators without --to", ferryRun(t, "check", "operators", "--kubeconfig", k.Kubeconfig), codeUsage, "--to is required")
 }

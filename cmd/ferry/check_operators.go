@@ -17,6 +17,7 @@ import (
 
 type checkOperatorsOptions struct {
 	kubeconfig string
+	installed  string
 	catalogs   cli.StringSlice
 	to         string
 	json       bool
@@ -43,12 +44,18 @@ z-stream updates are never blocked.
 Exits 0 when no operator blocks without a way out, 3 when one does, 1 when the cluster
 or a catalog could not be read, 2 on a usage error.
 
+With --installed FILE (written on the bastion by 'ferry inventory --operators') the same
+check runs on the connected side without a cluster, before anything is packed.
+
 Examples:
   ferry check operators --kubeconfig ~/kubeconfig --to 4.17 \
       --catalog registry.redhat.io/redhat/redhat-operator-index:v4.17 --authfile pull-secret.json
-  ferry check operators --to 4.17.3 --catalog mirror.example:5000/olm/redhat-operator-index:v4.17 --json`,
+  ferry check operators --to 4.17.3 --catalog mirror.example:5000/olm/redhat-operator-index:v4.17 --json
+  ferry check operators --installed installed-operators.json --to 4.17 --catalog registry.redhat.io/redhat/redhat-operator-index:v4.17`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "kubeconfig", Usage: "the cluster to check (default: $KUBECONFIG, ~/.kube/config)", Destination: &o.kubeconfig, Category: "Cluster"},
+			&cli.StringFlag{Name: "installed", Usage: "judge the operators in `FILE` (from 'ferry inventory --operators' on the bastion) instead of reading a cluster",
+				Destination: &o.installed, Category: "Cluster"},
 			&cli.StringFlag{Name: "to", Usage: "the OpenShift `VERSION` to update to (4.17 or 4.17.3)", Destination: &o.to},
 			&cli.StringSliceFlag{Name: "catalog", Usage: "operator catalog `IMAGE` that holds the operators' next versions (repeatable)", Destination: &o.catalogs},
 			&cli.BoolFlag{Name: "json", Usage: "print the verdicts as JSON", Destination: &o.json},
@@ -74,18 +81,7 @@ func (o *checkOperatorsOptions) run(ctx context.Context, env *environment) error
 	if o.to == "" {
 		return usageError(errors.New("--to is required: the OpenShift version to update to, e.g. --to 4.17"))
 	}
-	applier, err := o.registry.net.applier(o.kubeconfig)
-	if err != nil {
-		return usageError(err)
-	}
-	cv, err := applier.ReadClusterVersion(ctx)
-	if err != nil {
-		return err
-	}
-	if cv == nil || cv.Completed() == "" {
-		return fmt.Errorf("the cluster at %s has no completed ClusterVersion to start the update from", applier.Host())
-	}
-	installed, err := applier.ReadInstalledOperators(ctx)
+	current, installed, err := o.readInstalled(ctx)
 	if err != nil {
 		return err
 	}
@@ -93,16 +89,44 @@ func (o *checkOperatorsOptions) run(ctx context.Context, env *environment) error
 	if err != nil {
 		return err
 	}
-	verdicts := judgeOperators(installed, catalogs, o.catalogs.Value(), cv.Completed(), o.to)
-	if err := o.print(env, cv.Completed(), verdicts); err != nil {
+	verdicts := judgeOperators(installed, catalogs, o.catalogs.Value(), current, o.to)
+	if err := o.print(env, current, verdicts); err != nil {
 		return err
 	}
 	for _, v := range verdicts {
 		if !v.OK {
-			return verificationError(fmt.Errorf("installed operators block the update from %s to %s; mirror and install the versions named above first", cv.Completed(), o.to))
+			return verificationError(fmt.Errorf("installed operators block the update from %s to %s; mirror and install the versions named above first", current, o.to))
 		}
 	}
 	return nil
+}
+
+// readInstalled is the cluster's version and installed operators, from
+// --installed or from the cluster.
+func (o *checkOperatorsOptions) readInstalled(ctx context.Context) (string, []manifests.InstalledOperator, error) {
+	if o.installed != "" {
+		if o.kubeconfig != "" {
+			return "", nil, usageError(errors.New("--installed and --kubeconfig exclude each other: judge a file, or a cluster"))
+		}
+		file, err := readInstalledOperators(o.installed)
+		if err != nil {
+			return "", nil, err
+		}
+		return file.ClusterVersion, file.Operators, nil
+	}
+	applier, err := o.registry.net.applier(o.kubeconfig)
+	if err != nil {
+		return "", nil, usageError(err)
+	}
+	cv, err := applier.ReadClusterVersion(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	if cv == nil || cv.Completed() == "" {
+		return "", nil, fmt.Errorf("the cluster at %s has no completed ClusterVersion to start the update from", applier.Host())
+	}
+	installed, err := applier.ReadInstalledOperators(ctx)
+	return cv.Completed(), installed, err
 }
 
 func (o *checkOperatorsOptions) readCatalogs(ctx context.Context, env *environment) ([]*declcfg.DeclarativeConfig, error) {

@@ -21,6 +21,10 @@ import (
 type inventoryOptions struct {
 	to         string
 	fromBundle string
+	// operators and kubeconfig: the cluster's installed OLM operators
+	// instead of the mirror's contents.
+	operators  bool
+	kubeconfig string
 	volumes    []string
 	output     string
 	parallel   int
@@ -36,6 +40,9 @@ func inventoryCommand(env *environment) *cli.Command {
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "inventory.json", Usage: "inventory `FILE` to write (- for stdout)", Destination: &o.output},
 		&cli.IntFlag{Name: "parallel", Value: registry.DefaultParallel, Usage: "manifests read at once", Destination: &o.parallel},
 		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON", Destination: &o.json},
+		&cli.BoolFlag{Name: "operators", Usage: "record the cluster's installed OLM operators instead (default -o installed-operators.json), " +
+			"for 'ferry check operators --installed' on the connected side", Destination: &o.operators, Category: "Cluster"},
+		&cli.StringFlag{Name: "kubeconfig", Usage: "with --operators: the cluster to read (default: $KUBECONFIG, ~/.kube/config)", Destination: &o.kubeconfig, Category: "Cluster"},
 	}
 	flags = append(flags, o.registry.flags()...)
 	return &cli.Command{
@@ -54,12 +61,25 @@ With --from-bundle it derives the same from a bundle that was applied to the mir
 (its manifests, their blobs and its prerequisites), without any network access; data
 volumes are found beside BUNDLE by name, or given after it.
 
+With --operators it records instead what the cluster runs of OLM operators (each
+Subscription's package, channel and installed ClusterServiceVersion with its version and
+olm.properties) and the cluster's version: 'ferry check operators --installed FILE' then
+tells on the connected side, before anything is packed, which operators would block the
+next update and which version of each to carry.
+
 Examples:
   ferry inventory --to registry.example:5000/ocp4/openshift4 -o inventory.json
-  ferry inventory --from-bundle ocp-4.15.0.tar -o inventory.json`,
+  ferry inventory --from-bundle ocp-4.15.0.tar -o inventory.json
+  ferry inventory --operators --kubeconfig ~/kubeconfig`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			o.volumes = c.Args().Slice()
+			if o.operators {
+				if !c.IsSet("output") {
+					o.output = "installed-operators.json"
+				}
+				return o.runOperators(c.Context, env)
+			}
 			return o.run(c.Context, env)
 		},
 	}
