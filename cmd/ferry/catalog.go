@@ -22,8 +22,14 @@ type catalogListOptions struct {
 
 func catalogCommand(env *environment) *cli.Command {
 	return &cli.Command{
-		Name:        "catalog",
-		Usage:       "look into operator catalogs (OLM file-based catalogs)",
+		Name:  "catalog",
+		Usage: "look into operator catalogs (OLM file-based catalogs)",
+		Description: `Operator catalogs are images holding a file-based catalog (FBC): the packages OLM
+can install, their channels and versions. 'ferry catalog list' shows what one holds,
+to choose what to carry and to judge installed operators ('ferry check operators').
+
+Examples:
+  ferry catalog list registry.redhat.io/redhat/redhat-operator-index:v4.16 --authfile pull-secret.json`,
 		Subcommands: []*cli.Command{catalogListCommand(env)},
 	}
 }
