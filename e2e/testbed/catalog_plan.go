@@ -127,16 +127,16 @@ func auroraPlan() pkgPlan {
 
 func borealisPlan() pkgPlan {
 	ns := "borealis"
+	// Versions as Red Hat stamps its own operators': the OpenShift
+	// minor, then the build time as a prerelease.
 	const (
-		v413   = "4.13.0-202309181427"
-		v414a  = "4.14.0-202310201027"
-		v414b  = "4.14.0-202311021650"
-		v415   = "4.15.0-202402011532"
-		plain  = "borealisoperator."
-		opName = "borealis"
+		v413  = "4.13.0-202309181427"
+		v414a = "4.14.0-202310201027"
+		v414b = "4.14.0-202311021650"
+		v415  = "4.15.0-202402011532"
 	)
 	b := func(version, maxOCP, maxYAML string) bundlePlan {
-		return bundlePlan{version: version, maxOpenShift: maxOCP, maxOpenShiftYAML: maxYAML, related: operatorAndOperand(opName, version, version)}
+		return bundlePlan{version: version, maxOpenShift: maxOCP, maxOpenShiftYAML: maxYAML, related: operatorAndOperand(ns, version, version)}
 	}
 	stable := []entryPlan{
 		{version: v413, skipRange: ">=4.12.0 <" + v413},
@@ -145,7 +145,8 @@ func borealisPlan() pkgPlan {
 	}
 	return pkgPlan{
 		name: CatalogPackageBorealis, defaultChannel: "fast", ns: ns,
-		bundleName: func(v string) string { return plain + v },
+		// Named like Red Hat's descheduler: no ".v", no dash.
+		bundleName: func(v string) string { return "borealisoperator." + v },
 		provides:   rawJSON(`{"group":"borealis.example.com","kind":"Borealis","version":"v1"}`),
 		bundles: []bundlePlan{
 			b(v413, `"4.15"`, ""),

@@ -2,7 +2,9 @@ package testbed
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"io"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -43,7 +45,8 @@ func readCatalog(t *testing.T, cat *Catalog) *catalog.Catalog {
 
 // canonicalFBC maps every document of cfg to its JSON with object keys
 // sorted and no spacing, so that catalogs read from JSON and YAML files
-// compare by content alone. The key is schema/package/name.
+// compare by content alone; numbers keep their spelling. The key is
+// schema/package/name.
 func canonicalFBC(t *testing.T, cfg *declcfg.DeclarativeConfig) map[string]string {
 	t.Helper()
 	out := map[string]string{}
@@ -52,8 +55,11 @@ func canonicalFBC(t *testing.T, cfg *declcfg.DeclarativeConfig) map[string]strin
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Numbers stay as written: 4.20 and 4.2 are not the same maximum.
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
 		var v any
-		if err := json.Unmarshal(data, &v); err != nil {
+		if err := dec.Decode(&v); err != nil {
 			t.Fatal(err)
 		}
 		if data, err = json.Marshal(v); err != nil {
@@ -324,4 +330,322 @@ func layerFiles(t *testing.T, c *Client, repo string, d digest.Digest) map[strin
 		t.Fatal(err)
 	}
 	return releaseFiles(t, c, repo, data)
+}
+
+// TestBuildCatalogImagesPullable: every image the FBC names is pullable by
+// that name with ferry's client (the digest checked), the tag reference
+// resolves to the digest recorded, and every blob of every image pushed
+// streams whole and verified.
+func TestBuildCatalogImagesPullable(t *testing.T) {
+	t.Parallel()
+	reg := NewMemoryRegistry(t)
+	cat := BuildCatalog(t, reg.Host, CatalogOptions{Multi: true})
+	c := ferryClient(t)
+	related := map[string]RelatedImage{}
+	for _, r := range cat.RelatedImages {
+		related[r.Image] = r
+	}
+	resolved := 0
+	for _, b := range cat.FBC.Bundles {
+		entry := cat.Bundles[b.Name]
+		if b.Image != cat.Host+"/"+entry.Repository+"@"+entry.Digest.String() {
+			t.Errorf("%s: image %s, recorded as %s@%s", b.Name, b.Image, entry.Repository, entry.Digest)
+		}
+		for _, ri := range b.RelatedImages {
+			want := entry.Digest
+			if ri.Image != b.Image {
+				r, ok := related[ri.Image]
+				if !ok {
+					t.Errorf("%s: related image %s is not in RelatedImages", b.Name, ri.Image)
+					continue
+				}
+				want = r.Digest
+			}
+			m, err := c.Resolve(t.Context(), ri.Image)
+			if err != nil {
+				t.Errorf("%s: pulling %s: %v", b.Name, ri.Image, err)
+				continue
+			}
+			if m.Digest != want {
+				t.Errorf("%s: %s resolves to %s, recorded %s", b.Name, ri.Image, m.Digest, want)
+			}
+			resolved++
+		}
+	}
+	if resolved < 2*len(cat.Bundles) {
+		t.Errorf("%d references resolved for %d bundles", resolved, len(cat.Bundles))
+	}
+	roles := map[string]int{}
+	byRepo := map[string][]ImageInfo{}
+	for _, im := range cat.Images {
+		roles[im.Role]++
+		byRepo[im.Repository] = append(byRepo[im.Repository], im)
+	}
+	for repo, images := range byRepo {
+		src, err := c.Source(t.Context(), cat.Host+"/"+repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range images {
+			if m, err := src.Manifest(t.Context(), im.Digest); err != nil || !bytes.Equal(m.Bytes, im.Manifest) {
+				t.Errorf("%s@%s: %v", repo, im.Digest, err)
+			}
+			for _, d := range im.Blobs {
+				if err := streamVerified(t, src, d, cat.Blobs[d]); err != nil {
+					t.Errorf("%s blob %s: %v", repo, d, err)
+				}
+			}
+		}
+		if err := src.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	// Multi: each related image is an index of two, the catalog too.
+	if roles[RoleBundle] != len(cat.Bundles) || roles[RoleRelated] != len(cat.RelatedImages) ||
+		roles[RoleCatalog] != 1 || roles[RoleChild] != 2*(len(cat.RelatedImages)+1) {
+		t.Errorf("images by role %v for %d bundles and %d related images", roles, len(cat.Bundles), len(cat.RelatedImages))
+	}
+}
+
+func streamVerified(t *testing.T, src *registry.Source, d digest.Digest, size int64) error {
+	rc, err := src.VerifiedBlob(t.Context(), d, size)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, rc)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// TestBuildCatalogMaxOpenShiftVersion: the YAML file spells one maximum
+// 4.20 unquoted, and what ferry reads back is the number 4.2, as OLM reads
+// it: a bundle that blocks the update from 4.16 to 4.17. The quoted forms
+// read as written.
+func TestBuildCatalogMaxOpenShiftVersion(t *testing.T) {
+	t.Parallel()
+	reg := NewMemoryRegistry(t)
+	cat := BuildCatalog(t, reg.Host, CatalogOptions{})
+	if yml := cat.Files["borealis-operator/catalog.yaml"]; !bytes.Contains(yml, []byte("- type: olm.maxOpenShiftVersion\n  value: 4.20\n")) {
+		t.Errorf("borealis's catalog.yaml does not spell 4.20 unquoted")
+	}
+	got := readCatalog(t, cat)
+	want := map[string]string{
+		"aurora-operator.v1.0.0":               "4.16.0",
+		"aurora-operator.v1.1.0":               "4.16.0",
+		"borealisoperator.4.13.0-202309181427": "4.15.0",
+		"borealisoperator.4.14.0-202310201027": "4.2.0",
+	}
+	for _, b := range got.FBC.Bundles {
+		v, err := catalog.MaxOpenShiftVersion(b)
+		if err != nil {
+			t.Errorf("%s: %v", b.Name, err)
+			continue
+		}
+		gotV := ""
+		if v != nil {
+			gotV = v.String()
+		}
+		if gotV != want[b.Name] {
+			t.Errorf("%s: maximum %q, want %q", b.Name, gotV, want[b.Name])
+		}
+	}
+	number := cat.Bundles["borealisoperator.4.14.0-202310201027"]
+	if number.MaxOpenShiftVersion != "4.2" {
+		t.Errorf("recorded maximum %q, want 4.2", number.MaxOpenShiftVersion)
+	}
+	for _, b := range got.FBC.Bundles {
+		if b.Name == number.Name {
+			if blocks, why := catalog.BlocksUpgrade(b, "4.16.3", "4.17.0"); !blocks {
+				t.Errorf("%s does not block 4.16 to 4.17: %s", b.Name, why)
+			}
+		}
+	}
+}
+
+// imageDigests lists role, repository and digest of every image.
+func imageDigests(cat *Catalog) []string {
+	var out []string
+	for _, im := range cat.Images {
+		out = append(out, im.Role+" "+im.Repository+"@"+im.Digest.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestBuildCatalogDeterministic: a seed gives the same images on any
+// registry; with a fixed ReferenceHost the catalog and its signatures too.
+// Another seed gives other images.
+func TestBuildCatalogDeterministic(t *testing.T) {
+	t.Parallel()
+	regA, regB := NewMemoryRegistry(t), NewMemoryRegistry(t)
+	opts := CatalogOptions{Seed: 7, Multi: true, Sigstore: true, ReferenceHost: "registry.redhat.io"}
+	a := BuildCatalog(t, regA.Host, opts)
+	b := BuildCatalog(t, regB.Host, opts)
+	if a.Digest != b.Digest || !slices.Equal(imageDigests(a), imageDigests(b)) {
+		t.Errorf("same options on two registries: catalogs %s and %s", a.Digest, b.Digest)
+	}
+	if ref := a.Bundles["aurora-operator.v1.0.0"].Image; !strings.HasPrefix(ref, "registry.redhat.io/aurora/") {
+		t.Errorf("bundle image %s, want it on registry.redhat.io", ref)
+	}
+
+	opts.ReferenceHost = ""
+	c := BuildCatalog(t, regB.Host, opts)
+	if c.Digest == a.Digest {
+		t.Errorf("an FBC naming %s has the digest of one naming registry.redhat.io", regB.Host)
+	}
+	for name, bundle := range a.Bundles {
+		if c.Bundles[name].Digest != bundle.Digest {
+			t.Errorf("%s: bundle image %s on one host, %s on another", name, bundle.Digest, c.Bundles[name].Digest)
+		}
+	}
+
+	opts.Seed = 8
+	d := BuildCatalog(t, regB.Host, opts)
+	for i, r := range d.RelatedImages {
+		if r.Digest == c.RelatedImages[i].Digest {
+			t.Errorf("seeds 7 and 8 made the same image %s", r.Digest)
+		}
+	}
+	for name, bundle := range d.Bundles {
+		if c.Bundles[name].Digest == bundle.Digest {
+			t.Errorf("seeds 7 and 8 made the same bundle image for %s", name)
+		}
+	}
+}
+
+// TestBuildCatalogSigstore: the catalog (by its tag), every bundle image
+// and every operator image carry a cosign signature by the catalog's key
+// naming them; the operands none.
+func TestBuildCatalogSigstore(t *testing.T) {
+	t.Parallel()
+	key, err := NewSigstoreKey(SigstoreKeyECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, opts := range map[string]CatalogOptions{
+		"seeded key":     {Sigstore: true},
+		"given key":      {Sigstore: true, Multi: true, SigstoreKey: key},
+		"reference host": {Sigstore: true, ReferenceHost: "registry.redhat.io"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			reg := NewMemoryRegistry(t)
+			cat := BuildCatalog(t, reg.Host, opts)
+			if opts.SigstoreKey != nil && cat.SigstoreKey != opts.SigstoreKey {
+				t.Errorf("signed with another key than given")
+			}
+			refHost := cmp.Or(opts.ReferenceHost, cat.Host)
+			c := reg.Client()
+			signed := map[digest.Digest]bool{}
+			for _, st := range cat.SigTags {
+				repo, tag, _ := strings.Cut(st, ":")
+				sig := readCosign(t, c, repo, tag)
+				want := refHost + "/" + repo + "@" + sig.Digest.String()
+				if sig.Digest == cat.Digest {
+					want = refHost + "/" + repo + ":" + cat.Tag
+				}
+				if SigstoreTag(sig.Digest) != tag || sig.Identity != want {
+					t.Errorf("%s: signs %s as %s, want %s", st, sig.Digest, sig.Identity, want)
+				}
+				if !verifyCosign(t, cat.SigstorePublicKey, sig.Payload, sig.Signature) {
+					t.Errorf("%s: signature does not verify", st)
+				}
+				signed[sig.Digest] = true
+			}
+			if !signed[cat.Digest] {
+				t.Error("the catalog is not signed")
+			}
+			for name, b := range cat.Bundles {
+				if !b.Signed || !signed[b.Digest] {
+					t.Errorf("bundle %s: Signed %v, signature found %v", name, b.Signed, signed[b.Digest])
+				}
+			}
+			operators := 0
+			for _, r := range cat.RelatedImages {
+				isOperator := strings.HasSuffix(r.Name, "-operator")
+				if r.Signed != isOperator || signed[r.Digest] != isOperator {
+					t.Errorf("%s: Signed %v, signature found %v", r.Image, r.Signed, signed[r.Digest])
+				}
+				if isOperator {
+					operators++
+				}
+			}
+			if len(cat.SigTags) != 1+len(cat.Bundles)+operators {
+				t.Errorf("%d signatures for the catalog, %d bundles and %d operator images", len(cat.SigTags), len(cat.Bundles), operators)
+			}
+		})
+	}
+}
+
+// TestBuildCatalogOdd: the options for odd and hostile catalogs make the
+// image they say, and ferry's reader sees in it what Catalog says.
+func TestBuildCatalogOdd(t *testing.T) {
+	t.Parallel()
+	top, topDiff, err := smallLayer([]tarFile{{name: "etc/"}, {name: "etc/motd", data: []byte("patched\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a package whited out", func(t *testing.T) {
+		t.Parallel()
+		reg := NewMemoryRegistry(t)
+		cat := BuildCatalog(t, reg.Host, CatalogOptions{WhiteoutPackage: CatalogPackageAurora})
+		validModel(t, cat.FBC)
+		if slices.Contains(cat.Packages, CatalogPackageAurora) || len(cat.Packages) != 3 || len(cat.BundlesOf(CatalogPackageAurora)) != 0 {
+			t.Errorf("packages %v, aurora bundles %v", cat.Packages, cat.BundlesOf(CatalogPackageAurora))
+		}
+		if _, ok := cat.Files["aurora-operator/catalog.json"]; !ok {
+			t.Error("the FBC layer lost aurora's file")
+		}
+		if !slices.ContainsFunc(cat.Images, func(im ImageInfo) bool { return im.Component == "aurora-operator.v1.0.0" }) {
+			t.Error("aurora's bundle images were not pushed")
+		}
+		files := layerFiles(t, reg.Client(), cat.Repository, cat.Layers[len(cat.Layers)-1])
+		if _, ok := files["configs/.wh.aurora-operator"]; !ok || len(cat.Layers) != 4 {
+			t.Errorf("top layer holds %v, of %d", slices.Sorted(maps.Keys(files)), len(cat.Layers))
+		}
+		assertSameFBC(t, readCatalog(t, cat).FBC, cat.FBC)
+	})
+	t.Run("no label", func(t *testing.T) {
+		t.Parallel()
+		reg := NewMemoryRegistry(t)
+		cat := BuildCatalog(t, reg.Host, CatalogOptions{NoConfigsLabel: true})
+		_, err := catalog.Read(t.Context(), ferryClient(t), cat.PullSpec)
+		if err == nil || !strings.Contains(err.Error(), "no label "+LabelCatalogConfigs) {
+			t.Errorf("read a catalog without its label: %v", err)
+		}
+	})
+	t.Run("a top layer, no cache, another directory", func(t *testing.T) {
+		t.Parallel()
+		reg := NewMemoryRegistry(t)
+		cat := BuildCatalog(t, reg.Host, CatalogOptions{
+			TopLayer: &Layer{Data: top, DiffID: topDiff}, NoCache: true, ConfigsDir: "/srv/catalog", Docker: true,
+		})
+		got := readCatalog(t, cat)
+		assertSameFBC(t, got.FBC, cat.FBC)
+		if got.ConfigsDir != "/srv/catalog" || got.CacheDir != "" || !slices.Equal(got.Cmd, []string{"serve", "/srv/catalog"}) {
+			t.Errorf("configs %s, cache %q, cmd %q", got.ConfigsDir, got.CacheDir, got.Cmd)
+		}
+		if len(cat.Layers) != 3 || cat.Layers[2] != digest.FromBytes(top) || cat.CacheLayer != "" || cat.MediaType != MediaTypeDockerManifest {
+			t.Errorf("layers %v, cache %q, type %s", cat.Layers, cat.CacheLayer, cat.MediaType)
+		}
+		if _, ok := layerFiles(t, reg.Client(), cat.Repository, cat.ConfigsLayer)["srv/catalog/cygnus-operator/deprecations.yaml"]; !ok {
+			t.Error("the FBC is not under /srv/catalog")
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		t.Parallel()
+		reg := NewMemoryRegistry(t)
+		for _, opts := range []CatalogOptions{
+			{WhiteoutPackage: "no-such-operator"},
+			{ConfigsDir: "configs"},
+			{ConfigsDir: "/configs/../"},
+			{ConfigsDir: "/"},
+		} {
+			if _, err := buildCatalog(t.Context(), reg.Host, opts); err == nil {
+				t.Errorf("%+v: built", opts)
+			}
+		}
+	})
 }
