@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"cmp"
 	"fmt"
 	"path"
 	"slices"
@@ -41,8 +42,8 @@ const (
 )
 
 // CatalogArches are the platforms of a Multi catalog and of its related
-// images, as GOARCH names.
-var CatalogArches = []string{"amd64", "arm64"}
+// images, as GOARCH names, in the index's order.
+func CatalogArches() []string { return []string{"amd64", "arm64"} }
 
 // CatalogOptions shape a test-bed operator catalog. The zero value is a
 // single-platform OCI catalog redhat/redhat-operator-index:v4.16 laid out
@@ -56,7 +57,7 @@ type CatalogOptions struct {
 	// Seed gives the same digests on any registry. The catalog's own
 	// digest also depends on the host its FBC names (see ReferenceHost).
 	Seed int64
-	// Multi makes the catalog an index of one image per CatalogArches
+	// Multi makes the catalog an index of one image per CatalogArches()
 	// (sharing the FBC and cache layers), and every related image an index
 	// of those platforms too. Bundle images stay single images, as Red
 	// Hat's are.
@@ -115,7 +116,7 @@ type Catalog struct {
 	MediaType string
 	Manifest  []byte
 	// Platforms are the catalog's platform images (Digest itself when not
-	// Multi), in CatalogArches order.
+	// Multi), in CatalogArches() order.
 	Platforms []digest.Digest
 	// ConfigsDir, Entrypoint, Cmd and Labels are the image config's.
 	ConfigsDir string
@@ -144,8 +145,8 @@ type Catalog struct {
 	// the bundle images themselves, each once, sorted by Image.
 	RelatedImages []RelatedImage
 	// Images is every manifest pushed, once per repository: related images
-	// (children first), bundle images, the catalog (children first), then
-	// the signatures.
+	// (children first), bundle images (Component is the bundle's name), the
+	// catalog (children first), then the signatures.
 	Images []ImageInfo
 	// Blobs is every config and layer blob of those images, with its size.
 	Blobs map[digest.Digest]int64
@@ -351,7 +352,7 @@ func BuildCatalog(t testing.TB, host string, opts CatalogOptions) *Catalog {
 	t.Helper()
 	cat, err := buildCatalog(t.Context(), host, opts)
 	if err != nil {
-		t.Fatalf("building catalog %s:%s on %s: %v", opts.Repository, opts.Tag, host, err)
+		t.Fatalf("building catalog %s:%s on %s: %v", cmp.Or(opts.Repository, CatalogRepository), cmp.Or(opts.Tag, CatalogTag), host, err)
 	}
 	return cat
 }

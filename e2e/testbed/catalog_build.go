@@ -29,7 +29,6 @@ type catalogBuilder struct {
 	copts   CatalogOptions
 	refHost string // the registry the FBC names images on
 	plan    []pkgPlan
-	arches  []string // of the catalog and its related images
 
 	related  map[string]*image // relatedKey -> its top image
 	relPlans map[string]relatedPlan
@@ -43,18 +42,18 @@ func buildCatalog(ctx context.Context, host string, opts CatalogOptions) (*Catal
 	}
 	cb := &catalogBuilder{
 		builder: &builder{
-			c: NewClient(host), host: host,
+			c: NewClient(host), host: host, arches: []string{"amd64"},
 			opts:    ReleaseOptions{Seed: opts.Seed, Version: catalogSeedLabel, LayerSize: catalogLayerSize, Concurrency: opts.Concurrency},
 			flights: map[string]*flight{}, homes: map[digest.Digest]string{}, faulty: map[digest.Digest]string{},
 		},
-		copts: opts, refHost: opts.ReferenceHost, plan: catalogPlan(), arches: []string{"amd64"},
+		copts: opts, refHost: opts.ReferenceHost, plan: catalogPlan(),
 		related: map[string]*image{}, relPlans: map[string]relatedPlan{}, bundles: map[string]*image{},
 	}
 	if cb.refHost == "" {
 		cb.refHost = host
 	}
 	if opts.Multi {
-		cb.arches = slices.Clone(CatalogArches)
+		cb.arches = CatalogArches()
 	}
 	if opts.Sigstore {
 		cb.sigKey = opts.SigstoreKey

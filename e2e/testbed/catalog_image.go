@@ -23,6 +23,16 @@ type catalogLayer struct {
 	createdBy string
 }
 
+// catalogContent is what every platform image of the catalog shares: the
+// layers above the base, and the config's command and labels.
+type catalogContent struct {
+	upper          []catalogLayer
+	configs, cache *blob // cache is nil with NoCache
+	entrypoint     []string
+	cmd            []string
+	labels         map[string]string
+}
+
 // catalog builds the FBC, pushes the catalog image(s), tags the catalog,
 // signs what is to be signed and assembles the result.
 func (cb *catalogBuilder) catalog(ctx context.Context) (*Catalog, error) {
@@ -30,59 +40,21 @@ func (cb *catalogBuilder) catalog(ctx context.Context) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := cb.copts
-	dir := strings.TrimPrefix(o.ConfigsDir, "/")
-	configs, err := newSmallBlob(treeFiles(dir, files))
+	content, err := cb.content(files, written.Packages)
 	if err != nil {
-		return nil, fmt.Errorf("configs layer: %w", err)
+		return nil, err
 	}
-	upper := []catalogLayer{{configs, "ADD catalog/ " + o.ConfigsDir}}
-	cmd := []string{"serve", o.ConfigsDir}
-	var cache *blob
-	if !o.NoCache {
-		cmd = append(cmd, "--cache-dir="+CatalogCacheDir)
-		cacheTar, err := cacheFiles(configs.diffID, written.Packages)
-		if err == nil {
-			cache, err = newSmallBlob(cacheTar)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("cache layer: %w", err)
-		}
-		upper = append(upper, catalogLayer{cache, `RUN ["/bin/opm" "serve" "` + o.ConfigsDir + `" "--cache-dir=` + CatalogCacheDir + `" "--cache-only"]`})
-	}
-	if p := o.WhiteoutPackage; p != "" {
-		wh, err := newSmallBlob([]tarFile{{name: dir + "/"}, {name: dir + "/.wh." + p, data: []byte{}}})
-		if err != nil {
-			return nil, fmt.Errorf("whiteout layer: %w", err)
-		}
-		upper = append(upper, catalogLayer{wh, "RUN rm -rf " + path.Join(o.ConfigsDir, p)})
-	}
-	if l := o.TopLayer; l != nil {
-		upper = append(upper, catalogLayer{&blob{digest: digest.FromBytes(l.Data), size: int64(len(l.Data)), diffID: l.DiffID, data: l.Data}, "testbed top layer"})
-	}
-	labels := map[string]string{"com.redhat.index.delivery.version": o.Tag}
-	if !o.NoConfigsLabel {
-		labels[LabelCatalogConfigs] = o.ConfigsDir
-	}
-	entrypoint := []string{"/bin/opm"}
-
+	o := cb.copts
 	var children []*image
 	var layers []digest.Digest
 	for _, arch := range cb.arches {
-		base, err := newSmallBlob(baseFiles(arch))
-		if err != nil {
-			return nil, fmt.Errorf("base layer: %w", err)
-		}
-		all := append([]catalogLayer{{base, "testbed base image: /bin/opm, /bin/grpc_health_probe, /etc"}}, upper...)
-		im, err := cb.catalogImage(ctx, arch, all, ocispec.ImageConfig{Entrypoint: entrypoint, Cmd: cmd, Labels: labels})
+		im, all, err := cb.catalogImage(ctx, arch, content)
 		if err != nil {
 			return nil, fmt.Errorf("catalog image %s: %w", arch, err)
 		}
 		children = append(children, im)
 		if layers == nil {
-			for _, l := range all {
-				layers = append(layers, l.blob.digest)
-			}
+			layers = all
 		}
 	}
 	top := children[0]
@@ -103,12 +75,12 @@ func (cb *catalogBuilder) catalog(ctx context.Context) (*Catalog, error) {
 	cat := &Catalog{
 		Host: cb.host, Repository: o.Repository, Tag: o.Tag, PullSpec: cb.host + "/" + o.Repository + ":" + o.Tag,
 		Digest: top.info.Digest, MediaType: top.info.MediaType, Manifest: top.info.Manifest,
-		ConfigsDir: o.ConfigsDir, Entrypoint: entrypoint, Cmd: cmd, Labels: labels,
-		FBC: served, Files: files, ConfigsLayer: configs.digest, Layers: layers,
+		ConfigsDir: o.ConfigsDir, Entrypoint: content.entrypoint, Cmd: content.cmd, Labels: content.labels,
+		FBC: served, Files: files, ConfigsLayer: content.configs.digest, Layers: layers,
 		Blobs: map[digest.Digest]int64{}, SigstoreKey: cb.sigKey,
 	}
-	if cache != nil {
-		cat.CacheLayer = cache.digest
+	if content.cache != nil {
+		cat.CacheLayer = content.cache.digest
 	}
 	for _, c := range children {
 		cat.Platforms = append(cat.Platforms, c.info.Digest)
@@ -122,6 +94,48 @@ func (cb *catalogBuilder) catalog(ctx context.Context) (*Catalog, error) {
 	return cat, nil
 }
 
+// content makes the layers above the base, from the FBC's files (by path
+// under the configs directory), and the command and labels.
+func (cb *catalogBuilder) content(files map[string][]byte, packages []declcfg.Package) (*catalogContent, error) {
+	o := cb.copts
+	dir := strings.TrimPrefix(o.ConfigsDir, "/")
+	configs, err := newSmallBlob(treeFiles(dir, files))
+	if err != nil {
+		return nil, fmt.Errorf("configs layer: %w", err)
+	}
+	c := &catalogContent{
+		configs: configs, upper: []catalogLayer{{configs, "ADD catalog/ " + o.ConfigsDir}},
+		entrypoint: []string{"/bin/opm"}, cmd: []string{"serve", o.ConfigsDir},
+		labels: map[string]string{"com.redhat.index.delivery.version": o.Tag},
+	}
+	if !o.NoConfigsLabel {
+		c.labels[LabelCatalogConfigs] = o.ConfigsDir
+	}
+	if !o.NoCache {
+		c.cmd = append(c.cmd, "--cache-dir="+CatalogCacheDir)
+		cacheTar, err := cacheFiles(configs.diffID, packages)
+		if err == nil {
+			c.cache, err = newSmallBlob(cacheTar)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cache layer: %w", err)
+		}
+		c.upper = append(c.upper, catalogLayer{c.cache, `RUN ["/bin/opm" "serve" "` + o.ConfigsDir + `" "--cache-dir=` + CatalogCacheDir + `" "--cache-only"]`})
+	}
+	if p := o.WhiteoutPackage; p != "" {
+		wh, err := newSmallBlob([]tarFile{{name: dir + "/"}, {name: dir + "/.wh." + p, data: []byte{}}})
+		if err != nil {
+			return nil, fmt.Errorf("whiteout layer: %w", err)
+		}
+		c.upper = append(c.upper, catalogLayer{wh, "RUN rm -rf " + path.Join(o.ConfigsDir, p)})
+	}
+	if l := o.TopLayer; l != nil {
+		top := &blob{digest: digest.FromBytes(l.Data), size: int64(len(l.Data)), diffID: l.DiffID, data: l.Data}
+		c.upper = append(c.upper, catalogLayer{top, "testbed top layer"})
+	}
+	return c, nil
+}
+
 // newSmallBlob makes a small gzip'd layer of files, to push later.
 func newSmallBlob(files []tarFile) (*blob, error) {
 	data, diffID, err := smallLayer(files)
@@ -131,17 +145,37 @@ func newSmallBlob(files []tarFile) (*blob, error) {
 	return &blob{digest: digest.FromBytes(data), size: int64(len(data)), diffID: diffID, data: data}, nil
 }
 
-// catalogImage pushes one platform image of the catalog: its layers, a
-// config with the command and labels given, and the manifest by digest.
-func (cb *catalogBuilder) catalogImage(ctx context.Context, arch string, layers []catalogLayer, config ocispec.ImageConfig) (*image, error) {
-	repo := cb.copts.Repository
-	config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-	cfg := ocispec.Image{Created: &epoch, Platform: *platform(arch), Config: config, RootFS: ocispec.RootFS{Type: "layers"}}
+// catalogImage pushes one platform image of the catalog: arch's base
+// layer and the content's, a config with its command and labels, and the
+// manifest by digest. It returns the image and its layers, base first.
+func (cb *catalogBuilder) catalogImage(ctx context.Context, arch string, content *catalogContent) (*image, []digest.Digest, error) {
+	base, err := newSmallBlob(baseFiles(arch))
+	if err != nil {
+		return nil, nil, fmt.Errorf("base layer: %w", err)
+	}
+	layers := append([]catalogLayer{{base, "testbed base image: /bin/opm, /bin/grpc_health_probe, /etc"}}, content.upper...)
+	cfg := ocispec.Image{
+		Created: &epoch, Platform: *platform(arch), RootFS: ocispec.RootFS{Type: "layers"},
+		Config: ocispec.ImageConfig{
+			Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+			Entrypoint: content.entrypoint, Cmd: content.cmd, Labels: content.labels,
+		},
+	}
+	var digests []digest.Digest
 	for _, l := range layers {
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.blob.diffID)
 		cfg.History = append(cfg.History, ocispec.History{Created: &epoch, CreatedBy: l.createdBy})
+		digests = append(digests, l.blob.digest)
 	}
-	configBlob, err := cb.jsonBlob(ctx, repo, cfg)
+	im, err := cb.pushCatalogImage(ctx, arch, cfg, layers)
+	return im, digests, err
+}
+
+// pushCatalogImage pushes cfg and the layers, then the manifest naming
+// them by digest, in the catalog's repository.
+func (cb *catalogBuilder) pushCatalogImage(ctx context.Context, arch string, cfg ocispec.Image, layers []catalogLayer) (*image, error) {
+	repo := cb.copts.Repository
+	config, err := cb.jsonBlob(ctx, repo, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -149,9 +183,9 @@ func (cb *catalogBuilder) catalogImage(ctx context.Context, arch string, layers 
 	if cb.copts.Docker {
 		mt, cfgMT, layerMT = MediaTypeDockerManifest, MediaTypeDockerConfig, MediaTypeDockerLayer
 	}
-	m := ocispec.Manifest{MediaType: mt, Config: ocispec.Descriptor{MediaType: cfgMT, Digest: configBlob.digest, Size: configBlob.size}}
+	m := ocispec.Manifest{MediaType: mt, Config: ocispec.Descriptor{MediaType: cfgMT, Digest: config.digest, Size: config.size}}
 	m.SchemaVersion = 2
-	blobs := []*blob{configBlob}
+	blobs := []*blob{config}
 	for _, l := range layers {
 		if err := cb.ensureBlob(ctx, repo, l.blob); err != nil {
 			return nil, err

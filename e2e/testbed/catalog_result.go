@@ -54,21 +54,29 @@ func (cb *catalogBuilder) describe(cat *Catalog, top *image) error {
 		}
 		cat.Bundles[b.Name] = entry
 	}
+	cat.RelatedImages = cb.relatedImages(related, signed)
+	cb.collectImages(cat, top)
+	return nil
+}
+
+// relatedImages completes what the FBC says of each related image with
+// what was pushed for it, sorted by reference.
+func (cb *catalogBuilder) relatedImages(named map[string]*RelatedImage, signed map[digest.Digest]bool) []RelatedImage {
 	keyOf := map[string]string{}
 	for key, ref := range cb.refs().related {
 		keyOf[ref] = key
 	}
-	for _, ref := range slices.Sorted(maps.Keys(related)) {
-		r := related[ref]
+	var out []RelatedImage
+	for _, ref := range slices.Sorted(maps.Keys(named)) {
+		r := named[ref]
 		key := keyOf[ref]
 		im, plan := cb.related[key], cb.relPlans[key]
 		r.Repository, r.Digest, r.MediaType, r.Tag = plan.repo, im.info.Digest, im.info.MediaType, plan.tag
 		r.Signed = signed[im.info.Digest]
 		slices.Sort(r.Bundles)
-		cat.RelatedImages = append(cat.RelatedImages, *r)
+		out = append(out, *r)
 	}
-	cb.collectImages(cat, top)
-	return nil
+	return out
 }
 
 // collectImages lists every manifest pushed once per repository, children

@@ -266,7 +266,7 @@ func TestBuildCatalogReadBack(t *testing.T) {
 			}
 			wantPlatforms := 1
 			if tt.opts.Multi {
-				wantPlatforms = len(CatalogArches)
+				wantPlatforms = len(CatalogArches())
 			}
 			if !slices.Equal(got.Platforms, cat.Platforms) || len(got.Platforms) != wantPlatforms {
 				t.Errorf("platforms read %v, built %v", got.Platforms, cat.Platforms)
