@@ -21,7 +21,7 @@ type imageRefs struct {
 // relatedKey identifies one related image of the plan.
 func relatedKey(r relatedPlan) string { return r.repo + "#" + r.variant }
 
-// packageFBC is the FBC of one package of the plan, as operator-registry
+// fbc is the FBC of one package of the plan, as operator-registry
 // reads it, every list in plan order.
 func (p pkgPlan) fbc(refs imageRefs) declcfg.DeclarativeConfig {
 	cfg := declcfg.DeclarativeConfig{
