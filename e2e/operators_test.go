@@ -179,3 +179,40 @@ status:
 		codeVerification, "update 4.16.5 -> 4.17.1: 3 installed operators", "update first to db-operator.v1.2.0", "BLOCKS")
 	wantExit(t, "check operators without --to", ferryRun(t, "check", "operators", "--kubeconfig", k.Kubeconfig), codeUsage, "--to is required")
 }
+
+// TestCatalogListRedHatShaped lists a multi-arch catalog shaped like Red
+// Hat's (stock command, cache layer, four packages, deprecations): every
+// channel's head as the test bed built it, the deprecated package marked.
+func TestCatalogListRedHatShaped(t *testing.T) {
+	t.Parallel()
+	reg := testbed.NewMemoryRegistry(t)
+	cat := testbed.BuildCatalog(t, reg.Host, testbed.CatalogOptions{Multi: true})
+	var out struct {
+		Digest   string `json:"digest"`
+		Packages []struct {
+			Name           string `json:"name"`
+			DefaultChannel string `json:"defaultChannel"`
+			Deprecated     bool   `json:"deprecated"`
+			Channels       []struct {
+				Name string `json:"name"`
+				Head string `json:"head"`
+			} `json:"channels"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal([]byte(mustFerry(t, "catalog", "list", cat.PullSpec, "--src-tls-verify=false", "--json")), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Digest != cat.Digest.String() || len(out.Packages) != len(cat.Packages) {
+		t.Fatalf("listed %s with %d packages, want %s with %d", out.Digest, len(out.Packages), cat.Digest, len(cat.Packages))
+	}
+	for _, p := range out.Packages {
+		if p.DefaultChannel != cat.DefaultChannel(p.Name) || p.Deprecated != (p.Name == testbed.CatalogPackageDorado) {
+			t.Errorf("package %s: default %s, deprecated %t", p.Name, p.DefaultChannel, p.Deprecated)
+		}
+		for _, ch := range p.Channels {
+			if want := cat.HeadOf(p.Name, ch.Name); ch.Head != want {
+				t.Errorf("%s/%s: head %s, want %s", p.Name, ch.Name, ch.Head, want)
+			}
+		}
+	}
+}
