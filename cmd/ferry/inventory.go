@@ -117,14 +117,20 @@ func (o *inventoryOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	if o.output == "-" {
-		_, err := env.stdout.Write(data)
-		return err
-	}
-	if err := fileio.WriteAtomic(o.output, data, 0o644); err != nil {
+	if toStdout, err := o.write(env, data); toStdout || err != nil {
 		return err
 	}
 	return o.printSummary(env, inv, int64(len(data)))
+}
+
+// write puts an inventory's bytes into --output, atomically, or on stdout
+// for "-" (then no summary follows: toStdout).
+func (o *inventoryOptions) write(env *environment, data []byte) (toStdout bool, err error) {
+	if o.output == "-" {
+		_, err := env.stdout.Write(data)
+		return true, err
+	}
+	return false, fileio.WriteAtomic(o.output, data, 0o644)
 }
 
 // collect reads the registry or the bundle.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ferryhq/ferry/internal/fileio"
 	"github.com/ferryhq/ferry/internal/regularfile"
 	"github.com/ferryhq/ferry/manifests"
 )
@@ -36,11 +35,7 @@ func (o *inventoryOptions) runOperators(ctx context.Context, env *environment) e
 	if err != nil {
 		return err
 	}
-	if o.output == "-" {
-		_, err := env.stdout.Write(data)
-		return err
-	}
-	if err := fileio.WriteAtomic(o.output, data, 0o644); err != nil {
+	if toStdout, err := o.write(env, data); toStdout || err != nil {
 		return err
 	}
 	if o.json {
