@@ -26,8 +26,8 @@ all: build
 build:
 	$(BUILD_ENV) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ferry ./cmd/ferry
 
-test: build kube-bins
-	FERRY_BIN=$(FERRY) FERRY_KUBE_BIN_DIR=$(KUBE_BIN_DIR) $(TEST_ENV) $(GO) test $(TEST_FLAGS) -timeout 20m $(PKGS)
+test: build kube-bins opm-bin
+	FERRY_BIN=$(FERRY) FERRY_KUBE_BIN_DIR=$(KUBE_BIN_DIR) FERRY_OPM=$(OPM) $(TEST_ENV) $(GO) test $(TEST_FLAGS) -timeout 20m $(PKGS)
 
 # The whole journey, narrated, on registries embedded in one process: needs
 # nothing but Go (no internet, no registry packages, no cluster).
@@ -118,4 +118,30 @@ $(KUBE_BIN_DIR)/kube-apiserver:
 $(KUBE_BIN_DIR)/etcd:
 	@mkdir -p $(@D)
 	cd $(KUBE_MOD) && $(KUBE_ENV) $(GO) build -trimpath -ldflags '-s -w' -o $@.partial ./etcd
+	mv $@.partial $@
+
+# ---- opm: operator-registry's reference tool for catalog tests ---------------
+# Built from the separate module e2e/opm (opm's sqlite and container runtime
+# dependencies never enter the CLI's go.mod), from the Go module proxy, into
+# a directory named after that module's go.mod and go.sum and the build
+# flags, cached like the kube binaries. Tests find it via FERRY_OPM.
+OPM_MOD     := e2e/opm
+OPM_VERSION := $(shell grep -o 'operator-registry v[^ ]*' $(OPM_MOD)/go.mod 2>/dev/null | cut -d' ' -f2)
+# opm's own release flags: json1 for sqlite, and containers/image's pure-Go
+# OpenPGP instead of gpgme (which would need libgpgme's headers).
+OPM_TAGS    := json1,containers_image_openpgp
+OPM_LDFLAGS := -s -w -X github.com/operator-framework/operator-registry/cmd/opm/version.opmVersion=$(OPM_VERSION)
+OPM_HASH    := $(shell { cat $(OPM_MOD)/go.mod $(OPM_MOD)/go.sum; echo '$(OPM_TAGS) $(OPM_LDFLAGS)'; } 2>/dev/null | sha256sum | cut -c1-16)
+OPM         := $(CURDIR)/.cache/opm/$(OPM_HASH)/opm
+# cgo for mattn/go-sqlite3 (opm links it even when only serving FBC); the
+# CLI's tags mean nothing to this module: keep them out.
+OPM_ENV     := CGO_ENABLED=1 GOFLAGS=-buildvcs=false
+
+.PHONY: opm-bin
+opm-bin: $(OPM)
+
+# Written under a temporary name and renamed, as the kube binaries are.
+$(OPM):
+	@mkdir -p $(@D)
+	cd $(OPM_MOD) && $(OPM_ENV) $(GO) build -trimpath -tags '$(OPM_TAGS)' -ldflags '$(OPM_LDFLAGS)' -o $@.partial github.com/operator-framework/operator-registry/cmd/opm
 	mv $@.partial $@
