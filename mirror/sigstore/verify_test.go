@@ -2,66 +2,38 @@ package sigstore
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ferryhq/ferry/e2e/testbed"
 )
 
+// testKey is the test bed's cosign key: signatures made as cosign makes
+// them, by the code the end-to-end tests sign releases with.
 type testKey struct {
-	signer crypto.Signer
-	pem    []byte
+	*testbed.SigstoreKey
+	pem []byte
 }
 
 func newTestKey(t testing.TB, kind string) *testKey {
 	t.Helper()
-	var (
-		s   crypto.Signer
-		err error
-	)
-	switch kind {
-	case "rsa":
-		s, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "ecdsa":
-		s, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	default:
-		_, s, err = ed25519.GenerateKey(rand.Reader)
-	}
+	k, err := testbed.NewSigstoreKey(kind)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(s.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testKey{signer: s, pem: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})}
+	return &testKey{SigstoreKey: k, pem: k.PublicKeyPEM()}
 }
 
-// sign makes a cosign signature as cosign writes it: the payload's JSON
-// and the base64 of a signature over its SHA-256 (the message itself for
-// Ed25519).
+// sign makes a cosign signature of d claiming identity.
 func (k *testKey) sign(t testing.TB, identity string, d digest.Digest) Signature {
 	t.Helper()
-	payload, err := json.Marshal(map[string]any{
-		"critical": map[string]any{
-			"identity": map[string]string{"docker-reference": identity},
-			"image":    map[string]string{"docker-manifest-digest": d.String()},
-			"type":     cosignType,
-		},
-		"optional": nil,
-	})
+	payload, err := testbed.CosignPayload(identity, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,16 +42,7 @@ func (k *testKey) sign(t testing.TB, identity string, d digest.Digest) Signature
 
 func (k *testKey) signPayload(t testing.TB, payload []byte) Signature {
 	t.Helper()
-	var (
-		sig []byte
-		err error
-	)
-	if _, ok := k.signer.(ed25519.PrivateKey); ok {
-		sig, err = k.signer.Sign(rand.Reader, payload, crypto.Hash(0))
-	} else {
-		sum := sha256.Sum256(payload)
-		sig, err = k.signer.Sign(rand.Reader, sum[:], crypto.SHA256)
-	}
+	sig, err := testbed.SignCosignPayload(k.SigstoreKey, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
