@@ -90,6 +90,15 @@ func (sc scope) rank(repo string, d digest.Digest) int {
 // broader scope are ignored for it, as on the node). None means the image
 // is out of every policy's scope.
 func Applicable(policies []Policy, repo string, d digest.Digest) []Policy {
+	var out []Policy
+	for _, i := range applicableIndices(policies, repo, d) {
+		out = append(out, policies[i])
+	}
+	return out
+}
+
+// applicableIndices is Applicable as indices into policies.
+func applicableIndices(policies []Policy, repo string, d digest.Digest) []int {
 	best, ranks := 0, make([]int, len(policies))
 	for i := range policies {
 		for _, s := range policies[i].Scopes {
@@ -104,10 +113,10 @@ func Applicable(policies []Policy, repo string, d digest.Digest) []Policy {
 	if best == 0 {
 		return nil
 	}
-	var out []Policy
-	for i := range policies {
-		if ranks[i] == best {
-			out = append(out, policies[i])
+	var out []int
+	for i, r := range ranks {
+		if r == best {
+			out = append(out, i)
 		}
 	}
 	return out

@@ -82,7 +82,7 @@ func (v *Verifier) Policies() []Policy { return v.policies }
 
 // InScope reports whether any policy applies to repo@d.
 func (v *Verifier) InScope(repo string, d digest.Digest) bool {
-	return len(Applicable(v.policies, repo, d)) > 0
+	return len(applicableIndices(v.policies, repo, d)) > 0
 }
 
 // Check decides as the node would whether the image repo@d (repo is the
@@ -90,7 +90,7 @@ func (v *Verifier) InScope(repo string, d digest.Digest) bool {
 // when it is out of scope or every applicable policy accepts one of the
 // signatures, else a *RefusedError.
 func (v *Verifier) Check(repo string, d digest.Digest, sigs []Signature) error {
-	applicable := v.applicable(repo, d)
+	applicable := applicableIndices(v.policies, repo, d)
 	if len(applicable) == 0 {
 		return nil
 	}
@@ -108,20 +108,6 @@ func (v *Verifier) Check(repo string, d digest.Digest, sigs []Signature) error {
 		return nil
 	}
 	return refused
-}
-
-func (v *Verifier) applicable(repo string, d digest.Digest) []int {
-	ids := map[string]bool{}
-	for _, p := range Applicable(v.policies, repo, d) {
-		ids[p.ID()+"\x00"+p.File] = true
-	}
-	var out []int
-	for i := range v.policies {
-		if ids[v.policies[i].ID()+"\x00"+v.policies[i].File] {
-			out = append(out, i)
-		}
-	}
-	return out
 }
 
 // refusal is why policy i accepts none of sigs, "" when one is accepted.
