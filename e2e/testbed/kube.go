@@ -81,15 +81,8 @@ type Kube struct {
 // skipped (run `make kube-bins`, or `make test`), or fails when $CI is set.
 func StartKube(t testing.TB) *Kube {
 	t.Helper()
-	bins := os.Getenv(KubeBinDirEnv)
-	if bins == "" {
-		msg := KubeBinDirEnv + " is not set: build the API server with `make kube-bins` and set " +
-			KubeBinDirEnv + "=.cache/kube/<hash> (`make test` does both)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	bins := builtBinaryEnv(t, KubeBinDirEnv, "build the API server with `make kube-bins` and set "+
+		KubeBinDirEnv+"=.cache/kube/<hash> (`make test` does both)")
 	for _, b := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(bins, b)); err != nil {
 			t.Fatalf("%s: %v (run `make kube-bins`)", KubeBinDirEnv, err)
@@ -521,4 +514,20 @@ func kubeWriteFile(t testing.TB, path, data string) {
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// builtBinaryEnv is the value of env, which names a test binary that make
+// builds. Without it the test is skipped with how to build it, or fails
+// under CI, where make always sets it.
+func builtBinaryEnv(t testing.TB, env, howTo string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		msg := env + " is not set: " + howTo
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return v
 }

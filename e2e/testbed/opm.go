@@ -39,15 +39,8 @@ const (
 // test is skipped (run `make opm-bin`, or `make test`), or fails when $CI is set.
 func OPM(t testing.TB) string {
 	t.Helper()
-	bin := os.Getenv(OPMEnv)
-	if bin == "" {
-		msg := OPMEnv + " is not set: build opm with `make opm-bin` and set " +
-			OPMEnv + "=.cache/opm/<hash>/opm (`make test` does both)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	bin := builtBinaryEnv(t, OPMEnv, "build opm with `make opm-bin` and set "+
+		OPMEnv+"=.cache/opm/<hash>/opm (`make test` does both)")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s: %v (run `make opm-bin`)", OPMEnv, err)
 	}
