@@ -57,6 +57,8 @@ const (
 	RoleComponent = "component"
 	RoleChild     = "child"
 	RoleSigstore  = "sigstore"
+	RoleCatalog   = "catalog"  // an operator catalog, rebuilt with the selected packages
+	RoleOperator  = "operator" // a bundle or related image a catalog names
 )
 
 // Index is the bundle's table of contents (ferry-index.json). The writer
@@ -81,6 +83,63 @@ type Index struct {
 	// Sigstore records what the packer proved of the cosign signatures
 	// the releases' image policies demand; nil in bundles made before.
 	Sigstore *Sigstore `json:"sigstore,omitempty"`
+	// Catalogs are the operator catalogs carried; nil in bundles made
+	// before ferry carried them.
+	Catalogs []Catalog `json:"catalogs,omitempty"`
+}
+
+// Catalog is one operator catalog the bundle carries: the source catalog
+// rebuilt with the packages selected (the image Source@Digest among
+// Images), and every image its kept bundles name. Only the bundle signature
+// covers it: no release signature names a catalog.
+type Catalog struct {
+	// Ref is the catalog as selected, SourceDigest the manifest read.
+	Ref          string        `json:"ref"`
+	SourceDigest digest.Digest `json:"sourceDigest"`
+	// Source and Digest name the rebuilt image; Tag is its target tag.
+	Source string        `json:"source"`
+	Digest digest.Digest `json:"digest"`
+	Tag    string        `json:"tag"`
+	// ConfigsDir is where the image holds its catalog ("/configs");
+	// FBCLayer is the layer holding the filtered catalog, on every
+	// platform, always carried.
+	ConfigsDir string        `json:"configsDir"`
+	FBCLayer   digest.Digest `json:"fbcLayer"`
+	// Filter is the selection in one line.
+	Filter   string           `json:"filter"`
+	Packages []CatalogPackage `json:"packages"`
+	Images   []CatalogImage   `json:"images"`
+}
+
+// CatalogPackage is one kept package and why it is kept.
+type CatalogPackage struct {
+	Name string `json:"name"`
+	// Selected is false for a package only dependencies brought in.
+	Selected                    bool             `json:"selected"`
+	DefaultChannel              string           `json:"defaultChannel"`
+	DefaultChannelRewrittenFrom string           `json:"defaultChannelRewrittenFrom,omitempty"`
+	Channels                    []CatalogChannel `json:"channels"`
+	// DependenciesAdded says, per bundle added, what required it.
+	DependenciesAdded      []string `json:"dependenciesAdded,omitempty"`
+	DependenciesUnresolved []string `json:"dependenciesUnresolved,omitempty"`
+}
+
+// CatalogChannel is one kept channel.
+type CatalogChannel struct {
+	Name                string   `json:"name"`
+	Head                string   `json:"head"`
+	VersionRange        string   `json:"versionRange,omitempty"`
+	Bundles             []string `json:"bundles"`
+	KeptForConnectivity []string `json:"keptForConnectivity,omitempty"`
+	NoUpgradePath       []string `json:"noUpgradePath,omitempty"`
+}
+
+// CatalogImage is an image the kept bundles name: Ref as the catalog
+// names it (what the cluster pulls), Source@Digest what it resolved to.
+type CatalogImage struct {
+	Ref    string        `json:"ref"`
+	Source string        `json:"source"`
+	Digest digest.Digest `json:"digest"`
 }
 
 // Sigstore is the packer's record of the releases' image policies and of
@@ -252,6 +311,11 @@ func (idx *Index) validate() error {
 			return fmt.Errorf("images[%d] %s: %w", i, idx.Images[i].Digest, err)
 		}
 	}
+	for i := range idx.Catalogs {
+		if err := idx.Catalogs[i].validate(); err != nil {
+			return fmt.Errorf("catalogs[%d] %s: %w", i, idx.Catalogs[i].Ref, err)
+		}
+	}
 	if err := validatePrerequisites(idx.Prerequisites); err != nil {
 		return err
 	}
@@ -395,6 +459,23 @@ func (r *Release) validate() error {
 	return nil
 }
 
+func (c *Catalog) validate() error {
+	for _, d := range []struct {
+		name string
+		d    digest.Digest
+	}{{"sourceDigest", c.SourceDigest}, {"digest", c.Digest}, {"fbcLayer", c.FBCLayer}} {
+		if err := checkDigest(d.d); err != nil {
+			return fmt.Errorf("%s: %w", d.name, err)
+		}
+	}
+	for i, im := range c.Images {
+		if err := checkDigest(im.Digest); err != nil {
+			return fmt.Errorf("images[%d] %s: %w", i, im.Ref, err)
+		}
+	}
+	return nil
+}
+
 func (im *Image) validate() error {
 	if err := checkDigest(im.Digest); err != nil {
 		return fmt.Errorf("digest: %w", err)
@@ -403,9 +484,10 @@ func (im *Image) validate() error {
 		return fmt.Errorf("size %d out of range", im.Size)
 	}
 	switch im.Role {
-	case RoleRelease, RoleComponent, RoleChild, RoleSigstore:
+	case RoleRelease, RoleComponent, RoleChild, RoleSigstore, RoleCatalog, RoleOperator:
 	default:
-		return fmt.Errorf("role %q: want %s, %s, %s or %s", im.Role, RoleRelease, RoleComponent, RoleChild, RoleSigstore)
+		return fmt.Errorf("role %q: want %s, %s, %s, %s, %s or %s", im.Role,
+			RoleRelease, RoleComponent, RoleChild, RoleSigstore, RoleCatalog, RoleOperator)
 	}
 	for i, d := range im.Children {
 		if err := checkDigest(d); err != nil {

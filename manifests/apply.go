@@ -410,3 +410,24 @@ func decodeObjects(data []byte) ([]*unstructured.Unstructured, error) {
 	}
 	return objs, nil
 }
+
+// Serves reports whether the cluster serves the kind of the object in data
+// (its first document), as its discovery information says now: for
+// objects that only some clusters take, such as OLM v1's ClusterCatalog.
+func (a *Applier) Serves(data []byte) (bool, error) {
+	objs, err := decodeObjects(data)
+	if err != nil {
+		return false, err
+	}
+	if len(objs) == 0 {
+		return false, errors.New("no object")
+	}
+	_, err = a.restMapping(objs[0].GroupVersionKind())
+	switch {
+	case err == nil:
+		return true, nil
+	case meta.IsNoMatchError(err):
+		return false, nil
+	}
+	return false, a.explain(err, "looking up kind "+objs[0].GetKind())
+}

@@ -5,6 +5,7 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/ferryhq/ferry/mirror/catalog"
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/release"
 	"github.com/ferryhq/ferry/mirror/sigstore"
@@ -25,20 +27,26 @@ const (
 	RoleComponent = "component"
 	RoleChild     = "child"    // an arch-specific image inside a manifest list
 	RoleSigstore  = "sigstore" // a cosign sha256-<hex>.sig manifest
+	RoleCatalog   = "catalog"  // an operator catalog, rebuilt with the selected packages
+	RoleOperator  = "operator" // a bundle image or related image a catalog names
 )
 
-// roleRank orders a plan's images: releases, their components, the
-// per-arch children, then signatures.
+// roleRank orders a plan's images: releases, their components, catalogs,
+// their operator images, the per-arch children, then signatures.
 func roleRank(role string) int {
 	switch role {
 	case RoleRelease:
 		return 0
 	case RoleComponent:
 		return 1
-	case RoleChild:
+	case RoleCatalog:
 		return 2
+	case RoleOperator:
+		return 3
+	case RoleChild:
+		return 4
 	}
-	return 3
+	return 5
 }
 
 // Plan is everything a set of releases needs, deduplicated: images by
@@ -51,12 +59,20 @@ type Plan struct {
 	// Sigstore is what the plan proved of the signatures the releases'
 	// image policies demand.
 	Sigstore *SigstoreReport
+	// Catalogs are the operator catalogs, in the order selected.
+	Catalogs []*Catalog
 	sources  map[string]*registry.Source
+	// generated holds the blobs ferry made (a rebuilt catalog's configs
+	// and its catalog layer), by digest.
+	generated map[digest.Digest][]byte
 }
 
 // OpenBlob streams b from its repository as the registry serves it; the
 // caller checks the digest as it writes.
 func (p *Plan) OpenBlob(ctx context.Context, b *Blob) (io.ReadCloser, error) {
+	if data, ok := p.generated[b.Digest]; ok {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}
 	src, ok := p.sources[b.Repository]
 	if !ok {
 		return nil, fmt.Errorf("blob %s: no source for repository %s", b.Digest, b.Repository)
@@ -138,6 +154,11 @@ type Planner struct {
 	// SigstoreMode says what to do when an image a release's policy
 	// covers lacks a signature its nodes accept; empty is sigstore.Required.
 	SigstoreMode sigstore.Mode
+	// Catalogs are the operator catalogs to read, filter, rebuild and
+	// carry with every image their kept bundles name.
+	Catalogs []catalog.Selection
+	// CatalogFilter tunes the filtering of every catalog.
+	CatalogFilter catalog.FilterOptions
 
 	// maxManifestBytes replaces MaxPlanManifestBytes when > 0, for tests.
 	maxManifestBytes int64
@@ -146,8 +167,8 @@ type Planner struct {
 // Plan resolves each release and walks everything it references.
 func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
 	w := &walk{planner: p, images: map[string]*Image{}, blobs: map[digest.Digest]*Blob{}, sources: map[string]*registry.Source{},
-		signatures: map[string]*Image{}}
-	plan := &Plan{sources: w.sources}
+		signatures: map[string]*Image{}, generated: map[digest.Digest][]byte{}, rebuilt: map[string]bool{}}
+	plan := &Plan{sources: w.sources, generated: w.generated}
 	for _, ref := range refs {
 		rel, err := w.release(ctx, ref)
 		if err != nil {
@@ -156,6 +177,12 @@ func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
 		}
 		plan.Releases = append(plan.Releases, rel)
 	}
+	catalogs, err := w.catalogs(ctx)
+	if err != nil {
+		plan.Close()
+		return nil, err
+	}
+	plan.Catalogs = catalogs
 	if err := w.sigstoreTags(ctx); err != nil {
 		plan.Close()
 		return nil, err
@@ -195,6 +222,10 @@ type walk struct {
 	// signature image.
 	signatures map[string]*Image
 	order      []string // image keys in discovery order, for a stable index
+	// generated are the blobs ferry made; rebuilt the images it made
+	// (repository@digest), which have no signature to look for.
+	generated map[digest.Digest][]byte
+	rebuilt   map[string]bool
 	// manifestBytes is what the manifests in images take, and those being
 	// walked: at most MaxPlanManifestBytes.
 	manifestBytes int64

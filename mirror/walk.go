@@ -301,7 +301,7 @@ func (w *walk) sigstoreTags(ctx context.Context) error {
 	w.mu.Lock()
 	var targets []*Image
 	for _, k := range w.order {
-		if img := w.images[k]; img.Role != RoleSigstore {
+		if img := w.images[k]; img.Role != RoleSigstore && !w.rebuilt[k] {
 			targets = append(targets, img)
 		}
 	}

@@ -29,7 +29,10 @@ type applyOptions struct {
 	noCluster     bool
 	dryRun        bool
 	icsp          bool
-	allowUnsigned bool
+	// disableDefaultSources renders the OperatorHub object that turns
+	// the cluster's default catalog sources off.
+	disableDefaultSources bool
+	allowUnsigned         bool
 	parallel      int
 	quiet         bool
 	json          bool
@@ -46,6 +49,7 @@ func applyCommand(env *environment) *cli.Command {
 		&cli.BoolFlag{Name: "no-cluster", Usage: "only render the manifests; do not contact a cluster", Destination: &o.noCluster, Category: "Cluster"},
 		&cli.StringFlag{Name: "output-dir", Usage: "where to write the manifests (default ferry-manifests/<bundle id>)", Destination: &o.outputDir, Category: "Cluster"},
 		&cli.BoolFlag{Name: "icsp", Usage: "also render the legacy ImageContentSourcePolicy (clusters before 4.13)", Destination: &o.icsp, Category: "Cluster"},
+		o.disableDefaultSourcesFlag(),
 		&cli.BoolFlag{Name: "allow-unsigned", Usage: "accept releases packed without signatures", Destination: &o.allowUnsigned, Category: "Signatures"},
 		&cli.IntFlag{Name: "parallel", Value: registry.DefaultParallel, Usage: "blobs pushed at once", Destination: &o.parallel},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print what would be pushed and applied; touch nothing", Destination: &o.dryRun},
@@ -108,7 +112,10 @@ type applySummary struct {
 	Sigstore *sigstoreSummary `json:"sigstore,omitempty"`
 	// Nodes is the nodes\' own Sigstore check of what was pushed, through
 	// the rendered mirror sets, and the admin-ack it allows.
-	Nodes         *admissionReport `json:"nodes,omitempty"`
+	Nodes *admissionReport `json:"nodes,omitempty"`
+	// Operators is the update check of the cluster's installed operators
+	// against the carried catalogs.
+	Operators     *operatorsReport `json:"operators,omitempty"`
 	Rendered      []string         `json:"rendered"`
 	Applied       []string         `json:"applied,omitempty"`
 	NextSteps     []string         `json:"nextSteps"`
@@ -178,16 +185,17 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 			return fmt.Errorf("images are pushed and manifests written to %s, but applying them failed: %w", o.outDir(r.Index().ID), err)
 		}
 	}
-	var nodesErr error
+	var nodesErr, operatorsErr error
 	if !o.dryRun {
 		nodesErr = o.checkNodes(ctx, env, applier, proof, sum)
+		operatorsErr = o.checkOperators(ctx, env, applier, r, proof, sum)
 	}
 	sum.NextSteps, sum.UpdatePath = apply.NextSteps(proof.Steps, o.to), r.Index().UpdatePath
 	sum.WallTime = time.Since(start)
 	if err := sum.print(env, o.json); err != nil {
 		return err
 	}
-	return nodesErr
+	return errors.Join(nodesErr, operatorsErr)
 }
 
 // checkTarget makes sure, before the verification pass (minutes for a large
@@ -297,6 +305,7 @@ func (s *applySummary) print(env *environment, asJSON bool) error {
 		fmt.Fprintf(out, "wrote %s\n", f)
 	}
 	s.printNodes(env)
+	s.Operators.print(env)
 	for _, a := range s.Applied {
 		fmt.Fprintf(out, "applied: %s\n", safetext.Clean(a))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/internal/fileio"
@@ -17,7 +18,7 @@ import (
 // and returns those to apply, in order. Only what proof holds is rendered:
 // the proven ConfigMaps, and mirror sets for the repositories of proven
 // images.
-func (o *applyOptions) render(r *bundle.Reader, proof *trust.Report, sum *applySummary) ([]manifests.File, error) {
+func (o *applyOptions) render(r *bundle.Reader, proof *trust.Report, sum *applySummary) (*apply.Rendered, error) {
 	var configMaps []manifests.File
 	for _, name := range proof.ConfigMaps {
 		data, err := r.ReadFile(name, manifests.MaxSignatureConfigMapSize)
@@ -26,24 +27,26 @@ func (o *applyOptions) render(r *bundle.Reader, proof *trust.Report, sum *applyS
 		}
 		configMaps = append(configMaps, manifests.File{Name: filepath.Base(name), Data: data})
 	}
-	return o.writeRendered(r.Index().ID, configMaps, proof.Sources, sum)
+	return o.writeRendered(r.Index().ID, configMaps, proof, sum)
 }
 
 // writeRendered renders the mirror sets named after name behind the
-// ConfigMaps, writes everything into the output directory (or, with
-// --dry-run, only lists it) and returns the objects to apply.
-func (o *applyOptions) writeRendered(name string, configMaps []manifests.File, sources []string, sum *applySummary) ([]manifests.File, error) {
-	rendered, err := apply.Render(name, configMaps, sources, o.to, o.icsp)
+// ConfigMaps, and the objects that serve the proven catalogs, writes
+// everything into the output directory (or, with --dry-run, only lists
+// it) and returns what to apply.
+func (o *applyOptions) writeRendered(name string, configMaps []manifests.File, proof *trust.Report, sum *applySummary) (*apply.Rendered, error) {
+	rendered, err := apply.Render(apply.RenderOptions{Name: name, ConfigMaps: configMaps, Sources: proof.Sources, Target: o.to, ICSP: o.icsp,
+		Catalogs: proof.Catalogs, TargetVersion: targetVersion(proof), DisableDefaultSources: o.disableDefaultSources})
 	if err != nil {
 		return nil, err
 	}
 	dir := o.outDir(name)
-	all := append(append([]manifests.File(nil), rendered.Objects...), rendered.Extra...)
+	all := slices.Concat(rendered.Objects, rendered.WhereServed, rendered.Extra)
 	if o.dryRun {
 		for _, f := range all {
 			sum.Rendered = append(sum.Rendered, "(dry run) "+filepath.Join(dir, f.Name))
 		}
-		return rendered.Objects, nil
+		return rendered, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
@@ -55,13 +58,36 @@ func (o *applyOptions) writeRendered(name string, configMaps []manifests.File, s
 		}
 		sum.Rendered = append(sum.Rendered, p)
 	}
-	return rendered.Objects, nil
+	return rendered, nil
 }
 
-func (o *applyOptions) applyToCluster(ctx context.Context, env *environment, applier *manifests.Applier, files []manifests.File, sum *applySummary) error {
-	objects := make([][]byte, len(files))
-	for i, f := range files {
-		objects[i] = f.Data
+// targetVersion is the OpenShift version the cluster will run after the
+// bundle's last step; "" when the bundle carries no release.
+func targetVersion(proof *trust.Report) string {
+	if len(proof.Steps) == 0 {
+		return ""
+	}
+	return proof.Steps[len(proof.Steps)-1].Version
+}
+
+// applyToCluster applies the rendered objects, and those applied only
+// where served when the cluster serves their kind (else they stay written
+// for later, and the log says so).
+func (o *applyOptions) applyToCluster(ctx context.Context, env *environment, applier *manifests.Applier, rendered *apply.Rendered, sum *applySummary) error {
+	var objects [][]byte
+	for _, f := range rendered.Objects {
+		objects = append(objects, f.Data)
+	}
+	for _, f := range rendered.WhereServed {
+		served, err := applier.Serves(f.Data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+		if !served {
+			env.log.Info("the cluster does not serve this kind (OLM v1 runs on OpenShift 4.18 and later); written, not applied", "file", f.Name)
+			continue
+		}
+		objects = append(objects, f.Data)
 	}
 	results, err := applier.Apply(ctx, objects)
 	for _, r := range results {

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferryhq/ferry/internal/regularfile"
+	"github.com/ferryhq/ferry/mirror/catalog"
 	"github.com/ferryhq/ferry/mirror/release"
 	"github.com/ferryhq/ferry/mirror/sigstore"
 )
@@ -52,6 +53,12 @@ type packConfig struct {
 	StallTimeout string `yaml:"stallTimeout,omitempty" json:"stallTimeout,omitempty"`
 	// Sigstore is --sigstore: required, best-effort or off.
 	Sigstore string `yaml:"sigstore,omitempty" json:"sigstore,omitempty"`
+	// Operators are the operator catalogs to carry (--catalog, --package),
+	// with SkipDependencies (--skip-dependencies) and InstalledOperators
+	// (--installed).
+	Operators          []catalog.Selection `yaml:"operators,omitempty" json:"operators,omitempty"`
+	SkipDependencies   bool                `yaml:"skipDependencies,omitempty" json:"skipDependencies,omitempty"`
+	InstalledOperators string              `yaml:"installedOperators,omitempty" json:"installedOperators,omitempty"`
 }
 
 // configRelease is one release: a pull spec, or a version and an arch.
@@ -113,6 +120,11 @@ func parsePackConfig(path string, data []byte) (*packConfig, error) {
 	for i, r := range cfg.Releases {
 		if (r.PullSpec == "") == (r.Version == "") {
 			return nil, fmt.Errorf("%s: releases[%d]: give pullSpec or version (with arch), not both or neither", path, i)
+		}
+	}
+	for i, sel := range cfg.Operators {
+		if err := sel.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: operators[%d] (%s): %w", path, i, sel.Catalog, err)
 		}
 	}
 	if _, err := sigstore.ParseMode(cfg.Sigstore); err != nil {
@@ -197,6 +209,13 @@ func (o *packOptions) applyConfig(c *cli.Context, cfg *packConfig) {
 	setString("sign-key", &o.sign.keyFile, cfg.SignKey)
 	setString("sign-key-passphrase-file", &o.sign.passphraseFile, cfg.SignKeyPassphraseFile)
 	setString("sigstore", &o.sigstore.mode, cfg.Sigstore)
+	setString("installed", &o.operators.installed, cfg.InstalledOperators)
+	if !c.IsSet("skip-dependencies") && cfg.SkipDependencies {
+		o.operators.skipDependencies = true
+	}
+	if !c.IsSet("catalog") {
+		o.operators.fromConfig = cfg.Operators
+	}
 	setDuration := func(flag string, dst *time.Duration, v string) {
 		if d, err := time.ParseDuration(v); !c.IsSet(flag) && err == nil { // checked by parsePackConfig
 			*dst = d
@@ -245,8 +264,12 @@ func (o *packOptions) effectiveConfig() *packConfig {
 		AllowUnsigned: o.allowUnsigned, Since: o.since, CacheDir: o.cacheDir,
 		SignKey: o.sign.keyFile, SignKeyPassphraseFile: o.sign.passphraseFile,
 		Timeout: o.registry.net.timeout.String(), StallTimeout: o.registry.net.stall.String(),
-		Sigstore: o.sigstore.mode,
-		Releases: append([]configRelease(nil), o.configReleases...),
+		Sigstore:         o.sigstore.mode,
+		Releases:         append([]configRelease(nil), o.configReleases...),
+		SkipDependencies: o.operators.skipDependencies, InstalledOperators: o.operators.installed,
+	}
+	if sels, err := o.operators.selections(); err == nil {
+		cfg.Operators = sels
 	}
 	for _, r := range o.releases {
 		cfg.Releases = append(cfg.Releases, configReleaseOf(r, o.arch))

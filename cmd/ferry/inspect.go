@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -29,8 +30,8 @@ func inspectCommand(env *environment) *cli.Command {
 		Name:      "inspect",
 		Usage:     "show what a bundle holds, from its index (fast; use verify to check it)",
 		ArgsUsage: "BUNDLE [VOLUME...]",
-		Description: `Prints the releases with their digests and signatures, the images, the unique blobs
-and bytes, the volumes, the ferry version and options that made the bundle, and who
+		Description: `Prints the releases with their digests and signatures, the operator catalogs with, per
+package, what was kept and why, the images, the unique blobs and bytes, the volumes, the ferry version and options that made the bundle, and who
 signed it. With --bundle-keyring it also checks the bundle signature (the index only;
 'ferry verify' checks everything) and exits 3 when it does not verify.
 
@@ -145,7 +146,7 @@ func printIndex(env *environment, idx *bundle.Index) {
 		roles[img.Role]++
 	}
 	var parts []string
-	for _, role := range []string{bundle.RoleRelease, bundle.RoleComponent, bundle.RoleChild, bundle.RoleSigstore} {
+	for _, role := range []string{bundle.RoleRelease, bundle.RoleComponent, bundle.RoleCatalog, bundle.RoleOperator, bundle.RoleChild, bundle.RoleSigstore} {
 		if roles[role] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", roles[role], role))
 		}
@@ -171,6 +172,9 @@ func printIndex(env *environment, idx *bundle.Index) {
 		fmt.Fprintf(out, "prerequisites: %d blobs the target must already hold\n", len(idx.Prerequisites))
 	}
 	printSigstoreRecord(out, idx.Sigstore)
+	for _, c := range idx.Catalogs {
+		printCatalogRecord(out, c)
+	}
 	for i, v := range idx.Volumes {
 		size := ""
 		if v.Size > 0 {
@@ -192,4 +196,42 @@ func printRecordedConfig(env *environment, idx *bundle.Index) error {
 	}
 	_, err = env.stdout.Write(data)
 	return err
+}
+
+// printCatalogRecord shows a carried catalog and, per package, what the
+// filter kept and why.
+func printCatalogRecord(out io.Writer, c bundle.Catalog) {
+	clean := safetext.Clean
+	fmt.Fprintf(out, "catalog %s\n  source digest: %s\n  rebuilt:       %s (tag %s)\n  filter:        %s\n  images:        %d\n",
+		clean(c.Ref), c.SourceDigest, c.Digest, clean(c.Tag), clean(c.Filter), len(c.Images))
+	for _, p := range c.Packages {
+		why := "selected"
+		if !p.Selected {
+			why = "added as a dependency"
+		}
+		fmt.Fprintf(out, "  package %s (%s), default channel %s", clean(p.Name), why, clean(p.DefaultChannel))
+		if p.DefaultChannelRewrittenFrom != "" {
+			fmt.Fprintf(out, " (the catalog's %s is not kept)", clean(p.DefaultChannelRewrittenFrom))
+		}
+		fmt.Fprintln(out)
+		for _, ch := range p.Channels {
+			fmt.Fprintf(out, "    channel %s: head %s, %d bundles", clean(ch.Name), clean(ch.Head), len(ch.Bundles))
+			if ch.VersionRange != "" {
+				fmt.Fprintf(out, ", range %s", clean(ch.VersionRange))
+			}
+			fmt.Fprintln(out)
+			if len(ch.KeptForConnectivity) > 0 {
+				fmt.Fprintf(out, "      kept to keep the channel connected: %s\n", clean(strings.Join(ch.KeptForConnectivity, ", ")))
+			}
+			if len(ch.NoUpgradePath) > 0 {
+				fmt.Fprintf(out, "      no upgrade path to the head from: %s\n", clean(strings.Join(ch.NoUpgradePath, ", ")))
+			}
+		}
+		for _, d := range p.DependenciesAdded {
+			fmt.Fprintf(out, "    dependency added: %s\n", clean(d))
+		}
+		for _, d := range p.DependenciesUnresolved {
+			fmt.Fprintf(out, "    dependency NOT met: %s\n", clean(d))
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/apply"
 	"github.com/ferryhq/ferry/mirror/graph"
 	"github.com/ferryhq/ferry/mirror/registry"
@@ -37,6 +38,7 @@ func mirrorCommand(env *environment) *cli.Command {
 		&cli.BoolFlag{Name: "no-cluster", Usage: "only render the manifests; do not contact a cluster", Destination: &t.noCluster, Category: "Cluster"},
 		&cli.StringFlag{Name: "output-dir", Usage: "where to write the manifests (default ferry-manifests/mirror-<first release>)", Destination: &t.outputDir, Category: "Cluster"},
 		&cli.BoolFlag{Name: "icsp", Usage: "also render the legacy ImageContentSourcePolicy (clusters before 4.13)", Destination: &t.icsp, Category: "Cluster"},
+		t.disableDefaultSourcesFlag(),
 		&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "take the releases (or the channel), keyrings, signature stores, parallel and " +
 			"time bounds from a ferry.yaml `FILE` (the one ferry pack reads); flags override it", Destination: &s.configFile},
 		s.trust.keyringFlag(),
@@ -44,6 +46,7 @@ func mirrorCommand(env *environment) *cli.Command {
 		s.trust.storeFlag(),
 		s.sigstore.flag("refuse to copy"),
 	}
+	flags = append(flags, s.operators.flags()...)
 	flags = append(flags, s.registry.flags()...)
 	// One auth file and certificate directory serve both sides (an
 	// auth.json holds every registry); TLS is chosen per side.
@@ -78,8 +81,8 @@ Examples:
 					return err
 				}
 			}
-			if len(s.releases) == 0 && len(s.configReleases) == 0 && !s.graph.active() {
-				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), or -f ferry.yaml; see `ferry mirror --help`"))
+			if len(s.releases) == 0 && len(s.configReleases) == 0 && !s.graph.active() && !s.operators.active() {
+				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), --catalog, or -f ferry.yaml; see `ferry mirror --help`"))
 			}
 			if t.to == "" {
 				return usageError(errors.New("--to REGISTRY/REPO is required: the mirror repository to copy into; see `ferry mirror --help`"))
@@ -130,8 +133,8 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 	if err := t.pushProven(ctx, env, client, apply.NewPlanSource(plan), proven.Images, nil, sum); err != nil {
 		return err
 	}
-	name := "mirror-" + strings.ReplaceAll(plan.Releases[0].Tag(), ".", "-")
-	files, err := t.writeRendered(name, proven.ConfigMaps, proven.Sources, sum)
+	name := mirrorName(plan)
+	files, err := t.writeRendered(name, proven.ConfigMaps, &proven.Report, sum)
 	if err != nil {
 		return err
 	}
@@ -156,6 +159,15 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 		return err
 	}
 	return nodesErr
+}
+
+// mirrorName names the rendered objects after the first release, or the
+// first catalog of a mirror that copies no release.
+func mirrorName(plan *mirror.Plan) string {
+	if len(plan.Releases) > 0 {
+		return "mirror-" + strings.ReplaceAll(plan.Releases[0].Tag(), ".", "-")
+	}
+	return "mirror-" + strings.ReplaceAll(plan.Catalogs[0].Tag, ".", "-")
 }
 
 // readConfig takes what a mirror needs from a ferry.yaml: the releases or

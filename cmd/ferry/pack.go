@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/mirror"
+	"github.com/ferryhq/ferry/mirror/catalog"
 	"github.com/ferryhq/ferry/mirror/inventory"
 	"github.com/ferryhq/ferry/mirror/pack"
 	"github.com/ferryhq/ferry/mirror/registry"
@@ -45,6 +46,7 @@ type packOptions struct {
 	trust          trustFlags
 	sign           signFlags
 	sigstore       sigstoreFlag
+	operators      operatorFlags
 }
 
 func packCommand(env *environment) *cli.Command {
@@ -72,6 +74,7 @@ func packCommand(env *environment) *cli.Command {
 	}
 	flags = append(flags, o.sign.flags()...)
 	flags = append(flags, o.graph.flags()...)
+	flags = append(flags, o.operators.flags()...)
 	flags = append(flags, o.registry.flags()...)
 	return &cli.Command{
 		Name:      "pack",
@@ -125,8 +128,8 @@ Examples:
 			if o.printConfig {
 				return o.writeConfig(env)
 			}
-			if len(o.releases) == 0 && len(o.configReleases) == 0 && !o.graph.active() {
-				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), --channel, or -f ferry.yaml; see `ferry pack --help`"))
+			if len(o.releases) == 0 && len(o.configReleases) == 0 && !o.graph.active() && !o.operators.active() {
+				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), --channel, --catalog, or -f ferry.yaml; see `ferry pack --help`"))
 			}
 			return o.run(c.Context, env)
 		},
@@ -172,6 +175,9 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 	if err := o.checkPlan(env, plan, blobs); err != nil { // with --dry-run, warnings only
 		return err
 	}
+	if err := o.operators.checkInstalled(env, plan); err != nil {
+		return err
+	}
 	if o.dryRun {
 		return printPlan(env, plan, blobs, prereqs, o.json)
 	}
@@ -199,15 +205,23 @@ func (o *packOptions) planReleases(ctx context.Context, env *environment, client
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	signed, err := o.resolveAndVerify(ctx, env, client, refs)
-	if err != nil {
-		return nil, nil, nil, err
+	signed := map[digest.Digest][]signature.Accepted{}
+	if len(refs) > 0 {
+		if signed, err = o.resolveAndVerify(ctx, env, client, refs); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	mode, err := o.sigstore.parse()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	plan, err := (&mirror.Planner{Registry: client, Parallel: o.parallel, SigstoreMode: mode}).Plan(ctx, refs)
+	catalogs, err := o.operators.selections()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	planner := &mirror.Planner{Registry: client, Parallel: o.parallel, SigstoreMode: mode,
+		Catalogs: catalogs, CatalogFilter: catalog.FilterOptions{SkipDependencies: o.operators.skipDependencies}}
+	plan, err := planner.Plan(ctx, refs)
 	var refused *sigstore.RefusedImagesError
 	if errors.As(err, &refused) {
 		return nil, nil, nil, verificationError(fmt.Errorf("%w\npack with --sigstore best-effort to carry the release anyway (each gap recorded), "+
@@ -217,6 +231,7 @@ func (o *packOptions) planReleases(ctx context.Context, env *environment, client
 		return nil, nil, nil, err
 	}
 	logSigstore(env, plan)
+	logCatalogs(env, plan)
 	if pick != nil {
 		if err := pick.checkArch(plan); err != nil {
 			return nil, nil, nil, errors.Join(err, plan.Close())
@@ -316,6 +331,7 @@ func printPlan(env *environment, plan *mirror.Plan, blobs []*mirror.Blob, prereq
 		}
 		out := struct {
 			Releases      []string `json:"releases"`
+			Catalogs      []string `json:"catalogs,omitempty"`
 			Images        int      `json:"images"`
 			Blobs         []blob   `json:"blobs"`
 			Bytes         int64    `json:"bytes"`
@@ -324,6 +340,9 @@ func printPlan(env *environment, plan *mirror.Plan, blobs []*mirror.Blob, prereq
 		}{Images: len(plan.Images), Bytes: carried, LeftOutBytes: leftOut}
 		for _, r := range plan.Releases {
 			out.Releases = append(out.Releases, r.Tag()+" "+r.PullSpec())
+		}
+		for _, c := range plan.Catalogs {
+			out.Catalogs = append(out.Catalogs, c.Selection.Catalog+" -> "+c.Tag)
 		}
 		for _, b := range blobs {
 			out.Blobs = append(out.Blobs, blob{b.Digest.String(), b.Size})
@@ -335,6 +354,10 @@ func printPlan(env *environment, plan *mirror.Plan, blobs []*mirror.Blob, prereq
 	}
 	for _, r := range plan.Releases {
 		fmt.Fprintf(env.stdout, "release %s  %s  (%d components)\n", r.Tag(), r.PullSpec(), len(r.Components))
+	}
+	for _, c := range plan.Catalogs {
+		fmt.Fprintf(env.stdout, "catalog %s  %s@%s  (%d packages, %d images) -> tag %s\n", c.Selection.Catalog,
+			c.Source.Repository, c.Rebuilt.Digest, len(c.Report.Packages), len(c.Images), c.Tag)
 	}
 	for _, img := range plan.Images {
 		fmt.Fprintf(env.stdout, "  %-9s %s@%s %v\n", img.Role, img.Repository, img.Digest, img.Tags)

@@ -76,6 +76,7 @@ func (o *packOptions) write(ctx context.Context, env *environment, in packInputs
 		Bundle:            o.output,
 		Volumes:           res.Volumes,
 		Releases:          len(in.plan.Releases),
+		Catalogs:          len(in.plan.Catalogs),
 		Images:            len(in.plan.Images),
 		Blobs:             res.Blobs,
 		Bytes:             res.Bytes,
@@ -160,6 +161,7 @@ type packSummary struct {
 	ID       string   `json:"id"`
 	Volumes  []string `json:"volumes"`
 	Releases int      `json:"releases"`
+	Catalogs int      `json:"catalogs,omitempty"`
 	Images   int      `json:"images"`
 	// Blobs and Bytes are the configs and layers carried.
 	Blobs int   `json:"uniqueBlobs"`
@@ -176,8 +178,12 @@ func (s *packSummary) print(env *environment, asJSON bool) error {
 		return json.NewEncoder(env.stdout).Encode(s)
 	}
 	rate := float64(s.Bytes) / max(s.WallTime.Seconds(), 1e-9)
-	fmt.Fprintf(env.stdout, "packed %d release(s), %d images, %d unique blobs, %s in %s (%s/s)\n",
-		s.Releases, s.Images, s.Blobs, formatBytes(s.Bytes), s.WallTime.Round(time.Millisecond), formatBytes(int64(rate)))
+	catalogs := ""
+	if s.Catalogs > 0 {
+		catalogs = fmt.Sprintf(", %d operator catalog(s)", s.Catalogs)
+	}
+	fmt.Fprintf(env.stdout, "packed %d release(s)%s, %d images, %d unique blobs, %s in %s (%s/s)\n",
+		s.Releases, catalogs, s.Images, s.Blobs, formatBytes(s.Bytes), s.WallTime.Round(time.Millisecond), formatBytes(int64(rate)))
 	if s.Prerequisites > 0 {
 		fmt.Fprintf(env.stdout, "left out %d blobs (%s) the mirror holds: prerequisites of this bundle\n", s.Prerequisites, formatBytes(s.PrerequisiteBytes))
 	}

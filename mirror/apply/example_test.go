@@ -46,7 +46,7 @@ func ExamplePush() {
 		log.Fatal(err)
 	}
 	fmt.Printf("pushed %d blobs, %d manifests, %d tags\n", res.BlobsPushed, res.Manifests, res.Tags)
-	rendered, err := apply.Render(r.Index().ID, nil, proof.Sources, target, false)
+	rendered, err := apply.Render(apply.RenderOptions{Name: r.Index().ID, Sources: proof.Sources, Target: target, Catalogs: proof.Catalogs})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror"
+	"github.com/ferryhq/ferry/mirror/pack"
 	"github.com/ferryhq/ferry/mirror/release"
 	"github.com/ferryhq/ferry/mirror/signature"
 	"github.com/ferryhq/ferry/mirror/trust"
@@ -38,9 +39,14 @@ func FromPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted, 
 	for _, b := range plan.Blobs {
 		sizes[b.Digest] = b.Size
 	}
+	fromCatalogs := catalogImages(plan)
 	for _, img := range plan.Images {
+		proof := trust.ReleaseChain
+		if fromCatalogs[img.Repository+"@"+img.Digest.String()] {
+			proof = trust.SourceRegistry
+		}
 		ti := trust.Image{Source: img.Repository, Digest: img.Digest, MediaType: img.MediaType, Size: int64(len(img.Manifest)),
-			Tags: slices.Clone(img.Tags), Children: img.Children, Blobs: img.Blobs, Proof: trust.ReleaseChain}
+			Tags: slices.Clone(img.Tags), Children: img.Children, Blobs: img.Blobs, Proof: proof}
 		for _, d := range img.Blobs {
 			ti.BlobSizes = append(ti.BlobSizes, sizes[d])
 		}
@@ -56,7 +62,45 @@ func FromPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted, 
 	p.Sources = slices.Compact(p.Sources)
 	p.Steps = planSteps(plan.Releases, len(updatePath) > 1)
 	p.Sigstore = sigstoreProofOf(plan)
+	for _, c := range plan.Catalogs {
+		p.Catalogs = append(p.Catalogs, trust.Catalog{Catalog: pack.CatalogRecord(c), Proof: trust.SourceRegistry})
+	}
 	return p, nil
+}
+
+// catalogImages are the images of a plan that came with its catalogs
+// (repository@digest): each rebuilt catalog, every image its bundles name,
+// their children and their signature images. No release signature covers
+// them; what vouches for them in a direct mirror is that this run read
+// them from the source registry, digests checked.
+func catalogImages(plan *mirror.Plan) map[string]bool {
+	keys := map[string]bool{}
+	for _, c := range plan.Catalogs {
+		keys[c.Source.Repository+"@"+c.Rebuilt.Digest.String()] = true
+		for _, im := range c.Images {
+			keys[im.Repository+"@"+im.Digest.String()] = true
+		}
+	}
+	// plan.Images lists children after their lists, so a child's
+	// signature is found too.
+	signatures := map[string]bool{}
+	for _, img := range plan.Images {
+		if !keys[img.Repository+"@"+img.Digest.String()] {
+			continue
+		}
+		for _, ch := range img.Children {
+			keys[img.Repository+"@"+ch.String()] = true
+		}
+		signatures[img.Repository+":"+mirror.SigstoreTag(img.Digest)] = true
+	}
+	for _, img := range plan.Images {
+		for _, tag := range img.Tags {
+			if signatures[img.Repository+":"+tag] {
+				keys[img.Repository+"@"+img.Digest.String()] = true
+			}
+		}
+	}
+	return keys
 }
 
 // sigstoreProofOf is the plan's Sigstore proof in the form trust reports

@@ -10,27 +10,94 @@ import (
 // Rendered is what the cluster needs for a set of proven images.
 type Rendered struct {
 	// Objects are applied to the cluster, in order: the signature
-	// ConfigMaps, then the ImageDigestMirrorSet and ImageTagMirrorSet.
+	// ConfigMaps, the ImageDigestMirrorSet and ImageTagMirrorSet, the
+	// CatalogSources and, on request, the OperatorHub that turns the
+	// default sources off.
 	Objects []manifests.File
+	// WhereServed are applied where the cluster serves their kind, and
+	// only written elsewhere: the ClusterCatalogs of OLM v1 (OpenShift
+	// 4.18 and later).
+	WhereServed []manifests.File
 	// Extra are written beside them, never applied: the install-config
 	// snippet and, on request, the legacy ImageContentSourcePolicy.
 	Extra []manifests.File
 }
 
+// RenderOptions say what to render.
+type RenderOptions struct {
+	// Name names the mirror sets ("ferry-<name>").
+	Name       string
+	ConfigMaps []manifests.File
+	// Sources are the repositories to route to Target.
+	Sources []string
+	Target  string
+	// ICSP adds the legacy ImageContentSourcePolicy.
+	ICSP bool
+	// Catalogs are the proven operator catalogs, each served from Target
+	// by digest.
+	Catalogs []trust.Catalog
+	// TargetVersion is the OpenShift version the cluster will run, when
+	// known: it decides whether OLM extracts a catalog's content itself
+	// (manifests.ExtractContentSupported).
+	TargetVersion string
+	// DisableDefaultSources adds the OperatorHub object that turns the
+	// cluster's default (internet) catalog sources off.
+	DisableDefaultSources bool
+}
+
 // Render makes the mirror configuration that routes every proven source
-// repository to target, after the given signature ConfigMaps. name names
-// the mirror sets ("ferry-<name>"); icsp adds the legacy policy.
-func Render(name string, configMaps []manifests.File, sources []string, target string, icsp bool) (*Rendered, error) {
-	mirrors, err := manifests.MirrorSets(name, sources, target)
+// repository to the target, after the given signature ConfigMaps, and the
+// objects that serve each proven operator catalog from the mirror.
+func Render(o RenderOptions) (*Rendered, error) {
+	mirrors, err := manifests.MirrorSets(o.Name, o.Sources, o.Target)
 	if err != nil {
 		return nil, err
 	}
-	r := &Rendered{Objects: append(append([]manifests.File(nil), configMaps...), mirrors.Files()...)}
+	r := &Rendered{Objects: append(append([]manifests.File(nil), o.ConfigMaps...), mirrors.Files()...)}
 	r.Extra = []manifests.File{{Name: "install-config-snippet.yaml", Data: mirrors.InstallConfig}}
-	if icsp {
+	if o.ICSP {
 		r.Extra = append(r.Extra, manifests.File{Name: "icsp-" + mirrors.Name + ".yaml", Data: mirrors.ImageContentSourcePolicy})
 	}
+	if err := r.addCatalogs(o); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// addCatalogs renders a CatalogSource and a ClusterCatalog per catalog,
+// named after its source, refusing two catalogs that would share a name.
+func (r *Rendered) addCatalogs(o RenderOptions) error {
+	names := map[string]string{}
+	for _, c := range o.Catalogs {
+		name, err := manifests.CatalogSourceName(c.Ref)
+		if err != nil {
+			return err
+		}
+		if prior, ok := names[name]; ok {
+			return fmt.Errorf("operator catalogs %s and %s would both be named %s: carry them in separate bundles", prior, c.Ref, name)
+		}
+		names[name] = c.Ref
+		image := o.Target + "@" + c.Digest.String()
+		cs, err := manifests.CatalogSource(manifests.CatalogSourceOptions{Name: name, Image: image, DisplayName: c.Ref,
+			Publisher: "ferry", ConfigsDir: c.ConfigsDir, ExtractContent: manifests.ExtractContentSupported(o.TargetVersion)})
+		if err != nil {
+			return err
+		}
+		cc, err := manifests.ClusterCatalog(name, image)
+		if err != nil {
+			return err
+		}
+		r.Objects = append(r.Objects, manifests.File{Name: "catalogsource-" + name + ".yaml", Data: cs})
+		r.WhereServed = append(r.WhereServed, manifests.File{Name: "clustercatalog-" + name + ".yaml", Data: cc})
+	}
+	if o.DisableDefaultSources {
+		hub, err := manifests.OperatorHubDisableDefaults()
+		if err != nil {
+			return err
+		}
+		r.Objects = append(r.Objects, manifests.File{Name: "operatorhub-cluster.yaml", Data: hub})
+	}
+	return nil
 }
 
 // NextSteps are the upgrade commands, one per proven step, in order.

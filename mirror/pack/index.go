@@ -1,6 +1,8 @@
 package pack
 
 import (
+	"fmt"
+
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferryhq/ferry/bundle"
@@ -36,6 +38,9 @@ func (p *writer) index() *bundle.Index {
 		idx.Releases = append(idx.Releases, rel)
 	}
 	idx.Sigstore = sigstoreRecord(p.plan)
+	for _, c := range p.plan.Catalogs {
+		idx.Catalogs = append(idx.Catalogs, CatalogRecord(c))
+	}
 	for _, img := range p.plan.Images {
 		idx.Images = append(idx.Images, bundle.Image{
 			Source: img.Repository, Digest: img.Digest, MediaType: img.MediaType, Size: int64(len(img.Manifest)),
@@ -126,6 +131,37 @@ func sigstoreRecord(plan *mirror.Plan) *bundle.Sigstore {
 	}
 	for _, g := range plan.Sigstore.Gaps {
 		rec.Gaps = append(rec.Gaps, bundle.SigstoreGap{Name: g.Name, Repository: g.Repository, Digest: g.Digest, Unsigned: g.Unsigned, Reason: g.Reason})
+	}
+	return rec
+}
+
+// CatalogRecord is the index's account of a carried catalog: what was
+// kept and why, and what every image its bundles name resolved to.
+func CatalogRecord(c *mirror.Catalog) bundle.Catalog {
+	rec := bundle.Catalog{
+		Ref: c.Selection.Catalog, SourceDigest: c.Source.Digest,
+		Source: c.Source.Repository, Digest: c.Rebuilt.Digest, Tag: c.Tag,
+		ConfigsDir: c.Source.ConfigsDir, FBCLayer: c.FBCLayer, Filter: c.Filter,
+		Packages: []bundle.CatalogPackage{}, Images: []bundle.CatalogImage{},
+	}
+	for _, p := range c.Report.Packages {
+		pkg := bundle.CatalogPackage{Name: p.Name, Selected: p.Selected, DefaultChannel: p.DefaultChannel,
+			DefaultChannelRewrittenFrom: p.DefaultChannelRewrittenFrom, Channels: []bundle.CatalogChannel{}}
+		for _, ch := range p.Channels {
+			pkg.Channels = append(pkg.Channels, bundle.CatalogChannel{Name: ch.Name, Head: ch.Head, VersionRange: ch.VersionRange,
+				Bundles: ch.Bundles, KeptForConnectivity: ch.KeptForConnectivity, NoUpgradePath: ch.NoUpgradePath})
+		}
+		for _, d := range p.DependenciesAdded {
+			pkg.DependenciesAdded = append(pkg.DependenciesAdded,
+				fmt.Sprintf("%s (channel %s), required by %s: %s", d.Bundle, d.Channel, d.RequiredBy, d.Requirement))
+		}
+		for _, d := range p.DependenciesUnresolved {
+			pkg.DependenciesUnresolved = append(pkg.DependenciesUnresolved, fmt.Sprintf("%s %s: %s", d.Bundle, d.Requirement, d.Reason))
+		}
+		rec.Packages = append(rec.Packages, pkg)
+	}
+	for _, im := range c.Images {
+		rec.Images = append(rec.Images, bundle.CatalogImage{Ref: im.Ref, Source: im.Repository, Digest: im.Digest})
 	}
 	return rec
 }

@@ -44,6 +44,9 @@ type Proof string
 const (
 	ReleaseChain    Proof = "release chain"
 	BundleSignature Proof = "bundle signature"
+	// SourceRegistry covers what `ferry mirror` read from the source
+	// registry in the same run, digests checked: no courier, no gap.
+	SourceRegistry Proof = "source registry"
 	// Unproven content is accepted only with Options.AllowUnproven.
 	Unproven Proof = "unproven"
 )
@@ -126,6 +129,9 @@ type Report struct {
 	// Sigstore is what was proven of the signatures the releases' image
 	// policies demand.
 	Sigstore *SigstoreProof
+	// Catalogs are the operator catalogs proven whole: apply serves them
+	// to the cluster.
+	Catalogs []Catalog
 }
 
 // OK reports whether nothing stands in the way of applying the bundle.
@@ -154,6 +160,7 @@ func Check(ctx context.Context, r *bundle.Reader, opts Options) *Report {
 	c.sigstore()
 	c.sigstorePolicies(ctx, releases)
 	c.indexImages()
+	c.catalogs()
 	c.checkBlobs()
 	c.checkTags()
 	c.updateSteps(releases)
