@@ -218,8 +218,9 @@ func (k *Kube) CreateNamespace(t testing.TB, name string) {
 }
 
 // openShiftCRDs are the OpenShift (and OLM) kinds ferry applies or reads,
-// reduced to what the API server needs to store them: any spec and status
-// (no status subresource: a test writes status with the object).
+// reduced to what the API server needs to store them: any status (no status
+// subresource: a test writes status with the object) and any spec, except
+// for the kinds kube_olm.go gives a structural schema.
 var openShiftCRDs = []struct {
 	group, version, kind, plural string
 	namespaced                   bool
@@ -230,6 +231,9 @@ var openShiftCRDs = []struct {
 	{"operator.openshift.io", "v1alpha1", "ImageContentSourcePolicy", "imagecontentsourcepolicies", false},
 	{"operators.coreos.com", "v1alpha1", "Subscription", "subscriptions", true},
 	{"operators.coreos.com", "v1alpha1", "ClusterServiceVersion", "clusterserviceversions", true},
+	{"operators.coreos.com", "v1alpha1", "CatalogSource", "catalogsources", true},
+	{"olm.operatorframework.io", "v1", "ClusterCatalog", "clustercatalogs", false},
+	{"config.openshift.io", "v1", "OperatorHub", "operatorhubs", false},
 }
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -237,9 +241,12 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 // InstallOpenShiftCRDs installs minimal CustomResourceDefinitions for
 // ClusterVersion, ImageDigestMirrorSet, ImageTagMirrorSet
 // (config.openshift.io/v1), ImageContentSourcePolicy
-// (operator.openshift.io/v1alpha1), and OLM's Subscription and
-// ClusterServiceVersion (operators.coreos.com/v1alpha1, namespaced), whose
-// spec and status take anything, and waits until discovery serves them all.
+// (operator.openshift.io/v1alpha1), OLM's Subscription, ClusterServiceVersion
+// and CatalogSource (operators.coreos.com/v1alpha1, namespaced), OLM v1's
+// ClusterCatalog (olm.operatorframework.io/v1) and OperatorHub
+// (config.openshift.io/v1), and waits until discovery serves them all.
+// Their status takes anything, and so does their spec except for
+// CatalogSource, ClusterCatalog and OperatorHub (see kube_olm.go).
 func (k *Kube) InstallOpenShiftCRDs(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), kubeStartTimeout)
@@ -278,7 +285,7 @@ func (k *Kube) InstallOpenShiftCRDs(t testing.TB) {
 					"schema": map[string]any{"openAPIV3Schema": map[string]any{
 						"type": "object",
 						"properties": map[string]any{
-							"spec":   anything,
+							"spec":   specSchema(c.kind, anything),
 							"status": anything,
 						},
 					}},
