@@ -121,5 +121,6 @@ func maybeKube(t *testing.T) string {
 	k := testbed.StartKube(t)
 	k.InstallOpenShiftCRDs(t)
 	k.CreateNamespace(t, "openshift-config-managed")
+	k.CreateNamespace(t, "openshift-marketplace")
 	return k.Kubeconfig
 }

@@ -31,6 +31,10 @@ func TestReadmeJourney(t *testing.T) {
 	next := testbed.BuildRelease(t, src.Host, testbed.ReleaseOptions{Components: 8, Sigstore: true, Version: "4.15.1", ShareWith: rel})
 	store.SignRelease(t, key, next)
 	dst := testbed.NewRegistry(t)
+	// The operators step reads Red Hat's catalog: the test bed's, laid out
+	// as Red Hat's, on the same registry. The README names real packages;
+	// the test bed's stand in for them.
+	testbed.BuildCatalog(t, src.Host, testbed.CatalogOptions{Sigstore: true})
 
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
@@ -44,7 +48,9 @@ func TestReadmeJourney(t *testing.T) {
 	// the journey's HOME (unprotected here: the journey runs unattended).
 	home := newGPGHome(t)
 	home.must(t, "--passphrase", "", "--quick-gen-key", "Packer <packer@example.com>", "default", "default", "never")
-	script = strings.NewReplacer("quay.io/", src.Host+"/", "registry.example:5000", dst.Host).Replace(script)
+	script = strings.NewReplacer("quay.io/", src.Host+"/", "registry.redhat.io/", src.Host+"/", "registry.example:5000", dst.Host,
+		"cluster-logging", testbed.CatalogPackageAurora, "openshift-gitops-operator", testbed.CatalogPackageDorado,
+		"name: latest", "name: stable", "minVersion: 1.12.0", "minVersion: 3.0.0").Replace(script)
 	kubeconfig := maybeKube(t)
 	if kubeconfig == "" {
 		kubeconfig = filepath.Join(dir, "no-cluster") // apply then renders only

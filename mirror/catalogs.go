@@ -236,7 +236,10 @@ func CatalogTag(ref string) string {
 			version = n.Digest().Encoded()[:12]
 		}
 	}
-	tag := tagUnsafe.ReplaceAllString(name+"-"+version, "-")
+	if version != "" {
+		name += "-" + version
+	}
+	tag := tagUnsafe.ReplaceAllString(name, "-")
 	tag = strings.TrimLeft(tag, ".-") + "-filtered"
 	if len(tag) > maxTagLength {
 		sum := sha256.Sum256([]byte(ref))
