@@ -73,7 +73,7 @@ type NewBlob struct {
 // place of cat's catalog. Every platform image of cat becomes:
 //
 //   - the source image as base, its layers unchanged;
-//   - one new layer, the same for every platform (see fbcLayer): an opaque
+//   - one new layer, the same for every platform (see newFBCLayer): an opaque
 //     whiteout of the configs directory and the catalog, one directory
 //     per package, and a whiteout of opm's pre-built cache directory;
 //   - a new config: the source's with every field kept, but a fresh
@@ -83,8 +83,10 @@ type NewBlob struct {
 //
 // An index becomes the same index naming the rebuilt images (attestations
 // dropped: they attest images that are not carried). The same fbc, cat
-// and opts give the same bytes. A command that runs no `opm serve` is
-// refused: ferry cannot know how such an image serves its catalog.
+// and opts give the same bytes when opts.Created is set; the layer alone
+// depends on fbc and the two directories only. A command that runs no
+// `opm serve` is refused: ferry cannot know how such an image serves its
+// catalog.
 func Rebuild(cat *Catalog, fbc *declcfg.DeclarativeConfig, opts RebuildOptions) (*Rebuilt, error) {
 	if cat == nil || fbc == nil {
 		return nil, errors.New("rebuild: no catalog given")
@@ -126,22 +128,10 @@ func rebuild(cat *Catalog, fbc *declcfg.DeclarativeConfig, opts RebuildOptions) 
 	}
 
 	out := &Rebuilt{Blobs: []NewBlob{{Digest: layer.digest, MediaType: layerMediaType(cat.Images[0].MediaType), Data: layer.data}}}
-	rebuilt := map[digest.Digest]RebuiltPlatform{}
-	for i, img := range cat.Images {
-		if _, done := rebuilt[img.Digest]; done {
-			continue // an index naming one image twice
-		}
-		p, config, err := rebuildImage(img, configs[i], edit, layer)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", img.Digest, err)
-		}
-		rebuilt[img.Digest] = p
-		out.Platforms = append(out.Platforms, p)
-		if !slices.ContainsFunc(out.Blobs, func(b NewBlob) bool { return b.Digest == config.Digest }) {
-			out.Blobs = append(out.Blobs, config)
-		}
+	rebuilt, err := out.addPlatforms(cat.Images, configs, edit, layer)
+	if err != nil {
+		return nil, err
 	}
-
 	if !manifest.MIMETypeIsMultiImage(cat.MediaType) {
 		p := out.Platforms[0]
 		out.Digest, out.MediaType, out.Manifest = p.Digest, p.MediaType, p.Manifest
@@ -153,6 +143,28 @@ func rebuild(cat *Catalog, fbc *declcfg.DeclarativeConfig, opts RebuildOptions) 
 	}
 	out.Digest, out.MediaType, out.Manifest = digest.FromBytes(index), cat.MediaType, index
 	return out, nil
+}
+
+// addPlatforms rebuilds every platform image (each once, should an index
+// name one twice) into r.Platforms and their configs into r.Blobs, and
+// returns them by source digest.
+func (r *Rebuilt) addPlatforms(images []PlatformImage, configs []*imageJSON, edit configEdit, layer *fbcLayer) (map[digest.Digest]RebuiltPlatform, error) {
+	rebuilt := map[digest.Digest]RebuiltPlatform{}
+	for i, img := range images {
+		if _, done := rebuilt[img.Digest]; done {
+			continue
+		}
+		p, config, err := rebuildImage(img, configs[i], edit, layer)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", img.Digest, err)
+		}
+		rebuilt[img.Digest] = p
+		r.Platforms = append(r.Platforms, p)
+		if !slices.ContainsFunc(r.Blobs, func(b NewBlob) bool { return b.Digest == config.Digest }) {
+			r.Blobs = append(r.Blobs, config)
+		}
+	}
+	return rebuilt, nil
 }
 
 // rebuildImage makes img's new config and manifest.
