@@ -376,12 +376,22 @@ type kubeProcess struct {
 // exits, because that parent-death signal follows the thread, not the process.
 func kubeStartProcess(t testing.TB, bin, logFile string, args ...string) *kubeProcess {
 	t.Helper()
+	return kubeStartProcessEnv(t, bin, logFile, nil, args...)
+}
+
+// kubeStartProcessEnv is kubeStartProcess with env (KEY=value) added to
+// the test's environment.
+func kubeStartProcessEnv(t testing.TB, bin, logFile string, env []string, args ...string) *kubeProcess {
+	t.Helper()
 	out, err := os.Create(logFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &kubeProcess{name: filepath.Base(bin), log: logFile, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout = out
 	p.cmd.Stderr = out
 	dieWithParent(p.cmd)

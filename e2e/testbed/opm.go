@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +66,7 @@ func (e *OPMRejection) Error() string {
 // to finish within opmRunTimeout fails the test.
 func OPMValidate(t testing.TB, dir string) error {
 	t.Helper()
-	out, err := runOPM(t, "validate", dir)
+	out, err := runOPM(t, nil, "validate", dir)
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		return &OPMRejection{Dir: dir, Err: exit, Output: out}
@@ -84,8 +86,9 @@ func ValidateFBC(t testing.TB, dir string) {
 	}
 }
 
-// runOPM runs opm with args to its end and returns the tail of its output.
-func runOPM(t testing.TB, args ...string) (string, error) {
+// runOPM runs opm with args to its end and returns the tail of its output;
+// env (KEY=value) is added to the test's environment.
+func runOPM(t testing.TB, env []string, args ...string) (string, error) {
 	t.Helper()
 	bin := OPM(t)
 	ctx, cancel := context.WithTimeout(context.Background(), opmRunTimeout)
@@ -93,6 +96,9 @@ func runOPM(t testing.TB, args ...string) (string, error) {
 	out := &tailBuffer{max: maxProcessLog}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	dieWithParent(cmd)
 	err := cmd.Run()
 	if ctxErr := ctx.Err(); ctxErr != nil {
@@ -101,37 +107,64 @@ func runOPM(t testing.TB, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// OPMServer is `opm serve` answering OLM's catalog gRPC API on 127.0.0.1
-// from a file-based catalog, started the way a stock catalog image runs it:
-// the cache built beforehand with --cache-only, then served with its
-// integrity enforced against the catalog. It is stopped when the test ends.
+// OPMServer is `opm serve` answering OLM's catalog gRPC API on 127.0.0.1.
+// It is stopped when the test ends, or by Stop.
 type OPMServer struct {
 	// Addr is "127.0.0.1:<port>".
 	Addr string
 	conn *grpc.ClientConn
+	proc *kubeProcess
 }
 
-// ServeFBC starts `opm serve dir` on a free port and waits until its gRPC
-// health service reports SERVING.
+// OPMServeError is `opm serve` exiting before it served: its error and
+// the tail of its output, which says why (opm's "integrity check failed",
+// say).
+type OPMServeError struct {
+	Args []string
+	Err  error
+	Log  string
+}
+
+func (e *OPMServeError) Error() string {
+	return fmt.Sprintf("opm %s: %v\n%s", strings.Join(e.Args, " "), e.Err, e.Log)
+}
+
+// ServeFBC starts `opm serve dir` on a free port, the way a stock catalog
+// image runs it (the cache built beforehand with --cache-only, then served
+// with its integrity enforced against the catalog), and waits until its
+// gRPC health service reports SERVING.
 func ServeFBC(t testing.TB, dir string) *OPMServer {
 	t.Helper()
-	bin := OPM(t)
 	work := t.TempDir()
 	cache := filepath.Join(work, "cache")
-	if out, err := runOPM(t, "serve", dir, "--cache-dir", cache, "--cache-only", "--pprof-addr", ""); err != nil {
+	if out, err := runOPM(t, nil, "serve", dir, "--cache-dir", cache, "--cache-only", "--pprof-addr", ""); err != nil {
 		t.Fatalf("opm serve --cache-only %s: %v\n%s", dir, err, out)
 	}
+	s, err := startOPMServe(t, work, nil, "serve", dir, "--cache-dir", cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
-	var lastErr error
+// startOPMServe starts opm with args (a serve command) on a free port and
+// env added to the test's environment, in work, and waits until it
+// serves. It returns an *OPMServeError when opm exits (for another reason
+// than a port taken meanwhile, which it retries) or does not serve in
+// time.
+func startOPMServe(t testing.TB, work string, env []string, args ...string) (*OPMServer, error) {
+	t.Helper()
+	bin := OPM(t)
+	var last *OPMServeError
 	for attempt := 1; attempt <= kubeStartAttempts; attempt++ {
 		port := FreePort(t)
 		s := &OPMServer{Addr: "127.0.0.1:" + strconv.Itoa(port)}
 		// No pprof endpoint (its default, localhost:6060, is one port for
 		// every process on the machine), and the termination log in the
 		// test's directory rather than /dev.
-		p := kubeStartProcess(t, bin, filepath.Join(work, fmt.Sprintf("opm-serve-%d.log", attempt)),
-			"serve", dir, "--cache-dir", cache, "--port", strconv.Itoa(port),
+		full := append(slices.Clone(args), "--port", strconv.Itoa(port),
 			"--pprof-addr", "", "--termination-log", filepath.Join(work, "termination.log"))
+		s.proc = kubeStartProcessEnv(t, bin, filepath.Join(work, fmt.Sprintf("opm-serve-%d.log", attempt)), env, full...)
 		conn, err := grpc.NewClient(s.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatalf("grpc client for %s: %v", s.Addr, err)
@@ -142,18 +175,22 @@ func ServeFBC(t testing.TB, dir string) *OPMServer {
 				t.Errorf("closing grpc client for %s: %v", s.Addr, err)
 			}
 		})
-		lastErr = p.waitReady(s.serving)
-		if lastErr == nil {
-			return s
+		err = s.proc.waitReady(s.serving)
+		if err == nil {
+			return s, nil
 		}
-		p.stop(t)
-		if !p.portTaken() {
-			t.Fatalf("opm serve %s: %v\n%s", dir, lastErr, p.logTail())
+		s.proc.stop(t)
+		last = &OPMServeError{Args: full, Err: err, Log: s.proc.logTail()}
+		if !s.proc.portTaken() {
+			break
 		}
 	}
-	t.Fatalf("opm serve %s: %v", dir, lastErr)
-	return nil
+	return nil, last
 }
+
+// Stop stops the server (SIGTERM, then SIGKILL) and waits for it to exit,
+// so that what it holds open (its cache) is free again.
+func (s *OPMServer) Stop(t testing.TB) { s.proc.stop(t) }
 
 // serving is nil once the health service reports SERVING.
 func (s *OPMServer) serving(ctx context.Context) error {

@@ -5,4 +5,6 @@
 //
 // ReadFBC is the network-free core, over any layer openers; Read and
 // ReadManifest read a catalog image through ferry's registry client.
+// Filter selects part of a catalog; Rebuild makes the catalog image that
+// carries that part in place of the source's.
 package catalog

@@ -37,9 +37,14 @@ type Catalog struct {
 	// manifest.
 	Digest    digest.Digest
 	MediaType string
+	// Manifest is that manifest, byte for byte as read.
+	Manifest []byte
 	// Platforms are the platform images, in the index's order (attestation
 	// manifests left out); a single image is its own one platform.
 	Platforms []digest.Digest
+	// Images are the same platform images, in the same order, as read:
+	// what Rebuild builds on.
+	Images []PlatformImage
 	// FBCFrom is the platform image FBC was read from, Platforms[0]: see
 	// ReadManifest for why one is enough.
 	FBCFrom digest.Digest
@@ -57,6 +62,20 @@ type Catalog struct {
 	CacheDir string
 	// FBC is the catalog.
 	FBC *declcfg.DeclarativeConfig
+}
+
+// PlatformImage is one platform image of a catalog, as read.
+type PlatformImage struct {
+	Digest    digest.Digest
+	MediaType string
+	// Manifest and Config are the image's manifest and config, byte for
+	// byte as read; the config was verified against the digest and size
+	// the manifest gives it, and is at most MaxConfigBytes.
+	Manifest []byte
+	Config   []byte
+	// Platform is what the index says of the image (os, architecture,
+	// variant...); nil for a catalog that is a single image.
+	Platform *imgspecv1.Platform
 }
 
 // Read reads the catalog image ref (a pull spec with a tag or a digest;
@@ -102,7 +121,7 @@ func Read(ctx context.Context, c *registry.Client, ref string) (cat *Catalog, er
 // rebuild every platform alike, the configs directory and the command
 // (so the cache directory), is checked on each from its config, a few KB.
 func ReadManifest(ctx context.Context, src *registry.Source, ref string, m registry.Manifest) (*Catalog, error) {
-	cat := &Catalog{Ref: ref, Repository: src.Repository(), Digest: m.Digest, MediaType: m.MediaType}
+	cat := &Catalog{Ref: ref, Repository: src.Repository(), Digest: m.Digest, MediaType: m.MediaType, Manifest: m.Bytes}
 	images, err := platformImages(ctx, src, m)
 	if err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", ref, err)
@@ -114,6 +133,9 @@ func ReadManifest(ctx context.Context, src *registry.Source, ref string, m regis
 			return nil, fmt.Errorf("catalog %s: image %s: %w", ref, img.digest, err)
 		}
 		cat.Platforms = append(cat.Platforms, img.digest)
+		cat.Images = append(cat.Images, PlatformImage{
+			Digest: img.digest, MediaType: img.mediaType, Manifest: img.bytes, Config: cfg.raw, Platform: img.platform,
+		})
 		if i == 0 {
 			first = cfg
 			continue
@@ -134,8 +156,11 @@ func ReadManifest(ctx context.Context, src *registry.Source, ref string, m regis
 
 // platformImage is one image manifest of a catalog, parsed.
 type platformImage struct {
-	digest   digest.Digest
-	manifest manifest.Manifest
+	digest    digest.Digest
+	mediaType string
+	bytes     []byte
+	manifest  manifest.Manifest
+	platform  *imgspecv1.Platform // the index entry's; nil for a single image
 }
 
 // platformImages returns the image manifests m stands for: its platform
@@ -158,7 +183,8 @@ func platformImages(ctx context.Context, src *registry.Source, m registry.Manife
 	}
 	var images []platformImage
 	for _, d := range instances {
-		if inst, err := list.Instance(d); err == nil && isAttestation(inst) {
+		inst, err := list.Instance(d)
+		if err == nil && isAttestation(inst.ReadOnly.Annotations, inst.ReadOnly.Platform) {
 			continue
 		}
 		child, err := src.Manifest(ctx, d)
@@ -169,6 +195,7 @@ func platformImages(ctx context.Context, src *registry.Source, m registry.Manife
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", m.Digest, err)
 		}
+		img.platform = inst.ReadOnly.Platform
 		images = append(images, img)
 	}
 	if len(images) == 0 {
@@ -177,13 +204,13 @@ func platformImages(ctx context.Context, src *registry.Source, m registry.Manife
 	return images, nil
 }
 
-// isAttestation reports an index entry that is not a platform image but
-// what BuildKit attaches to one (provenance, SBOM).
-func isAttestation(inst manifest.ListUpdate) bool {
-	if inst.ReadOnly.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
+// isAttestation reports an index entry, by its annotations and platform,
+// that is not a platform image but what BuildKit attaches to one
+// (provenance, SBOM).
+func isAttestation(annotations map[string]string, p *imgspecv1.Platform) bool {
+	if annotations["vnd.docker.reference.type"] == "attestation-manifest" {
 		return true
 	}
-	p := inst.ReadOnly.Platform
 	return p != nil && p.OS == "unknown" && p.Architecture == "unknown"
 }
 
@@ -203,13 +230,15 @@ func parseImage(m registry.Manifest) (platformImage, error) {
 	if n := len(parsed.LayerInfos()); n > MaxImageLayers {
 		return platformImage{}, fmt.Errorf("manifest %s has %d layers: %w", m.Digest, n, &BoundError{Bound: "MaxImageLayers", Limit: MaxImageLayers})
 	}
-	return platformImage{digest: m.Digest, manifest: parsed}, nil
+	return platformImage{digest: m.Digest, mediaType: m.MediaType, bytes: m.Bytes, manifest: parsed}, nil
 }
 
-// imageConfig is what ferry needs of a catalog image's config.
+// imageConfig is what ferry needs of a catalog image's config, and the
+// config itself.
 type imageConfig struct {
 	configsDir      string
 	entrypoint, cmd []string
+	raw             []byte
 }
 
 // sameAs says how o differs from c, completing "platform images A and B
@@ -260,7 +289,7 @@ func readConfig(ctx context.Context, src *registry.Source, img platformImage) (_
 	case strings.TrimSpace(dir) == "":
 		return imageConfig{}, fmt.Errorf("label %s is empty", LabelConfigsDir)
 	}
-	return imageConfig{configsDir: "/" + cleanName(dir), entrypoint: config.Config.Entrypoint, cmd: config.Config.Cmd}, nil
+	return imageConfig{configsDir: "/" + cleanName(dir), entrypoint: config.Config.Entrypoint, cmd: config.Config.Cmd, raw: data}, nil
 }
 
 // cacheDir is the value of opm's --cache-dir flag in args (the last one,
