@@ -113,6 +113,7 @@ func TestOperatorsCarried(t *testing.T) {
 	kube := testbed.StartKube(t)
 	kube.InstallOpenShiftCRDs(t)
 	kube.CreateNamespace(t, "openshift-marketplace")
+	kube.CreateNamespace(t, "openshift-config-managed")
 	kube.CreateNamespace(t, "operators")
 	applier, err := manifests.NewApplier(kube.Kubeconfig)
 	if err != nil {

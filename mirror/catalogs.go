@@ -83,8 +83,14 @@ func (w *walk) catalog(ctx context.Context, sel catalog.Selection) (*Catalog, er
 		return nil, err
 	}
 	src.FBC = nil
-	// The base layers are fetched from the catalog's repository.
-	if _, err := w.source(ctx, src.Repository); err != nil {
+	// The base layers are fetched from the catalog's repository, through
+	// a source that has read the catalog's manifest (a source serves blobs
+	// only from where it found a manifest).
+	source, err := w.source(ctx, src.Repository)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := source.Manifest(ctx, src.Digest); err != nil {
 		return nil, err
 	}
 	filter := describeSelection(sel, w.planner.CatalogFilter)
