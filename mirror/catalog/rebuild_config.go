@@ -85,8 +85,8 @@ func (e configEdit) apply(c *imageJSON, layers int) ([]byte, error) {
 // extendRootFS appends the new layer's diff ID to rootfs.diff_ids.
 func (e configEdit) extendRootFS(obj jsonObject, layers int) error {
 	var rootfs jsonObject
-	if ok, err := obj.get("rootfs", &rootfs); err != nil || !ok {
-		return fmt.Errorf("config has no rootfs (%v)", err)
+	if err := require(obj, "rootfs", &rootfs); err != nil {
+		return err
 	}
 	var diffIDs []digest.Digest
 	if _, err := rootfs.get("diff_ids", &diffIDs); err != nil {
@@ -106,8 +106,8 @@ func (e configEdit) extendRootFS(obj jsonObject, layers int) error {
 // object (the same key in OCI and Docker configs).
 func (e configEdit) editRunConfig(obj jsonObject) error {
 	var run jsonObject
-	if ok, err := obj.get("config", &run); err != nil || !ok {
-		return fmt.Errorf("config has no run config (%v)", err)
+	if err := require(obj, "config", &run); err != nil {
+		return err
 	}
 	run = maps.Clone(run)
 	labels := map[string]string{}

@@ -43,6 +43,15 @@ func (o jsonObject) get(key string, v any) (bool, error) {
 	return true, nil
 }
 
+// require is get for a member that must be there.
+func require(o jsonObject, key string, v any) error {
+	ok, err := o.get(key, v)
+	if err == nil && !ok {
+		err = fmt.Errorf("no field %q", key)
+	}
+	return err
+}
+
 func (o jsonObject) set(key string, v any) error {
 	raw, err := marshalJSON(v)
 	if err != nil {
@@ -90,8 +99,8 @@ func parseManifestJSON(img PlatformImage) (*imageManifest, error) {
 		return nil, fmt.Errorf("parsing manifest: %w", err)
 	}
 	m := &imageManifest{mediaType: img.MediaType, obj: obj}
-	if ok, err := obj.get("config", &m.config); err != nil || !ok {
-		return nil, fmt.Errorf("manifest has no config descriptor (%v)", err)
+	if err := require(obj, "config", &m.config); err != nil {
+		return nil, fmt.Errorf("parsing manifest: %w", err)
 	}
 	if _, err := obj.get("layers", &m.layers); err != nil {
 		return nil, fmt.Errorf("parsing manifest: %w", err)

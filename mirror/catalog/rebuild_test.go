@@ -594,3 +594,23 @@ func TestFBCLayerKeepsOtherSchemas(t *testing.T) {
 		t.Errorf("read back:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestCacheToHide: which cache directory the layer whites out, and which
+// ones it refuses.
+func TestCacheToHide(t *testing.T) {
+	for _, tc := range []struct{ cache, want, err string }{
+		{"/tmp/cache", "tmp/cache", ""},
+		{"/tmp/cache/", "tmp/cache", ""},
+		{"", "", ""},
+		{"/configs/.cache", "", ""}, // the configs directory's opaque whiteout hides it
+		{"tmp/cache", "", "not an absolute path"},
+		{"/", "", "root directory"},
+		{"/configs", "", "is the configs directory"},
+		{"/configs/..", "", "root directory"},
+	} {
+		got, err := cacheToHide(tc.cache, "configs")
+		if got != tc.want || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("cacheToHide(%q) = %q, %v; want %q, %q", tc.cache, got, err, tc.want, tc.err)
+		}
+	}
+}
