@@ -123,6 +123,11 @@ type ReleaseOptions struct {
 	// image(s), above the one holding release-manifests/ (a GzipBomb,
 	// say).
 	ReleaseTopLayer *Layer
+	// KubeVirtContainer pushes an RHCOS container disk for KubeVirt per
+	// arch of the release (Release.KubeVirt) and ships a coreos-bootimages
+	// manifest naming them (CoreOSBootImagesFile) in the layer that holds
+	// image-references, as OpenShift does.
+	KubeVirtContainer bool
 }
 
 // LargeRelease returns options for a release of about total bytes of layer
@@ -181,6 +186,13 @@ type Release struct {
 	ImagePolicy []byte
 	// ImagePolicyScopes are its spec.scopes.
 	ImagePolicyScopes []string
+	// CoreOSBootImages is CoreOSBootImagesFile in the release image's top
+	// layer, byte for byte; nil without KubeVirtContainer.
+	CoreOSBootImages []byte
+	// KubeVirt are the containers it names, one per arch of the release
+	// (in ReleaseOptions.Arches order when Multi). They are not in Images,
+	// Blobs, Bytes or SigTags: a pack carries them only when asked to.
+	KubeVirt []KubeVirtContainer
 	// SigstoreFaulty maps each manifest whose signature SigstoreFaults broke
 	// (or left out) to the fault's name (SigstoreFaultUnsigned, ...): exactly
 	// the images a verifier of the policy must refuse. Empty without faults.

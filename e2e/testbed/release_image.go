@@ -40,6 +40,13 @@ func (b *builder) release(ctx context.Context, st *releaseState) (*Release, erro
 		{name: "release-manifests/"},
 		{name: "release-manifests/0000_00_cluster-version-operator_00_namespace.yaml", data: []byte(cvoNamespace)},
 	}
+	kubeVirt, bootImages, err := b.kubeVirtContainers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if bootImages != nil {
+		files = append(files, tarFile{name: CoreOSBootImagesFile, data: bootImages})
+	}
 	var policy []byte
 	var scopes []string
 	if o.SigstorePolicy != "" {
@@ -108,7 +115,7 @@ func (b *builder) release(ctx context.Context, st *releaseState) (*Release, erro
 		Digest:   top.info.Digest, MediaType: top.info.MediaType, Manifest: top.info.Manifest,
 		Components: comps, Blobs: map[digest.Digest]int64{},
 		ImageReferences: refs, ReleaseMetadata: meta, TopLayer: topLayer.digest,
-		ImagePolicy: policy, ImagePolicyScopes: scopes, SigstoreFaulty: maps.Clone(b.faulty),
+		ImagePolicy: policy, ImagePolicyScopes: scopes, CoreOSBootImages: bootImages, KubeVirt: kubeVirt, SigstoreFaulty: maps.Clone(b.faulty),
 		SigstoreKey: b.sigKey, SigstoreOtherKey: b.otherKey,
 		state: st,
 	}

@@ -1,7 +1,8 @@
 // Package release reads OpenShift release images without touching the
 // network: it parses release pull specs and architecture names, and reads the
 // two files a release image carries in release-manifests/ (image-references
-// and release-metadata) out of layer streams that the caller opens.
+// and release-metadata) out of layer streams that the caller opens, with the
+// image policies and the coreos-bootimages manifest found beside them.
 //
 // The formats are OpenShift's (see SPEC §1); this package checks what the
 // cluster checks, so that a release ferry accepts is one the cluster accepts.

@@ -26,6 +26,15 @@ type Files struct {
 	// PolicyFiles are the release-manifests/ files that declare a
 	// ClusterImagePolicy or ImagePolicy (see Policies), in tar order.
 	PolicyFiles []ManifestFile
+	// CoreOSBootImages is CoreOSBootImagesPath byte for byte, nil when the
+	// layers read hold none (see BootImages and KubeVirtContainer).
+	CoreOSBootImages []byte
+
+	// bootImagesErr is why CoreOSBootImagesPath could not be kept (not a
+	// regular file, over MaxCoreOSBootImagesSize). It fails only the
+	// callers that ask for the file: a release is read the same whether
+	// or not its bootimages are wanted.
+	bootImagesErr error
 }
 
 // ManifestFile is one file of release-manifests/.
@@ -130,6 +139,11 @@ var defaultInflateLimits = inflateLimits{perLayer: MaxInflatedPerLayer, perImage
 // file wins, and a whiteout in an upper layer hides the file below it. Once
 // both files are found it opens no further layer, so the large base layers
 // of a release are normally never fetched.
+//
+// From the layers it reads it also keeps the release-manifests/ files that
+// declare image policies and the coreos-bootimages manifest
+// (CoreOSBootImagesPath); neither is required, and a bootimages manifest
+// it cannot keep fails only BootImages and KubeVirtContainer.
 //
 // It inflates a layer only as far as it must: once both files are read it
 // stops, and no layer may inflate past MaxInflatedPerLayer, nor all of them
@@ -237,6 +251,15 @@ func readLayer(ctx context.Context, open LayerOpener, budget *inflateBudget, wan
 			whiteouts = append(whiteouts, whitedOut(dir, hidden)...)
 			continue
 		}
+		if name == CoreOSBootImagesPath {
+			// Kept as the policy files are: the first, unhidden one.
+			if wantPolicy != nil && wantPolicy(name) {
+				if err := files.readBootImages(tr, hdr, name); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
 		if wantPolicy != nil && !want(name) && wantPolicy(name) {
 			if err := files.scanPolicyFile(tr, hdr, name); err != nil {
 				return nil, err
@@ -324,7 +347,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // it, or, for the opaque marker ".wh..wh..opq", everything under dir.
 func whitedOut(dir, hidden string) []string {
 	var out []string
-	for _, f := range []string{ImageReferencesPath, MetadataPath} {
+	for _, f := range []string{ImageReferencesPath, MetadataPath, CoreOSBootImagesPath} {
 		if hidden == ".wh..opq" && strings.HasPrefix(f, dir) ||
 			dir+hidden == f || strings.HasPrefix(f, dir+hidden+"/") {
 			out = append(out, f)
@@ -390,6 +413,12 @@ func (f *Files) scanPolicyFile(tr *tar.Reader, hdr *tar.Header, name string) err
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", name, err)
 	}
+	return f.keepIfPolicy(name, data)
+}
+
+// keepIfPolicy keeps data, the manifest name of at most MaxPolicyFileSize
+// bytes, when it declares an image policy.
+func (f *Files) keepIfPolicy(name string, data []byte) error {
 	if !bytes.Contains(data, policyKind) {
 		return nil
 	}
@@ -398,6 +427,31 @@ func (f *Files) scanPolicyFile(tr *tar.Reader, hdr *tar.Header, name string) err
 	}
 	f.PolicyFiles = append(f.PolicyFiles, ManifestFile{Name: name, Data: data})
 	return nil
+}
+
+// readBootImages keeps the coreos-bootimages manifest, or why it could not
+// (bootImagesErr), and scans it for image policies as any other manifest:
+// reading it changes nothing else ReadFiles returns.
+func (f *Files) readBootImages(tr *tar.Reader, hdr *tar.Header, name string) error {
+	switch {
+	case hdr.Typeflag != tar.TypeReg:
+		f.bootImagesErr = fmt.Errorf("%s is not a regular file (tar type %q)", name, hdr.Typeflag)
+		return nil
+	case hdr.Size > MaxCoreOSBootImagesSize:
+		f.bootImagesErr = fmt.Errorf("%s is %d bytes, more than the %d read (release.MaxCoreOSBootImagesSize)", name, hdr.Size, MaxCoreOSBootImagesSize)
+		return f.scanPolicyFile(tr, hdr, name)
+	}
+	data, err := io.ReadAll(io.LimitReader(tr, hdr.Size))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	if int64(len(data)) != hdr.Size {
+		return fmt.Errorf("reading %s: %w", name, io.ErrUnexpectedEOF)
+	}
+	f.CoreOSBootImages = data
+	// MaxCoreOSBootImagesSize is MaxPolicyFileSize: what scanPolicyFile
+	// would have read whole.
+	return f.keepIfPolicy(name, data)
 }
 
 // streamContains reports whether r holds needle, reading it in chunks.

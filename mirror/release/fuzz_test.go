@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
 )
 
@@ -82,9 +83,45 @@ func FuzzReadFiles(f *testing.F) {
 			len(files.ImageReferences) > MaxImageReferencesSize || len(files.Metadata) > MaxMetadataSize {
 			t.Fatalf("accepted %d and %d bytes", len(files.ImageReferences), len(files.Metadata))
 		}
+		if len(files.CoreOSBootImages) > MaxCoreOSBootImagesSize {
+			t.Fatalf("kept %d bytes of coreos-bootimages", len(files.CoreOSBootImages))
+		}
 		for i, data := range [][]byte{top, lower} {
 			if opened[i] && read[i] != int64(len(data)) {
 				t.Fatalf("layer %d: read %d of its %d bytes", i, read[i], len(data))
+			}
+		}
+	})
+}
+
+// FuzzKubeVirtContainer parses a coreos-bootimages manifest and asks it for
+// every architecture's KubeVirt container. Whatever the file, nothing
+// panics, and what is returned is a pull spec ferry can copy: a normalized
+// repository with a tag or a sha256 digest, for the arch asked.
+func FuzzKubeVirtContainer(f *testing.F) {
+	f.Add(realBootImages(f))
+	f.Add([]byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: coreos-bootimages, namespace: openshift-machine-config-operator}\n" +
+		`data: {stream: '{"architectures":{"x86_64":{"images":{"kubevirt":{"image":"q.io/r:t","digest-ref":"q.io/r@sha256:` + hexA + `"}}}}}'}` + "\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		bi, err := ParseBootImages(data)
+		if err != nil {
+			return
+		}
+		if len(data) > MaxCoreOSBootImagesSize {
+			t.Fatalf("accepted %d bytes", len(data))
+		}
+		for _, arch := range Arches() {
+			k, err := bi.KubeVirtContainer(arch)
+			if err != nil {
+				continue
+			}
+			if arch == ArchMulti || k.Arch != arch || k.Tag == "" && k.Digest == "" ||
+				k.Digest != "" && (k.Digest.Algorithm() != digest.SHA256 || k.Digest.Validate() != nil) {
+				t.Fatalf("%s: accepted %+v", arch, *k)
+			}
+			named, err := reference.ParseNormalizedNamed(k.PullSpec())
+			if err != nil || reference.TrimNamed(named).String() != k.Repository {
+				t.Fatalf("%s: pull spec %q of %+v: %v", arch, k.PullSpec(), *k, err)
 			}
 		}
 	})
