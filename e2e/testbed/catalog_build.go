@@ -37,6 +37,23 @@ type catalogBuilder struct {
 }
 
 func buildCatalog(ctx context.Context, host string, opts CatalogOptions) (*Catalog, error) {
+	cb, err := newCatalogBuilder(host, opts, catalogPlan())
+	if err != nil {
+		return nil, err
+	}
+	if err := cb.pushRelatedImages(ctx); err != nil {
+		return nil, err
+	}
+	if err := cb.pushBundleImages(ctx); err != nil {
+		return nil, err
+	}
+	return cb.catalog(ctx)
+}
+
+// newCatalogBuilder checks opts and makes the builder of a catalog of
+// plan's packages (nil for none: the images of a catalog whose FBC comes
+// from elsewhere, as BuildLargeCatalog's does).
+func newCatalogBuilder(host string, opts CatalogOptions, plan []pkgPlan) (*catalogBuilder, error) {
 	if err := opts.normalize(); err != nil {
 		return nil, err
 	}
@@ -46,7 +63,7 @@ func buildCatalog(ctx context.Context, host string, opts CatalogOptions) (*Catal
 			opts:    ReleaseOptions{Seed: opts.Seed, Version: catalogSeedLabel, LayerSize: catalogLayerSize, Concurrency: opts.Concurrency},
 			flights: map[string]*flight{}, homes: map[digest.Digest]string{}, faulty: map[digest.Digest]string{},
 		},
-		copts: opts, refHost: opts.ReferenceHost, plan: catalogPlan(),
+		copts: opts, refHost: opts.ReferenceHost, plan: plan,
 		related: map[string]*image{}, relPlans: map[string]relatedPlan{}, bundles: map[string]*image{},
 	}
 	if cb.refHost == "" {
@@ -64,13 +81,7 @@ func buildCatalog(ctx context.Context, host string, opts CatalogOptions) (*Catal
 			}
 		}
 	}
-	if err := cb.pushRelatedImages(ctx); err != nil {
-		return nil, err
-	}
-	if err := cb.pushBundleImages(ctx); err != nil {
-		return nil, err
-	}
-	return cb.catalog(ctx)
+	return cb, nil
 }
 
 // pushRelatedImages pushes every related image of the plan once.

@@ -45,29 +45,10 @@ func (cb *catalogBuilder) catalog(ctx context.Context) (*Catalog, error) {
 		return nil, err
 	}
 	o := cb.copts
-	var children []*image
-	var layers []digest.Digest
-	for _, arch := range cb.arches {
-		im, all, err := cb.catalogImage(ctx, arch, content)
-		if err != nil {
-			return nil, fmt.Errorf("catalog image %s: %w", arch, err)
-		}
-		children = append(children, im)
-		if layers == nil {
-			layers = all
-		}
+	top, children, layers, err := cb.pushCatalog(ctx, content)
+	if err != nil {
+		return nil, err
 	}
-	top := children[0]
-	if o.Multi {
-		if top, err = cb.newIndex(ctx, o.Repository, RoleCatalog, "", o.Docker, children); err != nil {
-			return nil, fmt.Errorf("catalog index: %w", err)
-		}
-	}
-	// The tag goes last, once everything it points at is in.
-	if _, err := cb.c.PushManifest(ctx, o.Repository, o.Tag, top.info.MediaType, top.info.Manifest); err != nil {
-		return nil, fmt.Errorf("tagging catalog %s:%s: %w", o.Repository, o.Tag, err)
-	}
-	top.info.Tag = o.Tag
 	if err := cb.signCatalog(ctx, top); err != nil {
 		return nil, err
 	}
@@ -92,6 +73,35 @@ func (cb *catalogBuilder) catalog(ctx context.Context) (*Catalog, error) {
 		return nil, err
 	}
 	return cat, nil
+}
+
+// pushCatalog pushes the catalog image of every platform (and their index
+// when Multi), then tags the top one. It returns the top image, the
+// platform images, and the first platform's layers, base first.
+func (cb *catalogBuilder) pushCatalog(ctx context.Context, content *catalogContent) (top *image, children []*image, layers []digest.Digest, err error) {
+	o := cb.copts
+	for _, arch := range cb.arches {
+		im, all, err := cb.catalogImage(ctx, arch, content)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("catalog image %s: %w", arch, err)
+		}
+		children = append(children, im)
+		if layers == nil {
+			layers = all
+		}
+	}
+	top = children[0]
+	if o.Multi {
+		if top, err = cb.newIndex(ctx, o.Repository, RoleCatalog, "", o.Docker, children); err != nil {
+			return nil, nil, nil, fmt.Errorf("catalog index: %w", err)
+		}
+	}
+	// The tag goes last, once everything it points at is in.
+	if _, err := cb.c.PushManifest(ctx, o.Repository, o.Tag, top.info.MediaType, top.info.Manifest); err != nil {
+		return nil, nil, nil, fmt.Errorf("tagging catalog %s:%s: %w", o.Repository, o.Tag, err)
+	}
+	top.info.Tag = o.Tag
+	return top, children, layers, nil
 }
 
 // content makes the layers above the base, from the FBC's files (by path

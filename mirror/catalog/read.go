@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -10,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/operator-framework/operator-registry/alpha/declcfg"
+	"github.com/operator-framework/operator-registry/alpha/property"
+	"k8s.io/apimachinery/pkg/util/yaml"
 )
 
 // LayerOpener opens one layer of an image as the registry serves it (a
@@ -102,6 +105,14 @@ func load(ctx context.Context, fsys fs.FS, root string) (*declcfg.DeclarativeCon
 			// operator-registry's own error would quote the whole document.
 			return fmt.Errorf("%s: a document has no schema field", name(p))
 		}
+		if meta.Schema == declcfg.SchemaBundle {
+			b, err := loadBundle(meta)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name(p), err)
+			}
+			cfg.Bundles = append(cfg.Bundles, b)
+			return nil
+		}
 		one, err := declcfg.LoadSlice([]*declcfg.Meta{meta})
 		if err != nil {
 			return fmt.Errorf("%s: %w", name(p), err)
@@ -117,4 +128,37 @@ func load(ctx context.Context, fsys fs.FS, root string) (*declcfg.DeclarativeCon
 		return nil, fmt.Errorf("reading the catalog in %s: %w", root, err)
 	}
 	return &cfg, nil
+}
+
+// loadBundle parses an olm.bundle document as operator-registry's loader
+// does, refusing what it refuses (an olm.bundle.object that is not base64
+// of a JSON or YAML document), but without keeping the decoded copy of
+// every olm.bundle.object it makes (Bundle.Objects, and CsvJSON, found by
+// parsing each object as YAML). Ferry reads bundles' properties and
+// images, never those copies, which would add two thirds of the catalog's
+// size to what a read holds and most of its time (profiled on a catalog
+// of Red Hat's shape). A bundle without an image keeps its Objects, which
+// operator-registry's model validation takes for its content.
+func loadBundle(meta *declcfg.Meta) (declcfg.Bundle, error) {
+	var b declcfg.Bundle
+	if err := json.Unmarshal(meta.Blob, &b); err != nil {
+		return declcfg.Bundle{}, fmt.Errorf("parse bundle: %w", err)
+	}
+	for i, p := range b.Properties {
+		if p.Type != property.TypeBundleObject {
+			continue
+		}
+		var obj property.BundleObject
+		if err := json.Unmarshal(p.Value, &obj); err != nil {
+			return declcfg.Bundle{}, fmt.Errorf("package %q, bundle %q: parse property at index %d as bundle object: %w", b.Package, b.Name, i, err)
+		}
+		objJSON, err := yaml.ToJSON(obj.Data)
+		if err != nil {
+			return declcfg.Bundle{}, fmt.Errorf("package %q, bundle %q: convert bundle object property at index %d to JSON: %w", b.Package, b.Name, i, err)
+		}
+		if b.Image == "" {
+			b.Objects = append(b.Objects, string(objJSON))
+		}
+	}
+	return b, nil
 }

@@ -2,14 +2,19 @@ package catalog
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/operator-framework/operator-registry/alpha/declcfg"
+	"github.com/operator-framework/operator-registry/alpha/property"
 )
 
 // TestReadFBCRealCatalogs reads the real catalogs of the fixtures as a
@@ -257,6 +262,57 @@ func TestReadFBCParseErrors(t *testing.T) {
 		_, err := readImage(t, gzLayer(t, file("configs/a/catalog.yaml", bomb)))
 		wantErrorContaining(t, err, "/configs/a/catalog.yaml")
 	})
+}
+
+// TestReadFBCBundleObjects: olm.bundle.object properties are kept as
+// written, without the decoded copies operator-registry's loader adds,
+// except for a bundle without an image, which its model validates by
+// them; objects operator-registry refuses are refused.
+func TestReadFBCBundleObjects(t *testing.T) {
+	csv := base64.StdEncoding.EncodeToString([]byte(`{"apiVersion":"operators.coreos.com/v1alpha1","kind":"ClusterServiceVersion","metadata":{"name":"a.v1.0.0"}}`))
+	// bundle is a.v<version> with one olm.bundle.object of value object.
+	bundle := func(version, image, object string) string {
+		return fmt.Sprintf(`{"schema":"olm.bundle","name":"a.v%[1]s","package":"a","image":%[2]q,"properties":[`+
+			`{"type":"olm.package","value":{"packageName":"a","version":%[1]q}},{"type":"olm.bundle.object","value":%[3]s}]}`+"\n", version, image, object)
+	}
+	data := func(s string) string { return `{"data":"` + s + `"}` }
+	head := `{"schema":"olm.package","name":"a","defaultChannel":"stable"}` + "\n" +
+		`{"schema":"olm.channel","name":"stable","package":"a","entries":[{"name":"a.v1.0.0"},{"name":"a.v2.0.0","replaces":"a.v1.0.0"}]}` + "\n"
+	body := head + bundle("1.0.0", "example.com/a@sha256:"+strings.Repeat("a", 64), data(csv)) + bundle("2.0.0", "", data(csv))
+	cfg, err := readImage(t, gzLayer(t, file("configs/a/catalog.json", body)))
+	wantPackages(t, cfg, err, "a")
+	want, err := declcfg.LoadReader(strings.NewReader(body))
+	if err != nil || len(want.Bundles) != 2 || len(cfg.Bundles) != 2 {
+		t.Fatalf("operator-registry: %v; bundles %d, ferry %d", err, len(want.Bundles), len(cfg.Bundles))
+	}
+	for i, b := range cfg.Bundles {
+		if !slices.EqualFunc(b.Properties, want.Bundles[i].Properties, func(x, y property.Property) bool {
+			return x.Type == y.Type && bytes.Equal(x.Value, y.Value)
+		}) {
+			t.Errorf("%s: properties %s, operator-registry read %s", b.Name, b.Properties, want.Bundles[i].Properties)
+		}
+		if b.CsvJSON != "" || (b.Image != "") != (b.Objects == nil) || (b.Image == "" && !slices.Equal(b.Objects, want.Bundles[i].Objects)) {
+			t.Errorf("%s (image %q): objects %q, CSV %q", b.Name, b.Image, b.Objects, b.CsvJSON)
+		}
+	}
+	if _, _, err := Filter(cfg, Selection{Full: true}, FilterOptions{}); err != nil {
+		t.Errorf("a bundle without an image, its objects kept: %v", err)
+	}
+
+	for name, tt := range map[string]struct{ object, want string }{
+		"not base64":   {data("not base64!"), "parse property at index 1 as bundle object"},
+		"not a string": {`{"data":7}`, "parse property at index 1 as bundle object"},
+		"not YAML":     {data(base64.StdEncoding.EncodeToString([]byte("a: ["))), "convert bundle object property at index 1 to JSON"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := bundle("1.0.0", "example.com/a@sha256:"+strings.Repeat("a", 64), tt.object)
+			_, err := readImage(t, gzLayer(t, file("configs/a/catalog.json", head+doc)))
+			wantErrorContaining(t, err, "/configs/a/catalog.json", `bundle "a.v1.0.0"`, tt.want)
+			if _, err := declcfg.LoadReader(strings.NewReader(head + doc)); err == nil {
+				t.Error("operator-registry accepts it")
+			}
+		})
+	}
 }
 
 // TestReadFBCVerifiesEveryLayer: every layer opened is read to its last
