@@ -15,7 +15,8 @@
 // mounted. The same base and data always give the same image digest, so
 // a graph-data image built twice is pushed once.
 //
-// Failures are typed for errors.As: [*TooLargeError] (the tarball over its
-// cap), [*BoundError] (the archive unpacks past a bound), [*UnsafeEntryError]
-// and [*MalformedError] (a file the service could not read).
+// Failures are typed for errors.As: [*StatusError] (an HTTP answer other
+// than 200), [*TooLargeError] (the tarball over its cap), [*BoundError]
+// (the archive unpacks past a bound), [*UnsafeEntryError] and
+// [*MalformedError] (a file the service could not read).
 package graphdata

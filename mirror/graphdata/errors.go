@@ -6,6 +6,11 @@ import (
 	"github.com/ferryhq/ferry/mirror/internal/httpget"
 )
 
+// StatusError is an HTTP answer other than 200: URL, Status (e.g. "503
+// Service Unavailable") and Code. Package graph's StatusError is the same
+// type.
+type StatusError = httpget.StatusError
+
 // TooLargeError means the tarball is larger than MaxCompressedSize. Its
 // fields are URL, where it was read from, and Limit, the cap in bytes.
 type TooLargeError httpget.TooLargeError
@@ -44,8 +49,9 @@ func (e *UnsafeEntryError) Error() string {
 
 // MalformedError is graph data the update service could not use: not a
 // gzip tar, a channel that does not parse, a missing version. File is the
-// file at fault (relative to the data's root, e.g. "channels/stable-4.15.yaml"),
-// empty for the archive as a whole.
+// file at fault, relative to the data's root (e.g.
+// "channels/stable-4.15.yaml"; for an archive entry given twice, the
+// entry's name), empty for the archive as a whole.
 type MalformedError struct {
 	File string
 	Err  error

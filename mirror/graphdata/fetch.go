@@ -64,8 +64,8 @@ type FetchOptions struct {
 // unpacks past [MaxUncompressedSize] or [MaxEntries] a *BoundError; a
 // link, device, absolute path or ".." in it an *UnsafeEntryError; data
 // the service could not read (no version, a channel that does not parse)
-// a *MalformedError naming the file. An HTTP answer other than 200 is an
-// *httpget.StatusError.
+// a *MalformedError naming the file. An HTTP answer other than 200 is a
+// *StatusError.
 func Fetch(ctx context.Context, src string, opts FetchOptions) (*Data, error) {
 	if src == "" {
 		src = DefaultURL
@@ -147,7 +147,7 @@ func readURL(ctx context.Context, u *url.URL, opts *FetchOptions) (map[string][]
 	}
 	g := &httpget.Getter{
 		Client:       client,
-		Header:       http.Header{"Accept": {"application/gzip, application/octet-stream"}, "User-Agent": {ua}},
+		Header:       http.Header{"Accept": {"application/gzip, */*;q=0.8"}, "User-Agent": {ua}},
 		MaxBody:      MaxCompressedSize,
 		ErrorBody:    maxErrorBody,
 		Retry:        opts.Retry,

@@ -18,7 +18,6 @@ import (
 	"github.com/blang/semver/v4"
 	"gopkg.in/yaml.v3"
 
-	"github.com/ferryhq/ferry/mirror/internal/httpget"
 	"github.com/ferryhq/ferry/mirror/retry"
 )
 
@@ -212,7 +211,7 @@ func TestFetchRetries(t *testing.T) {
 
 	// A 404 is not retried.
 	_, err = Fetch(context.Background(), srv.URL+"/elsewhere", FetchOptions{Client: srv.Client(), Retry: quick, UserAgent: "ferry-test"})
-	if se, ok := errors.AsType[*httpget.StatusError](err); !ok || se.Code != http.StatusNotFound || hits.Load() != 4 {
+	if se, ok := errors.AsType[*StatusError](err); !ok || se.Code != http.StatusNotFound || hits.Load() != 4 {
 		t.Errorf("error %v after %d requests: want a 404 StatusError after 4", err, hits.Load())
 	}
 }
@@ -230,6 +229,27 @@ func TestFetchTooLarge(t *testing.T) {
 	_, err := Fetch(context.Background(), srv.URL, FetchOptions{Client: srv.Client(), Retry: quick})
 	if tl, ok := errors.AsType[*TooLargeError](err); !ok || tl.Limit != MaxCompressedSize {
 		t.Fatalf("error %v: want a TooLargeError at MaxCompressedSize", err)
+	}
+	t.Log(err)
+}
+
+// A server that stops sending mid-body fails the fetch by the stall
+// timeout given, not by the package's default of a minute.
+func TestFetchStallTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		_, _ = w.Write([]byte{0x1f, 0x8b})
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	_, err := Fetch(context.Background(), srv.URL, FetchOptions{Client: srv.Client(), StallTimeout: 50 * time.Millisecond})
+	timeout, ok := errors.AsType[interface {
+		error
+		Timeout() bool
+	}](err)
+	if !ok || !timeout.Timeout() || !strings.Contains(err.Error(), "stalled") {
+		t.Fatalf("error %v: want a stall timeout", err)
 	}
 	t.Log(err)
 }
