@@ -260,7 +260,7 @@ func (k *Kube) InstallOpenShiftCRDs(t testing.TB) {
 		t.Fatalf("discovery client: %v", err)
 	}
 	anything := map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}
-	for _, c := range openShiftCRDs {
+	for _, c := range testBedCRDs() {
 		scope := "Cluster"
 		if c.namespaced {
 			scope = "Namespaced"
@@ -296,7 +296,7 @@ func (k *Kube) InstallOpenShiftCRDs(t testing.TB) {
 			t.Fatalf("create CRD %s: %v", c.kind, err)
 		}
 	}
-	for _, c := range openShiftCRDs {
+	for _, c := range testBedCRDs() {
 		err := kubePoll(ctx, func(ctx context.Context) error {
 			list, err := disc.ServerResourcesForGroupVersion(c.group + "/" + c.version)
 			if err != nil {
