@@ -86,7 +86,7 @@ func TestParseIndexRefuses(t *testing.T) {
 			`"mirror/signatures" is both a file and the directory`},
 		{"bad image digest", func(idx *Index) { idx.Images[0].Digest = "sha256:xyz" }, "images[0] sha256:xyz: digest"},
 		{"image of another algorithm", func(idx *Index) { idx.Images[0].Digest = digest.Digest("sha512:" + hexA + hexA) }, "unsupported digest algorithm"},
-		{"unknown role", func(idx *Index) { idx.Images[0].Role = "operator" }, `role "operator"`},
+		{"unknown role", func(idx *Index) { idx.Images[0].Role = "extra" }, `role "extra"`},
 		{"bad release signature name", func(idx *Index) {
 			idx.Releases = []Release{{Digest: digest.FromString("r"), Signatures: []ReleaseSignature{{File: "/tmp/sig"}}}}
 		}, "releases[0]: signatures[0] file"},
