@@ -21,24 +21,24 @@ import (
 )
 
 type applyOptions struct {
-	bundle        string
-	volumes       []string
-	to            string
-	kubeconfig    string
-	outputDir     string
-	noCluster     bool
-	dryRun        bool
-	icsp          bool
+	bundle     string
+	volumes    []string
+	to         string
+	kubeconfig string
+	outputDir  string
+	noCluster  bool
+	dryRun     bool
+	icsp       bool
 	// disableDefaultSources renders the OperatorHub object that turns
 	// the cluster's default catalog sources off.
 	disableDefaultSources bool
 	allowUnsigned         bool
-	parallel      int
-	quiet         bool
-	json          bool
-	registry      registryFlags
-	trust         trustFlags
-	proof         proofFlags
+	parallel              int
+	quiet                 bool
+	json                  bool
+	registry              registryFlags
+	trust                 trustFlags
+	proof                 proofFlags
 }
 
 func applyCommand(env *environment) *cli.Command {
