@@ -53,12 +53,14 @@ const (
 
 // Image roles as written in Image.Role.
 const (
-	RoleRelease   = "release"
-	RoleComponent = "component"
-	RoleChild     = "child"
-	RoleSigstore  = "sigstore"
-	RoleCatalog   = "catalog"  // an operator catalog, rebuilt with the selected packages
-	RoleOperator  = "operator" // a bundle or related image a catalog names
+	RoleRelease    = "release"
+	RoleComponent  = "component"
+	RoleChild      = "child"
+	RoleSigstore   = "sigstore"
+	RoleCatalog    = "catalog"    // an operator catalog, rebuilt with the selected packages
+	RoleOperator   = "operator"   // a bundle or related image a catalog names
+	RoleAdditional = "additional" // an image the packer named (additionalImages)
+	RoleGraphData  = "graph-data" // the update service's graph-data image
 )
 
 // Index is the bundle's table of contents (ferry-index.json). The writer
@@ -226,6 +228,9 @@ type Image struct {
 	Role      string          `json:"role"`
 	Children  []digest.Digest `json:"children,omitempty"`
 	Blobs     []digest.Digest `json:"blobs,omitempty"`
+	// Target is the repository path under apply's target repository the
+	// image goes to; empty for the target itself.
+	Target string `json:"target,omitempty"`
 }
 
 // File is one entry of a volume. Offset is where its data starts in the
@@ -484,10 +489,10 @@ func (im *Image) validate() error {
 		return fmt.Errorf("size %d out of range", im.Size)
 	}
 	switch im.Role {
-	case RoleRelease, RoleComponent, RoleChild, RoleSigstore, RoleCatalog, RoleOperator:
+	case RoleRelease, RoleComponent, RoleChild, RoleSigstore, RoleCatalog, RoleOperator, RoleAdditional, RoleGraphData:
 	default:
-		return fmt.Errorf("role %q: want %s, %s, %s, %s, %s or %s", im.Role,
-			RoleRelease, RoleComponent, RoleChild, RoleSigstore, RoleCatalog, RoleOperator)
+		return fmt.Errorf("role %q: want one of %s, %s, %s, %s, %s, %s, %s, %s", im.Role,
+			RoleRelease, RoleComponent, RoleChild, RoleSigstore, RoleCatalog, RoleOperator, RoleAdditional, RoleGraphData)
 	}
 	for i, d := range im.Children {
 		if err := checkDigest(d); err != nil {

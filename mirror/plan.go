@@ -23,12 +23,14 @@ import (
 
 // Image roles, as recorded in the bundle index.
 const (
-	RoleRelease   = "release"
-	RoleComponent = "component"
-	RoleChild     = "child"    // an arch-specific image inside a manifest list
-	RoleSigstore  = "sigstore" // a cosign sha256-<hex>.sig manifest
-	RoleCatalog   = "catalog"  // an operator catalog, rebuilt with the selected packages
-	RoleOperator  = "operator" // a bundle image or related image a catalog names
+	RoleRelease    = "release"
+	RoleComponent  = "component"
+	RoleChild      = "child"      // an arch-specific image inside a manifest list
+	RoleSigstore   = "sigstore"   // a cosign sha256-<hex>.sig manifest
+	RoleCatalog    = "catalog"    // an operator catalog, rebuilt with the selected packages
+	RoleOperator   = "operator"   // a bundle image or related image a catalog names
+	RoleAdditional = "additional" // an image carried because the packer named it
+	RoleGraphData  = "graph-data" // the update service's graph-data image, built by ferry
 )
 
 // roleRank orders a plan's images: releases, their components, catalogs,
@@ -129,6 +131,11 @@ type Image struct {
 	Tags       []string        // target tags; none for children
 	Children   []digest.Digest // for manifest lists
 	Blobs      []digest.Digest // config and layers, for single images
+	// Target is where in the mirror the image goes, as a repository path
+	// under the target repository ("" for the target itself, where
+	// releases, components and catalogs go): additional images go under
+	// their source's path, so that their tags keep their meaning.
+	Target string
 }
 
 // Blob is one config or layer to carry, with a repository it can be

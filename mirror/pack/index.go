@@ -44,7 +44,7 @@ func (p *writer) index() *bundle.Index {
 	for _, img := range p.plan.Images {
 		idx.Images = append(idx.Images, bundle.Image{
 			Source: img.Repository, Digest: img.Digest, MediaType: img.MediaType, Size: int64(len(img.Manifest)),
-			Tags: img.Tags, Role: img.Role, Children: img.Children, Blobs: img.Blobs,
+			Tags: img.Tags, Role: img.Role, Children: img.Children, Blobs: img.Blobs, Target: img.Target,
 		})
 	}
 	return idx
