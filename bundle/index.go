@@ -88,6 +88,59 @@ type Index struct {
 	// Catalogs are the operator catalogs carried; nil in bundles made
 	// before ferry carried them.
 	Catalogs []Catalog `json:"catalogs,omitempty"`
+	// Additional are the additional images the packer named, Blocked the
+	// ones blockedImages left out.
+	Additional []AdditionalImage `json:"additionalImages,omitempty"`
+	Blocked    []BlockedImage    `json:"blockedImages,omitempty"`
+	// KubeVirt are the RHCOS KubeVirt containers carried with releases.
+	KubeVirt []KubeVirtImage `json:"kubeVirt,omitempty"`
+	// GraphData is the update service's graph-data image, when carried.
+	GraphData *GraphData `json:"graphData,omitempty"`
+}
+
+// AdditionalImage is an image carried because the packer named it: Ref as
+// named, the tag it had and the digest it named when packed, and where in
+// the mirror it goes (Target under apply's target, TargetTag).
+type AdditionalImage struct {
+	Ref       string        `json:"ref"`
+	Source    string        `json:"source"`
+	Tag       string        `json:"tag,omitempty"`
+	Digest    digest.Digest `json:"digest"`
+	Target    string        `json:"target"`
+	TargetTag string        `json:"targetTag,omitempty"`
+	// AlreadyCarried names the role of the same image carried for a
+	// release or catalog.
+	AlreadyCarried string `json:"alreadyCarried,omitempty"`
+}
+
+// BlockedImage is an additional image a blockedImages pattern left out.
+type BlockedImage struct {
+	Ref     string `json:"ref"`
+	Pattern string `json:"pattern"`
+}
+
+// KubeVirtImage is the RHCOS KubeVirt container a release's
+// coreos-bootimages manifest names, carried under Tag.
+type KubeVirtImage struct {
+	Release string        `json:"release"`
+	Arch    string        `json:"arch"`
+	Ref     string        `json:"ref"`
+	Source  string        `json:"source"`
+	Digest  digest.Digest `json:"digest"`
+	Tag     string        `json:"tag"`
+}
+
+// GraphData is the update service's graph-data image: the graph data's
+// version and the releases its channels name, the base it was built on,
+// and the image (Source@Digest among Images, going to Target).
+type GraphData struct {
+	Version  string        `json:"version"`
+	Releases []string      `json:"releases"`
+	Base     string        `json:"base"`
+	Source   string        `json:"source"`
+	Digest   digest.Digest `json:"digest"`
+	Target   string        `json:"target"`
+	Tag      string        `json:"tag"`
 }
 
 // Catalog is one operator catalog the bundle carries: the source catalog
@@ -314,6 +367,21 @@ func (idx *Index) validate() error {
 	for i := range idx.Images {
 		if err := idx.Images[i].validate(); err != nil {
 			return fmt.Errorf("images[%d] %s: %w", i, idx.Images[i].Digest, err)
+		}
+	}
+	if g := idx.GraphData; g != nil {
+		if err := checkDigest(g.Digest); err != nil {
+			return fmt.Errorf("graphData: digest: %w", err)
+		}
+	}
+	for i, a := range idx.Additional {
+		if err := checkDigest(a.Digest); err != nil {
+			return fmt.Errorf("additionalImages[%d] %s: digest: %w", i, a.Ref, err)
+		}
+	}
+	for i, k := range idx.KubeVirt {
+		if err := checkDigest(k.Digest); err != nil {
+			return fmt.Errorf("kubeVirt[%d] %s: digest: %w", i, k.Ref, err)
 		}
 	}
 	for i := range idx.Catalogs {

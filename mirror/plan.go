@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferryhq/ferry/mirror/catalog"
+	"github.com/ferryhq/ferry/mirror/graphdata"
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/release"
 	"github.com/ferryhq/ferry/mirror/sigstore"
@@ -45,10 +47,12 @@ func roleRank(role string) int {
 		return 2
 	case RoleOperator:
 		return 3
-	case RoleChild:
+	case RoleAdditional, RoleGraphData:
 		return 4
+	case RoleChild:
+		return 5
 	}
-	return 5
+	return 6
 }
 
 // Plan is everything a set of releases needs, deduplicated: images by
@@ -63,7 +67,12 @@ type Plan struct {
 	Sigstore *SigstoreReport
 	// Catalogs are the operator catalogs, in the order selected.
 	Catalogs []*Catalog
-	sources  map[string]*registry.Source
+	// Additional are the additional images, Blocked those left out.
+	Additional []Additional
+	Blocked    []Blocked
+	// Graph is the update service's graph-data image, when built.
+	Graph   *GraphImage
+	sources map[string]*registry.Source
 	// generated holds the blobs ferry made (a rebuilt catalog's configs
 	// and its catalog layer), by digest.
 	generated map[digest.Digest][]byte
@@ -113,6 +122,11 @@ type Release struct {
 	// Policies are the image policies the release ships: what its nodes
 	// demand of Sigstore signatures (none before 4.21).
 	Policies []sigstore.Policy
+	// KubeVirt are the RHCOS KubeVirt containers carried with it
+	// (Planner.KubeVirt).
+	KubeVirt []KubeVirtImage
+	// bootImages is the payload's coreos-bootimages manifest, if any.
+	bootImages []byte
 }
 
 // Tag is the tag the documented mirroring procedure gives the release.
@@ -166,10 +180,32 @@ type Planner struct {
 	Catalogs []catalog.Selection
 	// CatalogFilter tunes the filtering of every catalog.
 	CatalogFilter catalog.FilterOptions
+	// Images are additional images to carry; Blocked patterns leave out
+	// the additional images whose reference they match (and refuse a
+	// plan whose releases or catalogs need one).
+	Images  []AdditionalImage
+	Blocked []*regexp.Regexp
+	// KubeVirt carries the RHCOS KubeVirt container each release's
+	// coreos-bootimages manifest names.
+	KubeVirt bool
+	// GraphImage, when set, builds the update service's graph-data image.
+	GraphImage *GraphImageOptions
 
 	// maxManifestBytes replaces MaxPlanManifestBytes when > 0, for tests.
 	maxManifestBytes int64
 }
+
+// GraphImageOptions say how to build the update service's graph-data
+// image: the data, the base image and the architecture of its platform.
+type GraphImageOptions struct {
+	Data *graphdata.Data
+	Base string
+	Arch string
+}
+
+// DefaultGraphBaseImage is the base Red Hat documents for the graph-data
+// image: anything with bash and cp.
+const DefaultGraphBaseImage = "registry.access.redhat.com/ubi9/ubi:latest"
 
 // Plan resolves each release and walks everything it references.
 func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
@@ -190,6 +226,20 @@ func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
 		return nil, err
 	}
 	plan.Catalogs = catalogs
+	if err := checkBlocked(p.Blocked, plan); err != nil {
+		plan.Close()
+		return nil, err
+	}
+	if plan.Additional, plan.Blocked, err = w.additionalImages(ctx); err != nil {
+		plan.Close()
+		return nil, err
+	}
+	if p.GraphImage != nil {
+		if plan.Graph, err = w.graphImage(ctx); err != nil {
+			plan.Close()
+			return nil, err
+		}
+	}
 	if err := w.sigstoreTags(ctx); err != nil {
 		plan.Close()
 		return nil, err

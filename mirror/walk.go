@@ -51,7 +51,15 @@ func (w *walk) release(ctx context.Context, ref release.Ref) (*Release, error) {
 		return nil, fmt.Errorf("the tag says version %s but the release image says %s", ref.Version, rel.Version)
 	}
 	w.tag(ref.Repository, m.Digest, rel.Tag())
-	return rel, w.components(ctx, rel)
+	if err := w.components(ctx, rel); err != nil {
+		return nil, err
+	}
+	if w.planner.KubeVirt {
+		if err := w.kubeVirt(ctx, rel); err != nil {
+			return nil, err
+		}
+	}
+	return rel, nil
 }
 
 // instances are the arch-specific images of img: its children for a
@@ -94,6 +102,7 @@ func (w *walk) readImageReferences(ctx context.Context, src *registry.Source, re
 		}
 		if rel.Components == nil {
 			rel.Version, rel.Components, rel.Policies = refs.Version, refs.Components, policies
+			rel.bootImages = files.CoreOSBootImages
 			continue
 		}
 		if refs.Version != rel.Version || !slices.Equal(refs.Components, rel.Components) {
@@ -330,6 +339,7 @@ func (w *walk) sigstoreTags(ctx context.Context) error {
 				return err
 			}
 			w.mu.Lock()
+			sig.Target = img.Target // the nodes look for it beside the image
 			w.signatures[imageKey(img.Repository, img.Digest)] = sig
 			// Apply proves the signatures again from the bundle, so their
 			// payloads travel even when the target holds them (the

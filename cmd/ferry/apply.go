@@ -115,15 +115,17 @@ type applySummary struct {
 	Nodes *admissionReport `json:"nodes,omitempty"`
 	// Operators is the update check of the cluster's installed operators
 	// against the carried catalogs.
-	Operators     *operatorsReport `json:"operators,omitempty"`
-	Rendered      []string         `json:"rendered"`
-	Applied       []string         `json:"applied,omitempty"`
-	NextSteps     []string         `json:"nextSteps"`
-	WallTime      time.Duration    `json:"wallTimeNanos"`
-	ClusterError  string           `json:"clusterError,omitempty"`
-	DryRun        bool             `json:"dryRun,omitempty"`
-	WouldPush     int              `json:"wouldPushBlobs,omitempty"`
-	WouldPushSize int64            `json:"wouldPushBytes,omitempty"`
+	Operators *operatorsReport `json:"operators,omitempty"`
+	// UpdateService says what is left to do for the update service.
+	UpdateService string        `json:"updateService,omitempty"`
+	Rendered      []string      `json:"rendered"`
+	Applied       []string      `json:"applied,omitempty"`
+	NextSteps     []string      `json:"nextSteps"`
+	WallTime      time.Duration `json:"wallTimeNanos"`
+	ClusterError  string        `json:"clusterError,omitempty"`
+	DryRun        bool          `json:"dryRun,omitempty"`
+	WouldPush     int           `json:"wouldPushBlobs,omitempty"`
+	WouldPushSize int64         `json:"wouldPushBytes,omitempty"`
 }
 
 func (o *applyOptions) run(ctx context.Context, env *environment) error {
@@ -314,6 +316,9 @@ func (s *applySummary) print(env *environment, asJSON bool) error {
 	}
 	if len(s.UpdatePath) > 1 {
 		fmt.Fprintf(out, "update path: %s; run each step and let it complete before the next\n", strings.Join(safetext.Lines(s.UpdatePath), " -> "))
+	}
+	if s.UpdateService != "" {
+		fmt.Fprintf(out, "the update service, once its operator runs in the cluster:\n%s\n", s.UpdateService)
 	}
 	if len(s.NextSteps) > 0 {
 		fmt.Fprintln(out, "next, on the cluster:")

@@ -36,9 +36,17 @@ func (o *applyOptions) render(r *bundle.Reader, proof *trust.Report, sum *applyS
 // it) and returns what to apply.
 func (o *applyOptions) writeRendered(name string, configMaps []manifests.File, proof *trust.Report, sum *applySummary) (*apply.Rendered, error) {
 	rendered, err := apply.Render(apply.RenderOptions{Name: name, ConfigMaps: configMaps, Sources: proof.Sources, Target: o.to, ICSP: o.icsp,
-		Catalogs: proof.Catalogs, TargetVersion: targetVersion(proof), DisableDefaultSources: o.disableDefaultSources})
+		Catalogs: proof.Catalogs, TargetVersion: targetVersion(proof), DisableDefaultSources: o.disableDefaultSources,
+		GraphData: proof.GraphData})
 	if err != nil {
 		return nil, err
+	}
+	if proof.GraphData != nil {
+		steps, err := manifests.UpdateServiceSteps(apply.UpdateServiceName, manifests.UpdateServiceNamespace, "")
+		if err != nil {
+			return nil, err
+		}
+		sum.UpdateService = steps
 	}
 	dir := o.outDir(name)
 	all := slices.Concat(rendered.Objects, rendered.WhereServed, rendered.Extra)
@@ -84,7 +92,7 @@ func (o *applyOptions) applyToCluster(ctx context.Context, env *environment, app
 			return fmt.Errorf("%s: %w", f.Name, err)
 		}
 		if !served {
-			env.log.Info("the cluster does not serve this kind (OLM v1 runs on OpenShift 4.18 and later); written, not applied", "file", f.Name)
+			env.log.Info("the cluster does not serve this kind (OLM v1 runs on OpenShift 4.18 and later; UpdateService where its operator is installed); written, not applied", "file", f.Name)
 			continue
 		}
 		objects = append(objects, f.Data)

@@ -59,6 +59,15 @@ type packConfig struct {
 	Operators          []catalog.Selection `yaml:"operators,omitempty" json:"operators,omitempty"`
 	SkipDependencies   bool                `yaml:"skipDependencies,omitempty" json:"skipDependencies,omitempty"`
 	InstalledOperators string              `yaml:"installedOperators,omitempty" json:"installedOperators,omitempty"`
+	// AdditionalImages (--image), BlockedImages (--block),
+	// KubeVirtContainer (--kubevirt-container); GraphImage (--graph-image,
+	// or graph: true on a channel), GraphDataURL and GraphBaseImage.
+	AdditionalImages  []configImage `yaml:"additionalImages,omitempty" json:"additionalImages,omitempty"`
+	BlockedImages     []string      `yaml:"blockedImages,omitempty" json:"blockedImages,omitempty"`
+	KubeVirtContainer bool          `yaml:"kubeVirtContainer,omitempty" json:"kubeVirtContainer,omitempty"`
+	GraphImage        bool          `yaml:"graphImage,omitempty" json:"graphImage,omitempty"`
+	GraphDataURL      string        `yaml:"graphDataURL,omitempty" json:"graphDataURL,omitempty"`
+	GraphBaseImage    string        `yaml:"graphBaseImage,omitempty" json:"graphBaseImage,omitempty"`
 }
 
 // configRelease is one release: a pull spec, or a version and an arch.
@@ -77,7 +86,9 @@ type configChannel struct {
 	Min         string `yaml:"min,omitempty" json:"min,omitempty"`
 	Max         string `yaml:"max,omitempty" json:"max,omitempty"`
 	AcceptRisks bool   `yaml:"acceptRisks,omitempty" json:"acceptRisks,omitempty"`
-	GraphURL    string `yaml:"graphURL,omitempty" json:"graphURL,omitempty"`
+	// Graph builds the update service's graph-data image (--graph-image).
+	Graph    bool   `yaml:"graph,omitempty" json:"graph,omitempty"`
+	GraphURL string `yaml:"graphURL,omitempty" json:"graphURL,omitempty"`
 }
 
 // loadPackConfig reads and strictly decodes a config file. Errors name the
@@ -216,6 +227,22 @@ func (o *packOptions) applyConfig(c *cli.Context, cfg *packConfig) {
 	if !c.IsSet("catalog") {
 		o.operators.fromConfig = cfg.Operators
 	}
+	if !c.IsSet("image") {
+		o.extras.fromConfig = cfg.AdditionalImages
+	}
+	if !c.IsSet("block") {
+		for _, b := range cfg.BlockedImages {
+			_ = o.extras.blocked.Set(b)
+		}
+	}
+	setString("graph-data-url", &o.extras.graphDataURL, cfg.GraphDataURL)
+	setString("graph-base-image", &o.extras.graphBaseImage, cfg.GraphBaseImage)
+	if !c.IsSet("kubevirt-container") && cfg.KubeVirtContainer {
+		o.extras.kubeVirt = true
+	}
+	if !c.IsSet("graph-image") && (cfg.GraphImage || (len(cfg.Channels) == 1 && cfg.Channels[0].Graph)) {
+		o.extras.graphImage = true
+	}
 	setDuration := func(flag string, dst *time.Duration, v string) {
 		if d, err := time.ParseDuration(v); !c.IsSet(flag) && err == nil { // checked by parsePackConfig
 			*dst = d
@@ -270,6 +297,17 @@ func (o *packOptions) effectiveConfig() *packConfig {
 	}
 	if sels, err := o.operators.selections(); err == nil {
 		cfg.Operators = sels
+	}
+	cfg.BlockedImages, cfg.KubeVirtContainer, cfg.GraphImage = o.extras.blocked.Value(), o.extras.kubeVirt, o.extras.graphImage
+	if o.extras.graphImage {
+		cfg.GraphDataURL, cfg.GraphBaseImage = o.extras.graphDataURL, o.extras.graphBaseImage
+	}
+	cfg.AdditionalImages = o.extras.fromConfig
+	if refs := o.extras.images.Value(); len(refs) > 0 {
+		cfg.AdditionalImages = nil
+		for _, r := range refs {
+			cfg.AdditionalImages = append(cfg.AdditionalImages, configImage{Name: r})
+		}
 	}
 	for _, r := range o.releases {
 		cfg.Releases = append(cfg.Releases, configReleaseOf(r, o.arch))

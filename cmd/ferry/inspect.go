@@ -146,7 +146,8 @@ func printIndex(env *environment, idx *bundle.Index) {
 		roles[img.Role]++
 	}
 	var parts []string
-	for _, role := range []string{bundle.RoleRelease, bundle.RoleComponent, bundle.RoleCatalog, bundle.RoleOperator, bundle.RoleChild, bundle.RoleSigstore} {
+	for _, role := range []string{bundle.RoleRelease, bundle.RoleComponent, bundle.RoleCatalog, bundle.RoleOperator,
+		bundle.RoleAdditional, bundle.RoleGraphData, bundle.RoleChild, bundle.RoleSigstore} {
 		if roles[role] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", roles[role], role))
 		}
@@ -175,6 +176,7 @@ func printIndex(env *environment, idx *bundle.Index) {
 	for _, c := range idx.Catalogs {
 		printCatalogRecord(out, c)
 	}
+	printExtrasRecord(out, idx)
 	for i, v := range idx.Volumes {
 		size := ""
 		if v.Size > 0 {
@@ -233,5 +235,31 @@ func printCatalogRecord(out io.Writer, c bundle.Catalog) {
 		for _, d := range p.DependenciesUnresolved {
 			fmt.Fprintf(out, "    dependency NOT met: %s\n", clean(d))
 		}
+	}
+}
+
+// printExtrasRecord shows the additional images, the blocked ones, the
+// KubeVirt containers and the graph-data image.
+func printExtrasRecord(out io.Writer, idx *bundle.Index) {
+	clean := safetext.Clean
+	for _, a := range idx.Additional {
+		fmt.Fprintf(out, "additional image %s\n  digest: %s\n  to:     <target>/%s", clean(a.Ref), a.Digest, clean(a.Target))
+		if a.TargetTag != "" {
+			fmt.Fprintf(out, ":%s", clean(a.TargetTag))
+		}
+		if a.AlreadyCarried != "" {
+			fmt.Fprintf(out, " (already carried as %s)", clean(a.AlreadyCarried))
+		}
+		fmt.Fprintln(out)
+	}
+	for _, b := range idx.Blocked {
+		fmt.Fprintf(out, "blocked image %s (pattern %s)\n", clean(b.Ref), clean(b.Pattern))
+	}
+	for _, k := range idx.KubeVirt {
+		fmt.Fprintf(out, "RHCOS KubeVirt container of %s (%s): %s@%s, tag %s\n", clean(k.Release), clean(k.Arch), clean(k.Source), k.Digest, clean(k.Tag))
+	}
+	if g := idx.GraphData; g != nil {
+		fmt.Fprintf(out, "graph-data image %s (graph data %s, %d releases named, base %s) to <target>/%s:%s\n",
+			g.Digest, clean(g.Version), len(g.Releases), clean(g.Base), clean(g.Target), clean(g.Tag))
 	}
 }

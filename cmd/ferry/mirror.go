@@ -47,6 +47,7 @@ func mirrorCommand(env *environment) *cli.Command {
 		s.sigstore.flag("refuse to copy"),
 	}
 	flags = append(flags, s.operators.flags()...)
+	flags = append(flags, s.extras.flags()...)
 	flags = append(flags, s.registry.flags()...)
 	// One auth file and certificate directory serve both sides (an
 	// auth.json holds every registry); TLS is chosen per side.
@@ -81,8 +82,8 @@ Examples:
 					return err
 				}
 			}
-			if len(s.releases) == 0 && len(s.configReleases) == 0 && !s.graph.active() && !s.operators.active() {
-				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), --catalog, or -f ferry.yaml; see `ferry mirror --help`"))
+			if len(s.releases) == 0 && len(s.configReleases) == 0 && !s.graph.active() && !s.operators.active() && !s.extras.active() {
+				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), --catalog, --image, or -f ferry.yaml; see `ferry mirror --help`"))
 			}
 			if t.to == "" {
 				return usageError(errors.New("--to REGISTRY/REPO is required: the mirror repository to copy into; see `ferry mirror --help`"))
@@ -167,7 +168,10 @@ func mirrorName(plan *mirror.Plan) string {
 	if len(plan.Releases) > 0 {
 		return "mirror-" + strings.ReplaceAll(plan.Releases[0].Tag(), ".", "-")
 	}
-	return "mirror-" + strings.ReplaceAll(plan.Catalogs[0].Tag, ".", "-")
+	if len(plan.Catalogs) > 0 {
+		return "mirror-" + strings.ReplaceAll(plan.Catalogs[0].Tag, ".", "-")
+	}
+	return "mirror-images"
 }
 
 // readConfig takes what a mirror needs from a ferry.yaml: the releases or

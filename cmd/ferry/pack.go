@@ -47,6 +47,7 @@ type packOptions struct {
 	sign           signFlags
 	sigstore       sigstoreFlag
 	operators      operatorFlags
+	extras         extrasFlags
 }
 
 func packCommand(env *environment) *cli.Command {
@@ -75,6 +76,7 @@ func packCommand(env *environment) *cli.Command {
 	flags = append(flags, o.sign.flags()...)
 	flags = append(flags, o.graph.flags()...)
 	flags = append(flags, o.operators.flags()...)
+	flags = append(flags, o.extras.flags()...)
 	flags = append(flags, o.registry.flags()...)
 	return &cli.Command{
 		Name:      "pack",
@@ -128,8 +130,8 @@ Examples:
 			if o.printConfig {
 				return o.writeConfig(env)
 			}
-			if len(o.releases) == 0 && len(o.configReleases) == 0 && !o.graph.active() && !o.operators.active() {
-				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), --channel, --catalog, or -f ferry.yaml; see `ferry pack --help`"))
+			if len(o.releases) == 0 && len(o.configReleases) == 0 && !o.graph.active() && !o.operators.active() && !o.extras.active() {
+				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), --channel, --catalog, --image, --graph-image, or -f ferry.yaml; see `ferry pack --help`"))
 			}
 			return o.run(c.Context, env)
 		},
@@ -221,7 +223,14 @@ func (o *packOptions) planReleases(ctx context.Context, env *environment, client
 	}
 	planner := &mirror.Planner{Registry: client, Parallel: o.parallel, SigstoreMode: mode,
 		Catalogs: catalogs, CatalogFilter: catalog.FilterOptions{SkipDependencies: o.operators.skipDependencies}}
+	if err := o.extras.configure(ctx, env, &o.registry.net, o.arch, planner); err != nil {
+		return nil, nil, nil, err
+	}
 	plan, err := planner.Plan(ctx, refs)
+	var blocked *mirror.BlockedError
+	if errors.As(err, &blocked) {
+		return nil, nil, nil, usageError(err)
+	}
 	var refused *sigstore.RefusedImagesError
 	if errors.As(err, &refused) {
 		return nil, nil, nil, verificationError(fmt.Errorf("%w\npack with --sigstore best-effort to carry the release anyway (each gap recorded), "+
@@ -232,6 +241,7 @@ func (o *packOptions) planReleases(ctx context.Context, env *environment, client
 	}
 	logSigstore(env, plan)
 	logCatalogs(env, plan)
+	logExtras(env, plan)
 	if pick != nil {
 		if err := pick.checkArch(plan); err != nil {
 			return nil, nil, nil, errors.Join(err, plan.Close())

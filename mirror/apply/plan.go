@@ -7,6 +7,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
 
+	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/pack"
@@ -64,6 +65,10 @@ func FromPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted, 
 	p.Sigstore = sigstoreProofOf(plan)
 	for _, c := range plan.Catalogs {
 		p.Catalogs = append(p.Catalogs, trust.Catalog{Catalog: pack.CatalogRecord(c), Proof: trust.SourceRegistry})
+	}
+	if g := plan.Graph; g != nil {
+		p.GraphData = &trust.GraphData{Proof: trust.SourceRegistry, GraphData: bundle.GraphData{Version: g.Data.Version, Releases: g.Data.Versions,
+			Base: g.Base, Source: g.Repository, Digest: g.Digest, Target: g.Target, Tag: g.Tag}}
 	}
 	return p, nil
 }

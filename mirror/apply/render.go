@@ -16,7 +16,7 @@ type Rendered struct {
 	Objects []manifests.File
 	// WhereServed are applied where the cluster serves their kind, and
 	// only written elsewhere: the ClusterCatalogs of OLM v1 (OpenShift
-	// 4.18 and later).
+	// 4.18 and later), the UpdateService (where its operator runs).
 	WhereServed []manifests.File
 	// Extra are written beside them, never applied: the install-config
 	// snippet and, on request, the legacy ImageContentSourcePolicy.
@@ -43,7 +43,13 @@ type RenderOptions struct {
 	// DisableDefaultSources adds the OperatorHub object that turns the
 	// cluster's default (internet) catalog sources off.
 	DisableDefaultSources bool
+	// GraphData is the proven graph-data image: an UpdateService serves
+	// the releases in Target with it.
+	GraphData *trust.GraphData
 }
+
+// UpdateServiceName names the UpdateService apply renders.
+const UpdateServiceName = "ferry"
 
 // Render makes the mirror configuration that routes every proven source
 // repository to the target, after the given signature ConfigMaps, and the
@@ -60,6 +66,14 @@ func Render(o RenderOptions) (*Rendered, error) {
 	}
 	if err := r.addCatalogs(o); err != nil {
 		return nil, err
+	}
+	if g := o.GraphData; g != nil {
+		us, err := manifests.UpdateService(UpdateServiceName, manifests.UpdateServiceNamespace, o.Target,
+			o.Target+"/"+g.Target+"@"+g.Digest.String(), manifests.DefaultUpdateServiceReplicas)
+		if err != nil {
+			return nil, err
+		}
+		r.WhereServed = append(r.WhereServed, manifests.File{Name: "updateservice-" + UpdateServiceName + ".yaml", Data: us})
 	}
 	return r, nil
 }

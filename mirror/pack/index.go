@@ -41,6 +41,7 @@ func (p *writer) index() *bundle.Index {
 	for _, c := range p.plan.Catalogs {
 		idx.Catalogs = append(idx.Catalogs, CatalogRecord(c))
 	}
+	extrasRecord(idx, p.plan)
 	for _, img := range p.plan.Images {
 		idx.Images = append(idx.Images, bundle.Image{
 			Source: img.Repository, Digest: img.Digest, MediaType: img.MediaType, Size: int64(len(img.Manifest)),
@@ -164,4 +165,28 @@ func CatalogRecord(c *mirror.Catalog) bundle.Catalog {
 		rec.Images = append(rec.Images, bundle.CatalogImage{Ref: im.Ref, Source: im.Repository, Digest: im.Digest})
 	}
 	return rec
+}
+
+// extrasRecord records the additional images, the blocked ones, the
+// KubeVirt containers and the graph-data image of a plan.
+func extrasRecord(idx *bundle.Index, plan *mirror.Plan) {
+	for _, a := range plan.Additional {
+		idx.Additional = append(idx.Additional, bundle.AdditionalImage{Ref: a.Ref, Source: a.Repository, Tag: a.Tag, Digest: a.Digest,
+			Target: a.Target, TargetTag: a.TargetTag, AlreadyCarried: a.AlreadyCarried})
+	}
+	for _, b := range plan.Blocked {
+		idx.Blocked = append(idx.Blocked, bundle.BlockedImage{Ref: b.Ref, Pattern: b.Pattern})
+	}
+	for _, r := range plan.Releases {
+		for _, k := range r.KubeVirt {
+			idx.KubeVirt = append(idx.KubeVirt, bundle.KubeVirtImage{Release: k.Release, Arch: k.Arch, Ref: k.Ref, Source: k.Repository, Digest: k.Digest, Tag: k.Tag})
+		}
+	}
+	if g := plan.Graph; g != nil {
+		idx.GraphData = &bundle.GraphData{Version: g.Data.Version, Releases: g.Data.Versions, Base: g.Base,
+			Source: g.Repository, Digest: g.Digest, Target: g.Target, Tag: g.Tag}
+		if idx.GraphData.Releases == nil {
+			idx.GraphData.Releases = []string{}
+		}
+	}
 }

@@ -132,6 +132,8 @@ type Report struct {
 	// Catalogs are the operator catalogs proven whole: apply serves them
 	// to the cluster.
 	Catalogs []Catalog
+	// GraphData is the proven graph-data image, if the bundle carries one.
+	GraphData *GraphData
 }
 
 // OK reports whether nothing stands in the way of applying the bundle.
@@ -161,6 +163,7 @@ func Check(ctx context.Context, r *bundle.Reader, opts Options) *Report {
 	c.sigstorePolicies(ctx, releases)
 	c.indexImages()
 	c.catalogs()
+	c.graphData()
 	c.checkBlobs()
 	c.checkTags()
 	c.updateSteps(releases)
