@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/e2e/testbed"
+)
+
+// graphDataFixture is the slice of Red Hat's graph data in ../shared.
+func graphDataFixture(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(repoRoot(), "..", "shared", "fixtures", "graph", "graph-data")
+	if _, err := os.Stat(filepath.Join(dir, "channels")); err != nil {
+		t.Fatalf("the graph-data fixture: %v", err)
+	}
+	return "file://" + dir
+}
+
+// TestExtrasCarried packs a release with its RHCOS KubeVirt container,
+// additional images (by tag and by digest, multi-arch and single, one
+// already carried, one blocked) and the graph-data image built on a base
+// from the registry; apply pushes each where the cluster will look for it:
+// additional images under their own repository paths with their tags, the
+// graph-data image under graph-image, the KubeVirt container beside the
+// release; and renders the UpdateService.
+func TestExtrasCarried(t *testing.T) {
+	opts := smallRelease
+	opts.KubeVirtContainer = true
+	b := newFaultBed(t, opts)
+	cat := testbed.BuildCatalog(t, b.reg.Host, testbed.CatalogOptions{Multi: true})
+	var tagged, byDigest testbed.RelatedImage
+	for _, ri := range cat.RelatedImages {
+		switch {
+		case ri.Tag != "" && tagged.Image == "":
+			tagged = ri
+		case ri.Tag == "" && byDigest.Image == "" && strings.Contains(ri.Repository, "aurora"):
+			byDigest = ri
+		}
+	}
+	single := cat.Bundles[cat.HeadOf(testbed.CatalogPackageDorado, "stable")]
+	blocked := cat.Bundles[cat.HeadOf(testbed.CatalogPackageCygnus, "stable")]
+	component := b.rel.Components[0]
+	packer := testbed.NewKey(t, "packer")
+	packerKey, packerPub := filepath.Join(b.dir, "packer.key"), filepath.Join(b.dir, "packer.pub")
+	if err := os.WriteFile(packerKey, packer.PrivateArmored(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(packerPub, packer.PublicArmored(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	bundlePath := b.pack(t, "--no-self", "--sign-key", packerKey, "--kubevirt-container",
+		"--image", tagged.Image, "--image", byDigest.Image, "--image", single.Image, "--image", blocked.Image,
+		"--image", b.rel.Host+"/"+component.Repository+"@"+component.Digest.String(),
+		"--block", "cygnus-operator-bundle", "--graph-image", "--graph-data-url", graphDataFixture(t), "--graph-base-image", b.rel.DigestSpec())
+
+	idx := readIndexFile(t, bundlePath)
+	if len(idx.Additional) != 4 || len(idx.Blocked) != 1 || idx.Blocked[0].Ref != blocked.Image {
+		t.Fatalf("index: %d additional images, blocked %+v; want 4 and %s", len(idx.Additional), idx.Blocked, blocked.Image)
+	}
+	if len(idx.KubeVirt) != 1 || idx.KubeVirt[0].Digest != b.rel.KubeVirt[0].Digest {
+		t.Fatalf("index records KubeVirt %+v, want %s", idx.KubeVirt, b.rel.KubeVirt[0].Digest)
+	}
+	if idx.GraphData == nil || len(idx.GraphData.Releases) == 0 {
+		t.Fatalf("index records graph data %+v", idx.GraphData)
+	}
+	inspect := mustFerry(t, "inspect", bundlePath)
+	for _, want := range []string{"additional image " + tagged.Image, "blocked image " + blocked.Image, "RHCOS KubeVirt container", "graph-data image"} {
+		if !strings.Contains(inspect, want) {
+			t.Errorf("inspect does not say %q\n%s", want, inspect)
+		}
+	}
+
+	mirror := testbed.NewMemoryRegistry(t)
+	rendered := filepath.Join(t.TempDir(), "manifests")
+	out := mustFerry(t, "apply", bundlePath, "--to", mirror.Host+"/"+targetRepo, "--dest-tls-verify=false", "--keyring", b.keyFile,
+		"--bundle-keyring", packerPub, "--no-cluster", "--output-dir", rendered)
+	if !strings.Contains(out, "oc patch clusterversion version") {
+		t.Errorf("apply does not print the update service's steps\n%s", out)
+	}
+	target := testbed.NewClient(mirror.Host)
+	ctx := context.Background()
+	head := func(repo, ref string) {
+		t.Helper()
+		if _, err := target.HeadManifest(ctx, repo, ref); err != nil {
+			t.Errorf("%s:%s is not in the mirror: %v", repo, ref, err)
+		}
+	}
+	for _, a := range idx.Additional {
+		if a.AlreadyCarried != "" {
+			head(targetRepo, a.Digest.String())
+			continue
+		}
+		head(targetRepo+"/"+a.Target, a.Digest.String())
+		if a.TargetTag != "" {
+			head(targetRepo+"/"+a.Target, a.TargetTag)
+		}
+	}
+	head(targetRepo+"/"+tagged.Repository, tagged.Tag)
+	head(targetRepo, idx.KubeVirt[0].Tag)
+	head(targetRepo+"/"+idx.GraphData.Target, idx.GraphData.Tag)
+	if _, err := target.HeadManifest(ctx, targetRepo+"/"+blocked.Repository, blocked.Digest.String()); err == nil {
+		t.Errorf("the blocked image %s reached the mirror", blocked.Image)
+	}
+	us, err := os.ReadFile(filepath.Join(rendered, "updateservice-ferry.yaml"))
+	if err != nil || !strings.Contains(string(us), mirror.Host+"/"+targetRepo+"/graph-image@"+idx.GraphData.Digest.String()) {
+		t.Errorf("the rendered UpdateService (%v) does not name the pushed graph-data image:\n%s", err, us)
+	}
+	idms, err := filepath.Glob(filepath.Join(rendered, "idms-*.yaml"))
+	if err != nil || len(idms) != 1 {
+		t.Fatalf("rendered IDMS: %v %v", idms, err)
+	}
+	data, err := os.ReadFile(idms[0])
+	if err != nil || !strings.Contains(string(data), mirror.Host+"/"+targetRepo+"/"+tagged.Repository) {
+		t.Errorf("the ImageDigestMirrorSet does not route %s to its own path:\n%s", tagged.Repository, data)
+	}
+}
+
+// TestBlockedComponentRefused: a blocked pattern that matches a release
+// component is a usage error naming the component; nothing is written.
+func TestBlockedComponentRefused(t *testing.T) {
+	b := newFaultBed(t, smallRelease)
+	out := filepath.Join(t.TempDir(), "bundle.tar")
+	wantExit(t, "pack --block component", ferryRun(t, b.packArgs(out, "--block", strings.ReplaceAll(b.rel.Components[0].Repository, "/", "\\/"))...),
+		codeUsage, "blocked image pattern", "component "+b.rel.Components[0].Name)
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused pack left %s (%v)", out, err)
+	}
+}
+
+// TestExtrasUnsignedRefused: additional images and the graph-data image
+// travel under the bundle signature only; an unsigned bundle holding them
+// is refused before anything is pushed.
+func TestExtrasUnsignedRefused(t *testing.T) {
+	b := newFaultBed(t, smallRelease)
+	bundlePath := b.pack(t, "--no-self", "--graph-image", "--graph-data-url", graphDataFixture(t), "--graph-base-image", b.rel.DigestSpec())
+	if idx := readIndexFile(t, bundlePath); idx.GraphData == nil || imageOfRole(t, idx, bundle.RoleGraphData).Target != "graph-image" {
+		t.Fatalf("the bundle carries no graph-data image under graph-image")
+	}
+	mirror := testbed.NewMemoryRegistry(t)
+	wantExit(t, "apply unsigned", ferryRun(t, applyArgs(t, bundlePath, b.keyFile, mirror.Host)...), codeVerification,
+		"graph-data image", "no verified bundle signature covers it")
+	assertCatalogEmpty(t, mirror)
+}
