@@ -167,13 +167,22 @@ func (w *walk) additionalImage(ctx context.Context, ai AdditionalImage) (Additio
 }
 
 // setTarget sends img and its children to the repository path target.
+// Their blobs are always carried: an inventory (pack --since) lists what
+// the target repository holds, not what a repository under it holds, and
+// a registry takes a manifest only with its blobs in its own repository.
 func (w *walk) setTarget(img *Image, target string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	img.Target = target
+	images := []*Image{img}
 	for _, c := range img.Children {
 		if ch, ok := w.images[imageKey(img.Repository, c)]; ok {
-			ch.Target = target
+			images = append(images, ch)
+		}
+	}
+	for _, im := range images {
+		im.Target = target
+		for _, d := range im.Blobs {
+			w.blobs[d].ReleaseFiles = true
 		}
 	}
 }

@@ -140,6 +140,7 @@ func (w *walk) graphImage(ctx context.Context) (*GraphImage, error) {
 	if err := w.addGenerated(img); err != nil {
 		return nil, err
 	}
+	w.setTarget(img, GraphImageTarget)
 	return &GraphImage{Data: opts.Data, Base: repo + "@" + m.Digest.String(), Repository: repo, Digest: built.Digest,
 		Target: GraphImageTarget, Tag: tag}, nil
 }

@@ -159,11 +159,12 @@ type Blob struct {
 	Size       int64
 	MediaType  string
 	Repository string
-	// ReleaseFiles marks a release image's config, each of its layers the
-	// walk read release-manifests/ from, and the payloads of cosign
-	// signature images. Checking the chain of trust and the
-	// signatures offline reads exactly these blobs again, so a bundle must
-	// carry them even when the target already holds them.
+	// ReleaseFiles marks the blobs a bundle carries even when the target
+	// already holds them: a release image's config and each of its layers
+	// the walk read release-manifests/ from, the payloads of cosign
+	// signature images and a catalog's catalog layer (the offline proof
+	// and checks read exactly these again), and the blobs of images that
+	// go to a repository under the target (see walk.setTarget).
 	ReleaseFiles bool
 }
 
