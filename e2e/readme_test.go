@@ -50,7 +50,13 @@ func TestReadmeJourney(t *testing.T) {
 	home.must(t, "--passphrase", "", "--quick-gen-key", "Packer <packer@example.com>", "default", "default", "never")
 	script = strings.NewReplacer("quay.io/", src.Host+"/", "registry.redhat.io/", src.Host+"/", "registry.example:5000", dst.Host,
 		"cluster-logging", testbed.CatalogPackageAurora, "openshift-gitops-operator", testbed.CatalogPackageDorado,
-		"name: latest", "name: stable", "minVersion: 1.12.0", "minVersion: 3.0.0").Replace(script)
+		"name: latest", "name: stable", "minVersion: 1.12.0", "minVersion: 3.0.0",
+		// The graph data is the slice in ../shared; the additional image
+		// one of the test bed's catalog images, by tag.
+		"https://api.openshift.com/api/upgrades_info/graph-data", graphDataFixture(t),
+		"openshift4/ose-kube-rbac-proxy:v4.15", "cygnus/kube-rbac-proxy:v0.15.0",
+		// Any image with bash and cp will do as the graph-data image's base.
+		"registry.access.redhat.com/ubi9/ubi:latest", rel.PullSpec).Replace(script)
 	kubeconfig := maybeKube(t)
 	if kubeconfig == "" {
 		kubeconfig = filepath.Join(dir, "no-cluster") // apply then renders only
