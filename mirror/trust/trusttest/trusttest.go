@@ -205,6 +205,36 @@ func (fx *Fixture) signature(t testing.TB, key *testbed.SigstoreKey, d digest.Di
 	return fx.manifest(t, cfg, l)
 }
 
+// Image stores a single image with one layer of the given bytes and
+// returns its index entry from repo, with role and tag: an image beyond
+// the release chain, for a test to list (and sign the index over).
+func (fx *Fixture) Image(t testing.TB, repo, role, tag string, layer []byte) bundle.Image {
+	t.Helper()
+	m := fx.image(t, `{"architecture":"amd64","os":"linux"}`, layer)
+	return fx.indexImage(t, repo, m, role, tag)
+}
+
+// List stores an OCI image index over the images and returns its index
+// entry from repo, with role and tag; the images keep their own entries.
+func (fx *Fixture) List(t testing.TB, repo, role, tag string, images ...bundle.Image) bundle.Image {
+	t.Helper()
+	list := ocispec.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex}
+	var children []digest.Digest
+	for _, img := range images {
+		list.Manifests = append(list.Manifests, ocispec.Descriptor{MediaType: img.MediaType, Digest: img.Digest, Size: img.Size,
+			Platform: &ocispec.Platform{Architecture: "amd64", OS: "linux"}})
+		children = append(children, img.Digest)
+	}
+	data, err := json.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBlob(ocispec.MediaTypeImageIndex, data)
+	fx.Files[bundle.BlobName(b.desc.Digest)] = data
+	return bundle.Image{Source: repo, Digest: b.desc.Digest, MediaType: b.desc.MediaType, Size: b.desc.Size,
+		Tags: []string{tag}, Role: role, Children: children}
+}
+
 func (fx *Fixture) indexImage(t testing.TB, repo string, m blob, role, tag string) bundle.Image {
 	t.Helper()
 	var parsed ocispec.Manifest
