@@ -3,7 +3,6 @@ package apply_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -38,18 +37,8 @@ func bundleWithTool(t *testing.T) (*trusttest.Fixture, bundle.Image, *bundle.Rea
 	tool := fx.Image(t, toolRepo, bundle.RoleAdditional, trusttest.Version+"-"+trusttest.Arch, []byte("tool layer"))
 	sig := fx.Image(t, toolRepo, bundle.RoleSigstore, "sha256-"+tool.Digest.Encoded()+".sig", []byte("tool signature"))
 	tool.Target, sig.Target = toolTarget, toolTarget
-	data, err := json.Marshal(fx.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var idx bundle.Index
-	if err := json.Unmarshal(data, &idx); err != nil {
-		t.Fatal(err)
-	}
-	idx.Files, idx.Volumes, idx.ID = nil, nil, ""
-	idx.Images = append(idx.Images, tool, sig)
 	path := filepath.Join(t.TempDir(), "tool.tar")
-	trusttest.WriteFiles(t, path, fx.Files, &idx, bundle.WriteOptions{})
+	fx.WithImages(t, path, tool, sig)
 	r, err := bundle.Open(path, bundle.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)

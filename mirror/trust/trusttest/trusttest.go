@@ -40,6 +40,8 @@ type Fixture struct {
 	Path    string
 	Index   *bundle.Index
 	Keyring *signature.Keyring
+	// ReleaseKey is Keyring's key, armored, for a --keyring file.
+	ReleaseKey []byte
 	// Files are the bundle's files by name, for writing variants.
 	Files map[string][]byte
 	// Release is the release image's digest; Components the component
@@ -100,7 +102,7 @@ func write(t testing.TB, dir string, components []string, opts bundle.WriteOptio
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx.Keyring = kr
+	fx.Keyring, fx.ReleaseKey = kr, key.PublicArmored(t)
 	sig := key.SignRelease(t, fx.Release.String(), ReleaseRepo+":"+Version+"-"+Arch)
 	sigName := bundle.SignatureName(fx.Release, 1)
 	cm, err := manifests.SignatureConfigMap(fx.Release, [][]byte{sig})
@@ -129,6 +131,16 @@ func write(t testing.TB, dir string, components []string, opts bundle.WriteOptio
 	fx.Files[bundle.LayoutFileName], fx.Files[bundle.LayoutIndexName] = bundle.OCILayout(), layoutIndex
 	fx.Index = WriteFiles(t, fx.Path, fx.Files, idx, opts)
 	return fx
+}
+
+// WithImages writes the fixture's files again as a bundle at path, its
+// index listing images besides the fixture's own (stored with Image or
+// List), and returns the index as finished.
+func (fx *Fixture) WithImages(t testing.TB, path string, images ...bundle.Image) *bundle.Index {
+	t.Helper()
+	idx := &bundle.Index{Tool: fx.Index.Tool, Releases: fx.Index.Releases, Prerequisites: fx.Index.Prerequisites,
+		Images: append(slices.Clone(fx.Index.Images), images...)}
+	return WriteFiles(t, path, fx.Files, idx, bundle.WriteOptions{})
 }
 
 // WriteFiles writes files and idx as a bundle at path and returns the
