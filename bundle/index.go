@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"time"
 
@@ -562,6 +563,9 @@ func (im *Image) validate() error {
 		return fmt.Errorf("role %q: want one of %s, %s, %s, %s, %s, %s, %s, %s", im.Role,
 			RoleRelease, RoleComponent, RoleChild, RoleSigstore, RoleCatalog, RoleOperator, RoleAdditional, RoleGraphData)
 	}
+	if err := checkTarget(im.Target); err != nil {
+		return err
+	}
 	for i, d := range im.Children {
 		if err := checkDigest(d); err != nil {
 			return fmt.Errorf("children[%d]: %w", i, err)
@@ -571,6 +575,33 @@ func (im *Image) validate() error {
 		if err := checkDigest(d); err != nil {
 			return fmt.Errorf("blobs[%d]: %w", i, err)
 		}
+	}
+	return nil
+}
+
+// MaxTargetLength bounds an image's Target: distribution caps a whole
+// repository name at 255 characters, so no longer path can name a
+// repository under any --to.
+const MaxTargetLength = 255
+
+// targetPath is a repository path as distribution's reference grammar
+// allows it: lower-case alphanumeric components joined by ".", "_", "__"
+// or dashes, separated by single "/". It admits no "..", no empty
+// component and no leading or trailing "/", so a Target cannot climb out
+// of the repository apply pushes under.
+var targetPath = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+
+// checkTarget accepts an empty Target (the target repository itself) or a
+// repository path under it.
+func checkTarget(target string) error {
+	if target == "" {
+		return nil
+	}
+	if len(target) > MaxTargetLength {
+		return fmt.Errorf("target of %d characters, more than %d", len(target), MaxTargetLength)
+	}
+	if !targetPath.MatchString(target) {
+		return fmt.Errorf("target %q is not a repository path (lower-case components separated by /)", target)
 	}
 	return nil
 }

@@ -87,6 +87,15 @@ func TestParseIndexRefuses(t *testing.T) {
 		{"bad image digest", func(idx *Index) { idx.Images[0].Digest = "sha256:xyz" }, "images[0] sha256:xyz: digest"},
 		{"image of another algorithm", func(idx *Index) { idx.Images[0].Digest = digest.Digest("sha512:" + hexA + hexA) }, "unsupported digest algorithm"},
 		{"unknown role", func(idx *Index) { idx.Images[0].Role = "extra" }, `role "extra"`},
+		{"target climbing out", func(idx *Index) { idx.Images[0].Target = "../../other" }, `target "../../other" is not a repository path`},
+		{"target with a dot-dot component", func(idx *Index) { idx.Images[0].Target = "org/../other" }, `target "org/../other"`},
+		{"target with a leading slash", func(idx *Index) { idx.Images[0].Target = "/org/tool" }, `target "/org/tool"`},
+		{"target with a trailing slash", func(idx *Index) { idx.Images[0].Target = "org/tool/" }, `target "org/tool/"`},
+		{"target with an empty component", func(idx *Index) { idx.Images[0].Target = "org//tool" }, `target "org//tool"`},
+		{"target with a host", func(idx *Index) { idx.Images[0].Target = "evil.example:5000/tool" }, `target "evil.example:5000/tool"`},
+		{"target with a tag", func(idx *Index) { idx.Images[0].Target = "org/tool:v1" }, `target "org/tool:v1"`},
+		{"target upper case", func(idx *Index) { idx.Images[0].Target = "Org/tool" }, `target "Org/tool"`},
+		{"target too long", func(idx *Index) { idx.Images[0].Target = strings.Repeat("a/", 128) + "a" }, "target of 257 characters, more than 255"},
 		{"bad release signature name", func(idx *Index) {
 			idx.Releases = []Release{{Digest: digest.FromString("r"), Signatures: []ReleaseSignature{{File: "/tmp/sig"}}}}
 		}, "releases[0]: signatures[0] file"},
@@ -121,6 +130,22 @@ func TestParseIndexRefuses(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestParseIndexTargets: a Target is empty or a repository path, as
+// distribution names them.
+func TestParseIndexTargets(t *testing.T) {
+	for _, target := range []string{"", "org/tool", "graph-image", "a__b/c.d/e--f", strings.Repeat("a", MaxTargetLength)} {
+		idx := validIndex()
+		idx.Images[0].Target = target
+		data, err := json.Marshal(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseIndex(bytes.NewReader(data)); err != nil {
+			t.Errorf("target %q: %v", target, err)
+		}
 	}
 }
 

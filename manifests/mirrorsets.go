@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -24,16 +25,17 @@ const (
 	maxNameLength = 63
 )
 
-// MirrorConfig is the mirror configuration for one mirror: every source
-// repository mapped to the one target repository that holds all the images
-// (SPEC §5). Each field is a complete YAML document.
+// MirrorConfig is the mirror configuration for one mirror registry: every
+// source repository mapped to the mirror repositories that hold its images
+// (SPEC §5), typically the one target repository. Each []byte field is a
+// complete YAML document.
 type MirrorConfig struct {
 	// Name is the objects' name: "ferry-<id>", a valid DNS-1123 label.
 	Name string
 	// Sources are the source repositories, sorted and without duplicates.
 	Sources []string
-	// Target is the mirror repository.
-	Target string
+	// Routes are the sources with their mirrors, in the order of Sources.
+	Routes []Route
 
 	// ImageDigestMirrorSet (config.openshift.io/v1) serves pulls by digest,
 	// which is how the cluster pulls release and component images (4.13+).
@@ -63,33 +65,61 @@ func (m *MirrorConfig) Files() []File {
 	}
 }
 
+// Route sends pulls of one source repository to its mirror repositories,
+// tried in order.
+type Route struct {
+	Source  string
+	Mirrors []string
+}
+
 // MirrorSets renders the mirror configuration that sends pulls of every
-// repository in sources to target. id names the objects "ferry-<id>" (a
-// leading "ferry-" is not repeated) after turning it into a DNS-1123 label;
-// it is typically the release version or the bundle id. Sources and target
-// must be fully qualified repositories without tag or digest; sources are
-// sorted and de-duplicated.
+// repository in sources to target: RoutedMirrorSets with one mirror for
+// all.
 func MirrorSets(id string, sources []string, target string) (*MirrorConfig, error) {
+	routes := make([]Route, len(sources))
+	for i, s := range sources {
+		routes[i] = Route{Source: s, Mirrors: []string{target}}
+	}
+	return RoutedMirrorSets(id, routes)
+}
+
+// RoutedMirrorSets renders the mirror configuration that sends pulls of
+// each route's source to its mirrors. id names the objects "ferry-<id>" (a
+// leading "ferry-" is not repeated) after turning it into a DNS-1123 label;
+// it is typically the release version or the bundle id. Sources and mirrors
+// must be fully qualified repositories without tag or digest; sources are
+// sorted, and a source given twice gets the mirrors of both, each once, in
+// the order given.
+func RoutedMirrorSets(id string, routes []Route) (*MirrorConfig, error) {
 	name, err := MirrorSetName(id)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRepository(target); err != nil {
-		return nil, fmt.Errorf("mirror target: %w", err)
-	}
-	if len(sources) == 0 {
+	if len(routes) == 0 {
 		return nil, fmt.Errorf("mirror sets %s: no source repositories", name)
 	}
-	srcs := slices.Clone(sources)
-	for _, s := range srcs {
-		if err := checkRepository(s); err != nil {
+	mirrors := map[string][]string{}
+	for _, r := range routes {
+		if err := checkRepository(r.Source); err != nil {
 			return nil, fmt.Errorf("mirror source: %w", err)
 		}
+		if len(r.Mirrors) == 0 {
+			return nil, fmt.Errorf("mirror source %s: no mirror", r.Source)
+		}
+		for _, target := range r.Mirrors {
+			if err := checkRepository(target); err != nil {
+				return nil, fmt.Errorf("mirror target: %w", err)
+			}
+			if !slices.Contains(mirrors[r.Source], target) {
+				mirrors[r.Source] = append(mirrors[r.Source], target)
+			}
+		}
 	}
-	slices.Sort(srcs)
-	srcs = slices.Compact(srcs)
-
-	m := &MirrorConfig{Name: name, Sources: srcs, Target: target}
+	m := &MirrorConfig{Name: name}
+	for _, s := range slices.Sorted(maps.Keys(mirrors)) {
+		m.Sources = append(m.Sources, s)
+		m.Routes = append(m.Routes, Route{Source: s, Mirrors: mirrors[s]})
+	}
 	if m.ImageDigestMirrorSet, err = render(m.object(ConfigAPIVersion, KindImageDigestMirrorSet, "imageDigestMirrors")); err != nil {
 		return nil, err
 	}
@@ -114,13 +144,17 @@ func (m *MirrorConfig) object(apiVersion, kind, listField string) *yaml.Node {
 	)
 }
 
-// mirrors is the list every form shares: [{source, mirrors: [target]}].
+// mirrors is the list every form shares: [{source, mirrors: [...]}].
 func (m *MirrorConfig) mirrors() *yaml.Node {
 	list := sequence()
-	for _, s := range m.Sources {
+	for _, r := range m.Routes {
+		targets := sequence()
+		for _, target := range r.Mirrors {
+			targets.Content = append(targets.Content, str(target))
+		}
 		list.Content = append(list.Content, mapping(
-			"source", s,
-			"mirrors", sequence(str(m.Target)),
+			"source", r.Source,
+			"mirrors", targets,
 		))
 	}
 	return list

@@ -153,3 +153,75 @@ func TestMirrorSetsRefuse(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutedMirrorSets: each source goes to its own mirrors, the same in
+// every form; a source given twice gets the mirrors of both, in order.
+func TestRoutedMirrorSets(t *testing.T) {
+	const toolRepo, otherRepo = "registry.example/extras/tool", "quay.io/org/both"
+	m, err := RoutedMirrorSets("x", []Route{
+		{Source: toolRepo, Mirrors: []string{mirrorRepo + "/extras/tool"}},
+		{Source: releaseRepo, Mirrors: []string{mirrorRepo}},
+		{Source: otherRepo, Mirrors: []string{mirrorRepo}},
+		{Source: otherRepo, Mirrors: []string{mirrorRepo + "/org/both", mirrorRepo}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []mirror{
+		{Source: releaseRepo, Mirrors: []string{mirrorRepo}},
+		{Source: otherRepo, Mirrors: []string{mirrorRepo, mirrorRepo + "/org/both"}},
+		{Source: toolRepo, Mirrors: []string{mirrorRepo + "/extras/tool"}},
+	}
+	for key, data := range map[string][]byte{"imageDigestMirrors": m.ImageDigestMirrorSet, "imageTagMirrors": m.ImageTagMirrorSet,
+		"repositoryDigestMirrors": m.ImageContentSourcePolicy} {
+		var obj mirrorObject
+		decodeStrict(t, data, &obj)
+		if !slices.EqualFunc(obj.Spec[key], want, mirrorEqual) {
+			t.Errorf("%s: %+v", key, obj.Spec[key])
+		}
+	}
+	var ic struct {
+		ImageDigestSources []mirror `yaml:"imageDigestSources"`
+	}
+	decodeStrict(t, m.InstallConfig, &ic)
+	if !slices.EqualFunc(ic.ImageDigestSources, want, mirrorEqual) {
+		t.Errorf("install-config: %+v", ic.ImageDigestSources)
+	}
+	if !slices.Equal(m.Sources, []string{releaseRepo, otherRepo, toolRepo}) {
+		t.Errorf("sources %v", m.Sources)
+	}
+}
+
+// TestMirrorSetsAreOneRoute: MirrorSets is RoutedMirrorSets with one
+// mirror for every source, byte for byte.
+func TestMirrorSetsAreOneRoute(t *testing.T) {
+	one, err := MirrorSets("x", []string{componentRepo, releaseRepo}, mirrorRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routed, err := RoutedMirrorSets("x", []Route{{componentRepo, []string{mirrorRepo}}, {releaseRepo, []string{mirrorRepo}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pair := range [][2][]byte{{one.ImageDigestMirrorSet, routed.ImageDigestMirrorSet}, {one.ImageTagMirrorSet, routed.ImageTagMirrorSet},
+		{one.ImageContentSourcePolicy, routed.ImageContentSourcePolicy}, {one.InstallConfig, routed.InstallConfig}} {
+		if string(pair[0]) != string(pair[1]) {
+			t.Errorf("MirrorSets:\n%s\nRoutedMirrorSets:\n%s", pair[0], pair[1])
+		}
+	}
+}
+
+func TestRoutedMirrorSetsRefuse(t *testing.T) {
+	for what, routes := range map[string][]Route{
+		"no routes":         nil,
+		"no mirror":         {{Source: releaseRepo}},
+		"mirror with tag":   {{Source: releaseRepo, Mirrors: []string{mirrorRepo, mirrorRepo + "/x:latest"}}},
+		"mirror empty":      {{Source: releaseRepo, Mirrors: []string{""}}},
+		"source not named":  {{Source: "ubuntu", Mirrors: []string{mirrorRepo}}},
+		"mirror upper case": {{Source: releaseRepo, Mirrors: []string{mirrorRepo + "/Tool"}}},
+	} {
+		if _, err := RoutedMirrorSets("x", routes); err == nil {
+			t.Errorf("%s: no error", what)
+		}
+	}
+}

@@ -8,22 +8,17 @@ import (
 	"io"
 
 	"github.com/ferryhq/ferry/bundle"
-	"github.com/ferryhq/ferry/internal/fileio"
 	"github.com/ferryhq/ferry/mirror/apply"
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/trust"
 )
 
-// pushProven pushes the proven images from src into o.to and fills the
-// summary; the library does the work, this maps its errors and figures.
+// pushProven pushes the proven images from src into o.to (and the paths
+// under it their targets name) and fills the summary; the library does the
+// work, this maps its errors and figures.
 func (o *applyOptions) pushProven(ctx context.Context, env *environment, client *registry.Client, src apply.Source,
-	images []trust.Image, prereqs []bundle.Prerequisite, sum *applySummary) (err error) {
-	dest, err := client.Destination(ctx, o.to)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", o.to, err)
-	}
-	defer fileio.CloseInto(&err, dest, o.to)
-	res, err := apply.Push(ctx, src, images, dest, apply.Options{
+	images []trust.Image, prereqs []bundle.Prerequisite, sum *applySummary) error {
+	res, err := apply.PushAll(ctx, src, images, client.Destination, o.to, apply.Options{
 		Parallel: o.parallel, DryRun: o.dryRun, Prerequisites: prereqs,
 		Retry: o.registry.options(env).Retry, Progress: newPhaseProgress(env, o.quiet),
 	})

@@ -12,10 +12,11 @@ import (
 	"github.com/ferryhq/ferry/mirror/trust"
 )
 
-// Push puts what trust.Check proved into a mirror repository, straight
-// from the bundle, then Render and NextSteps say what the cluster needs.
-// (Compiled, not run: it needs a bundle, a key and a registry.)
-func ExamplePush() {
+// PushAll puts what trust.Check proved into a mirror repository (and the
+// paths under it additional images go to), straight from the bundle, then
+// Render and NextSteps say what the cluster needs. (Compiled, not run: it
+// needs a bundle, a key and a registry.)
+func ExamplePushAll() {
 	ctx := context.Background()
 	keyring, err := signature.LoadKeyring("redhat-release-key.asc")
 	if err != nil {
@@ -34,19 +35,15 @@ func ExamplePush() {
 		log.Fatalf("refused: %v", proof.Faults)
 	}
 	target := "registry.example:5000/ocp4/openshift4"
-	dest, err := registry.New(registry.DefaultOptions()).Destination(ctx, target)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer dest.Close()
-	res, err := apply.Push(ctx, apply.BundleSource{Reader: r}, proof.Images, dest, apply.Options{
+	client := registry.New(registry.DefaultOptions())
+	res, err := apply.PushAll(ctx, apply.BundleSource{Reader: r}, proof.Images, client.Destination, target, apply.Options{
 		Parallel: registry.DefaultParallel, Prerequisites: r.Index().Prerequisites, Retry: registry.DefaultRetryPolicy(),
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("pushed %d blobs, %d manifests, %d tags\n", res.BlobsPushed, res.Manifests, res.Tags)
-	rendered, err := apply.Render(apply.RenderOptions{Name: r.Index().ID, Sources: proof.Sources, Target: target, Catalogs: proof.Catalogs})
+	rendered, err := apply.Render(apply.RenderOptions{Name: r.Index().ID, Sources: proof.Sources, Routes: proof.Routes, Target: target, Catalogs: proof.Catalogs})
 	if err != nil {
 		log.Fatal(err)
 	}

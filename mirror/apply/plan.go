@@ -28,14 +28,17 @@ type Proven struct {
 // image-references from each release image through digest-checked streams,
 // after the caller verified the release signatures (signed, by release
 // digest), so every image and tag in the plan is derived from the release
-// chain. A release without accepted signatures (the caller allowed it) is
-// listed as unverified. The mirror sets route the plan's repositories and
-// those the release signatures name, which is how the cluster pulls the
+// chain, except the catalogs' images and those going under a target path
+// (additional and graph-data images), which this run read from the source
+// registry, digests checked. A release without accepted signatures (the
+// caller allowed it) is listed as unverified. The mirror sets route the
+// plan's repositories (to where their images go) and those the release
+// signatures name (to the target), which is how the cluster pulls the
 // release whichever registry it was copied from. updatePath, when the
-// releases came from one, orders the steps; its first version is where the
-// cluster is.
+// releases came from one, orders the steps; its first version is where
+// the cluster is.
 func FromPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted, updatePath []string) (*Proven, error) {
-	p := &Proven{}
+	p := &Proven{Report: trust.Report{Routes: map[string][]string{}}}
 	sizes := make(map[digest.Digest]int64, len(plan.Blobs))
 	for _, b := range plan.Blobs {
 		sizes[b.Digest] = b.Size
@@ -43,16 +46,17 @@ func FromPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted, 
 	fromCatalogs := catalogImages(plan)
 	for _, img := range plan.Images {
 		proof := trust.ReleaseChain
-		if fromCatalogs[img.Repository+"@"+img.Digest.String()] {
+		if fromCatalogs[img.Repository+"@"+img.Digest.String()] || img.Target != "" {
 			proof = trust.SourceRegistry
 		}
 		ti := trust.Image{Source: img.Repository, Digest: img.Digest, MediaType: img.MediaType, Size: int64(len(img.Manifest)),
-			Tags: slices.Clone(img.Tags), Children: img.Children, Blobs: img.Blobs, Proof: proof}
+			Tags: slices.Clone(img.Tags), Children: img.Children, Blobs: img.Blobs, Proof: proof, Target: img.Target}
 		for _, d := range img.Blobs {
 			ti.BlobSizes = append(ti.BlobSizes, sizes[d])
 		}
 		p.Images = append(p.Images, ti)
 		p.Sources = append(p.Sources, img.Repository)
+		p.route(img.Repository, img.Target)
 	}
 	for _, r := range plan.Releases {
 		if err := p.addRelease(r, signed[r.Digest]); err != nil {
@@ -61,6 +65,9 @@ func FromPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted, 
 	}
 	slices.Sort(p.Sources)
 	p.Sources = slices.Compact(p.Sources)
+	for _, paths := range p.Routes {
+		slices.Sort(paths)
+	}
 	p.Steps = planSteps(plan.Releases, len(updatePath) > 1)
 	p.Sigstore = sigstoreProofOf(plan)
 	for _, c := range plan.Catalogs {
@@ -135,6 +142,7 @@ func (p *Proven) addRelease(r *mirror.Release, accepted []signature.Accepted) er
 		sigs[i] = a.Data
 		if named, err := reference.ParseNormalizedNamed(a.Verified.Identity); err == nil {
 			p.Sources = append(p.Sources, reference.TrimNamed(named).String())
+			p.route(reference.TrimNamed(named).String(), "") // the cluster pulls the release from the target
 		}
 	}
 	cm, err := manifests.SignatureConfigMap(r.Digest, sigs)
@@ -143,6 +151,13 @@ func (p *Proven) addRelease(r *mirror.Release, accepted []signature.Accepted) er
 	}
 	p.ConfigMaps = append(p.ConfigMaps, manifests.File{Name: manifests.SignatureConfigMapFile(r.Digest), Data: cm})
 	return nil
+}
+
+// route records that images of source go to path under the target.
+func (p *Proven) route(source, path string) {
+	if !slices.Contains(p.Routes[source], path) {
+		p.Routes[source] = append(p.Routes[source], path)
+	}
 }
 
 // planSteps are the upgrades oldest first; along an update path the first

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryhq/ferry/bundle"
+	"github.com/ferryhq/ferry/internal/fileio"
 	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/trust"
@@ -83,6 +85,66 @@ func (e *MissingPrerequisitesError) Error() string {
 	}
 	return fmt.Sprintf("%s lacks %d of the bundle's %d prerequisites (blobs it left out because the mirror held them): %v%s; nothing was pushed",
 		e.Target, len(e.Missing), e.Total, shown, more)
+}
+
+// Opener opens the destination repository repo; registry.Client's
+// Destination is one.
+type Opener func(ctx context.Context, repo string) (*registry.Destination, error)
+
+// PushAll copies images from src into the target repository to and the
+// repositories under it their Target names (to + "/" + Target), one
+// Push per repository: to's first, so that its prerequisites are checked
+// before anything is pushed, then the others in the order of their paths.
+// Prerequisites concern to alone: an image under a path carries its blobs
+// in the bundle (trust.Check refuses one that does not), because a
+// registry looks for a blob in one repository only. The Result sums them
+// all; on error it counts what was done before it.
+func PushAll(ctx context.Context, src Source, images []trust.Image, open Opener, to string, opts Options) (*Result, error) {
+	groups := map[string][]trust.Image{}
+	for _, img := range images {
+		groups[img.Target] = append(groups[img.Target], img)
+	}
+	if _, ok := groups[""]; !ok && len(opts.Prerequisites) > 0 {
+		groups[""] = nil // still checked, as when to has images
+	}
+	total := &Result{}
+	for _, target := range slices.Sorted(maps.Keys(groups)) { // "" (to itself) sorts first
+		repo, groupOpts := MirrorOf(to, target), opts
+		if target != "" {
+			groupOpts.Prerequisites = nil
+		}
+		res, err := pushTo(ctx, src, groups[target], open, repo, groupOpts)
+		total.add(res)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// pushTo opens repo and pushes images into it.
+func pushTo(ctx context.Context, src Source, images []trust.Image, open Opener, repo string, opts Options) (res *Result, err error) {
+	dest, err := open(ctx, repo)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", repo, err)
+	}
+	defer fileio.CloseInto(&err, dest, repo)
+	return Push(ctx, src, images, dest, opts)
+}
+
+// add sums o into r; a nil o adds nothing.
+func (r *Result) add(o *Result) {
+	if o == nil {
+		return
+	}
+	r.BlobsPushed += o.BlobsPushed
+	r.BlobsSkipped += o.BlobsSkipped
+	r.BytesPushed += o.BytesPushed
+	r.Manifests += o.Manifests
+	r.Tags += o.Tags
+	r.Prerequisites += o.Prerequisites
+	r.WouldPush += o.WouldPush
+	r.WouldPushBytes += o.WouldPushBytes
 }
 
 // Push copies images from src into dest: prerequisites checked, then every

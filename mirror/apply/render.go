@@ -2,6 +2,7 @@ package apply
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror/trust"
@@ -28,8 +29,12 @@ type RenderOptions struct {
 	// Name names the mirror sets ("ferry-<name>").
 	Name       string
 	ConfigMaps []manifests.File
-	// Sources are the repositories to route to Target.
+	// Sources are the repositories to route to the mirror; Routes the
+	// paths under Target each one's images went to (trust.Report.Routes):
+	// a source routes to Target + "/" + path for each path, and to Target
+	// itself for "" or when Routes does not name it.
 	Sources []string
+	Routes  map[string][]string
 	Target  string
 	// ICSP adds the legacy ImageContentSourcePolicy.
 	ICSP bool
@@ -52,10 +57,11 @@ type RenderOptions struct {
 const UpdateServiceName = "ferry"
 
 // Render makes the mirror configuration that routes every proven source
-// repository to the target, after the given signature ConfigMaps, and the
-// objects that serve each proven operator catalog from the mirror.
+// repository to the repositories its images went to, after the given
+// signature ConfigMaps, and the objects that serve each proven operator
+// catalog from the mirror.
 func Render(o RenderOptions) (*Rendered, error) {
-	mirrors, err := manifests.MirrorSets(o.Name, o.Sources, o.Target)
+	mirrors, err := manifests.RoutedMirrorSets(o.Name, o.routes())
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +82,33 @@ func Render(o RenderOptions) (*Rendered, error) {
 		r.WhereServed = append(r.WhereServed, manifests.File{Name: "updateservice-" + UpdateServiceName + ".yaml", Data: us})
 	}
 	return r, nil
+}
+
+// routes are the mirror-set routes of o's sources, in the order of their
+// paths: the target itself (path "") first.
+func (o RenderOptions) routes() []manifests.Route {
+	routes := make([]manifests.Route, 0, len(o.Sources))
+	for _, s := range o.Sources {
+		paths := o.Routes[s]
+		if len(paths) == 0 {
+			paths = []string{""}
+		}
+		r := manifests.Route{Source: s}
+		for _, p := range slices.Sorted(slices.Values(paths)) {
+			r.Mirrors = append(r.Mirrors, MirrorOf(o.Target, p))
+		}
+		routes = append(routes, r)
+	}
+	return routes
+}
+
+// MirrorOf is the repository of the target to that holds images listed
+// under path: to itself for "".
+func MirrorOf(to, path string) string {
+	if path == "" {
+		return to
+	}
+	return to + "/" + path
 }
 
 // addCatalogs renders a CatalogSource and a ClusterCatalog per catalog,

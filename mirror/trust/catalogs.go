@@ -94,7 +94,7 @@ func (c *checker) platforms(img *Image) []*Image {
 	}
 	var out []*Image
 	for _, d := range img.Children {
-		if ch, ok := c.proven[imageKey(img.Source, d)]; ok {
+		if ch, ok := c.proven[placeKey(img.Target, img.Source, d)]; ok {
 			out = append(out, ch)
 		}
 	}

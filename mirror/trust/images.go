@@ -38,11 +38,11 @@ func (c *checker) manifest(d digest.Digest) ([]byte, string, error) {
 	return data, mediaType, nil
 }
 
-// prove records the image source@d with tags, and everything its manifest
-// names (children, config, layers) under the same proof. A child has no
-// tags of its own.
-func (c *checker) prove(source string, d digest.Digest, tags []string, proof Proof) *Image {
-	key := imageKey(source, d)
+// prove records the image source@d going to target with tags, and
+// everything its manifest names (children, config, layers) under the same
+// proof and to the same target. A child has no tags of its own.
+func (c *checker) prove(target, source string, d digest.Digest, tags []string, proof Proof) *Image {
+	key := placeKey(target, source, d)
 	if img, ok := c.proven[key]; ok {
 		img.Tags = appendNew(img.Tags, tags...)
 		return img
@@ -52,7 +52,7 @@ func (c *checker) prove(source string, d digest.Digest, tags []string, proof Pro
 		c.rep.fault("image %s: %v", key, err)
 		return nil
 	}
-	img := &Image{Source: source, Digest: d, MediaType: mediaType, Size: int64(len(data)), Tags: appendNew(nil, tags...), Proof: proof}
+	img := &Image{Source: source, Digest: d, MediaType: mediaType, Size: int64(len(data)), Tags: appendNew(nil, tags...), Proof: proof, Target: target}
 	c.proven[key] = img
 	c.order = append(c.order, key)
 	if manifest.MIMETypeIsMultiImage(mediaType) {
@@ -63,7 +63,8 @@ func (c *checker) prove(source string, d digest.Digest, tags []string, proof Pro
 		}
 		img.Children = list.Instances()
 		for _, child := range img.Children {
-			if ch := c.prove(source, child, nil, proof); ch != nil && len(ch.Children) > 0 {
+			c.children[placeKey(target, source, child)] = true
+			if ch := c.prove(target, source, child, nil, proof); ch != nil && len(ch.Children) > 0 {
 				c.rep.fault("image %s: its child %s is itself a manifest list", key, child)
 			}
 		}
@@ -93,14 +94,13 @@ func (c *checker) prove(source string, d digest.Digest, tags []string, proof Pro
 // image whose one tag is sha256-<hex>.sig, where sha256:<hex> is proven in
 // the same repository, and which is a single image as cosign writes it.
 // The tag is derived from the proven digest; whether the signature is one
-// the nodes accept is sigstorePolicies' to judge.
+// the nodes accept is sigstorePolicies' to judge. The release chain puts
+// nothing under a target path, so an entry listed with one is left to
+// indexImages.
 func (c *checker) sigstore() {
 	for _, e := range c.idx.Images {
-		if len(e.Tags) != 1 {
-			continue
-		}
-		subject, ok := sigstoreSubject(e.Tags[0])
-		if !ok {
+		subject, ok := signatureSubject(e)
+		if !ok || e.Target != "" {
 			continue
 		}
 		if s, ok := c.proven[imageKey(e.Source, subject)]; !ok || s.Proof != ReleaseChain {
@@ -109,7 +109,7 @@ func (c *checker) sigstore() {
 		if _, proven := c.proven[imageKey(e.Source, e.Digest)]; proven {
 			continue
 		}
-		img := c.prove(e.Source, e.Digest, []string{e.Tags[0]}, ReleaseChain)
+		img := c.prove("", e.Source, e.Digest, []string{e.Tags[0]}, ReleaseChain)
 		if img != nil && len(img.Children) > 0 {
 			c.rep.fault("signature image %s: a manifest list, not a signature as cosign writes it", imageKey(e.Source, e.Digest))
 			continue
@@ -118,6 +118,15 @@ func (c *checker) sigstore() {
 			c.signatureOf[imageKey(e.Source, subject)] = e.Digest
 		}
 	}
+}
+
+// signatureSubject is the digest an index image signs when it is a cosign
+// signature image: its one tag is sha256-<hex>.sig.
+func signatureSubject(e bundle.Image) (digest.Digest, bool) {
+	if len(e.Tags) != 1 {
+		return "", false
+	}
+	return sigstoreSubject(e.Tags[0])
 }
 
 // sigstoreSubject is the digest a sha256-<hex>.sig tag signs.
@@ -138,16 +147,21 @@ func sigstoreSubject(tag string) (digest.Digest, bool) {
 // proven by the release chain must be listed as the chain derives it; any
 // other image, source or tag needs the bundle signature (or
 // AllowUnproven), and is then taken from the index with its blobs derived
-// from its manifest.
+// from its manifest. The release chain puts no image under a target path:
+// an image listed with a Target is the bundle signature's to cover, even
+// when the chain proves it for the target repository itself.
 func (c *checker) indexImages() {
 	var unproven []string
 	for _, e := range c.idx.Images {
-		key := imageKey(e.Source, e.Digest)
+		key := placeKey(e.Target, e.Source, e.Digest)
 		if img, ok := c.proven[key]; ok {
 			c.sameImage(e, img)
 			continue
 		}
 		what := fmt.Sprintf("image %s (role %s, tags %v)", key, e.Role, e.Tags)
+		if chain, ok := c.proven[imageKey(e.Source, e.Digest)]; ok && e.Target != "" && chain.Proof == ReleaseChain {
+			what = fmt.Sprintf("image %s (role %s, tags %v), which the release chain proves for the target repository itself", key, e.Role, e.Tags)
+		}
 		proof, ok := c.accept(what)
 		if !ok {
 			unproven = append(unproven, what)
@@ -157,9 +171,44 @@ func (c *checker) indexImages() {
 			c.rep.fault("%s: source %q is not a repository name", what, e.Source)
 			continue
 		}
-		c.prove(e.Source, e.Digest, e.Tags, proof)
+		c.prove(e.Target, e.Source, e.Digest, e.Tags, proof)
 	}
 	c.reportUnproven(unproven)
+	c.checkPlacement()
+}
+
+// checkPlacement requires an image's children and its cosign signature
+// image to be listed where the image goes: a list pushed under a path
+// whose children went elsewhere would name manifests its repository lacks,
+// and a signature beside another copy is no signature the nodes find.
+func (c *checker) checkPlacement() {
+	childTargets, targets := map[string][]string{}, map[string][]string{}
+	for _, k := range c.order {
+		img := c.proven[k]
+		id := imageKey(img.Source, img.Digest)
+		targets[id] = appendNew(targets[id], img.Target)
+		if c.children[k] {
+			childTargets[id] = appendNew(childTargets[id], img.Target)
+		}
+	}
+	for _, e := range c.idx.Images {
+		id := imageKey(e.Source, e.Digest)
+		if in := childTargets[id]; len(in) > 0 && !slices.Contains(in, e.Target) {
+			c.rep.fault("image %s is listed with target %q, but it is the child of a list going to %q", id, e.Target, in)
+		}
+		subject, ok := signatureSubject(e)
+		if !ok {
+			continue
+		}
+		subjectTargets := targets[imageKey(e.Source, subject)]
+		switch {
+		case slices.Contains(subjectTargets, e.Target):
+		case len(subjectTargets) > 0:
+			c.rep.fault("signature image %s is listed with target %q, but the image it signs goes to %q", id, e.Target, subjectTargets)
+		case e.Target != "":
+			c.rep.fault("signature image %s is listed with target %q, where the image it signs (%s) does not go", id, e.Target, subject)
+		}
+	}
 }
 
 // maxUnprovenNamed bounds the unproven images named one by one: when a
@@ -182,7 +231,7 @@ func (c *checker) reportUnproven(unproven []string) {
 // tags must be among the derived ones (unless the bundle signature covers
 // more), and the children and blobs the index lists must be the manifest's.
 func (c *checker) sameImage(e bundle.Image, img *Image) {
-	key := imageKey(e.Source, e.Digest)
+	key := placeKey(e.Target, e.Source, e.Digest)
 	for _, tag := range e.Tags {
 		if slices.Contains(img.Tags, tag) {
 			continue
@@ -209,25 +258,30 @@ func (c *checker) sameImage(e bundle.Image, img *Image) {
 }
 
 // checkBlobs requires every blob of a proven image in the bundle or among
-// the prerequisites the target must hold.
+// the prerequisites the target must hold. Prerequisites are checked in the
+// target repository alone, so an image going under a target path must
+// carry all its blobs.
 func (c *checker) checkBlobs() {
 	for _, k := range c.order {
 		img := c.proven[k]
 		for _, d := range img.Blobs {
-			if c.prereqs[d] {
+			if c.prereqs[d] && img.Target == "" {
 				continue
 			}
-			if _, _, err := c.r.Blob(d); err != nil {
+			if _, _, err := c.r.Blob(d); err != nil && c.prereqs[d] {
+				c.rep.fault("image %s: blob %s is a prerequisite, but an image under a target path must carry its blobs", k, d)
+			} else if err != nil {
 				c.rep.fault("image %s: blob %s is neither in the bundle nor a prerequisite", k, d)
 			}
 		}
 	}
 }
 
-// checkTags requires every tag to be valid and to name one manifest: all
-// images land in one target repository, where a tag can name only one.
+// checkTags requires every tag to be valid and to name one manifest in the
+// repository it lands in: the target, or a path under it.
 func (c *checker) checkTags() {
-	owner := map[string]digest.Digest{}
+	type place struct{ target, tag string }
+	owner := map[place]digest.Digest{}
 	for _, k := range c.order {
 		img := c.proven[k]
 		for _, tag := range img.Tags {
@@ -235,11 +289,12 @@ func (c *checker) checkTags() {
 				c.rep.fault("image %s: %q is not a valid tag", k, tag)
 				continue
 			}
-			if prior, ok := owner[tag]; ok && prior != img.Digest {
-				c.rep.fault("tag %s would name both %s and %s", tag, prior, img.Digest)
+			at := place{img.Target, tag}
+			if prior, ok := owner[at]; ok && prior != img.Digest {
+				c.rep.fault("tag %s would name both %s and %s%s", tag, prior, img.Digest, targetSuffix(img.Target))
 				continue
 			}
-			owner[tag] = img.Digest
+			owner[at] = img.Digest
 		}
 	}
 }
@@ -280,6 +335,14 @@ func (c *checker) updateSteps(releases []provenRelease) {
 	for _, r := range releases {
 		c.rep.Steps = append(c.rep.Steps, Step{Version: r.version, Arch: r.arch, Digest: r.digest})
 	}
+}
+
+// targetSuffix says where under the target an image goes, for messages.
+func targetSuffix(target string) string {
+	if target == "" {
+		return ""
+	}
+	return " in target " + target
 }
 
 func appendNew(list []string, items ...string) []string {

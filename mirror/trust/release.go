@@ -116,10 +116,10 @@ func (c *checker) release(ctx context.Context, rel bundle.Release) (provenReleas
 		}
 	}
 	for _, src := range sources {
-		subject(c.prove(src, rel.Digest, []string{tag}, ReleaseChain), "release "+refs.Version)
+		subject(c.prove("", src, rel.Digest, []string{tag}, ReleaseChain), "release "+refs.Version)
 	}
 	for _, comp := range refs.Components {
-		subject(c.prove(comp.Repository, comp.Digest, []string{tag + "-" + comp.Name}, ReleaseChain), "component "+comp.Name)
+		subject(c.prove("", comp.Repository, comp.Digest, []string{tag + "-" + comp.Name}, ReleaseChain), "component "+comp.Name)
 	}
 	return proven, true
 }

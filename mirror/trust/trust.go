@@ -90,6 +90,12 @@ type Image struct {
 	Blobs     []digest.Digest
 	BlobSizes []int64
 	Proof     Proof
+	// Target is the repository path under apply's target repository the
+	// image goes to, "" for the target itself. Only the bundle signature
+	// (or AllowUnproven) puts an image under a path: the release chain
+	// derives none. A manifest list's children and an image's cosign
+	// signature go where the image goes.
+	Target string
 }
 
 // Step is one upgrade: to the release with this digest.
@@ -113,10 +119,14 @@ type Report struct {
 	Signatures []string
 	// BundleSigner is who signed the index, when BundleKeyring verified it.
 	BundleSigner *signature.Signer
-	// Images are the manifests to push, each once per source; Sources the
-	// repositories to route to the mirror, sorted.
+	// Images are the manifests to push, each once per source and target;
+	// Sources the repositories to route to the mirror, sorted.
 	Images  []Image
 	Sources []string
+	// Routes maps each of Sources to the targets (Image.Target) its images
+	// go to, sorted and distinct: "" (the target repository itself) sorts
+	// first. The mirror sets route the source to each of them.
+	Routes map[string][]string
 	// ConfigMaps are the bundle files of the proven signature ConfigMaps.
 	ConfigMaps []string
 	// Steps are the upgrades to print, in the order to run them.
@@ -171,7 +181,7 @@ func Check(ctx context.Context, r *bundle.Reader, opts Options) *Report {
 	if len(c.idx.Releases) == 0 && !c.signed {
 		c.rep.fault("the bundle carries no release and no bundle signature: nothing in it is proven")
 	}
-	c.rep.Images, c.rep.Sources = c.sorted()
+	c.rep.Images, c.rep.Sources, c.rep.Routes = c.sorted()
 	return c.rep
 }
 
@@ -182,7 +192,8 @@ type checker struct {
 	opts   Options
 	rep    *Report
 	signed bool // the index's signature verified under BundleKeyring
-	// proven images by source@digest, in the order proven
+	// proven images by placeKey (target, source and digest), in the order
+	// proven
 	proven map[string]*Image
 	order  []string
 	// manifests read and checked, by digest
@@ -191,12 +202,14 @@ type checker struct {
 	// signatureOf maps a proven image (source@digest) to the digest of
 	// the cosign signature image proven beside it.
 	signatureOf map[string]digest.Digest
+	// children are the placeKeys of images proven as a list's child.
+	children map[string]bool
 }
 
 func newChecker(r *bundle.Reader, opts Options) *checker {
 	c := &checker{r: r, idx: r.Index(), opts: opts, rep: &Report{},
 		proven: map[string]*Image{}, manifests: map[digest.Digest][]byte{}, prereqs: map[digest.Digest]bool{},
-		signatureOf: map[string]digest.Digest{}}
+		signatureOf: map[string]digest.Digest{}, children: map[string]bool{}}
 	for _, p := range c.idx.Prerequisites {
 		c.prereqs[p.Digest] = true
 	}
@@ -245,17 +258,32 @@ func (c *checker) accept(what string) (Proof, bool) {
 	return "", false
 }
 
-func (c *checker) sorted() ([]Image, []string) {
+func (c *checker) sorted() ([]Image, []string, map[string][]string) {
 	images := make([]Image, 0, len(c.order))
 	var sources []string
+	routes := map[string][]string{}
 	for _, k := range c.order {
 		img := c.proven[k]
 		slices.Sort(img.Tags)
 		images = append(images, *img)
 		sources = append(sources, img.Source)
+		routes[img.Source] = appendNew(routes[img.Source], img.Target)
+	}
+	for _, targets := range routes {
+		slices.Sort(targets)
 	}
 	slices.Sort(sources)
-	return images, slices.Compact(sources)
+	return images, slices.Compact(sources), routes
 }
 
 func imageKey(source string, d digest.Digest) string { return source + "@" + d.String() }
+
+// placeKey names an image where it goes: source@digest for the target
+// repository itself, with the path under it otherwise. A Target holds no
+// space or parenthesis (bundle validates it), so keys cannot collide.
+func placeKey(target, source string, d digest.Digest) string {
+	if target == "" {
+		return imageKey(source, d)
+	}
+	return imageKey(source, d) + " (target " + target + ")"
+}

@@ -239,10 +239,11 @@ func FuzzCheck(f *testing.F) {
 				if !reference.TagRegexp.MatchString(tag) && rep.OK() {
 					t.Fatalf("proven tag %q is not a tag", tag)
 				}
-				if prior, ok := owners[tag]; ok && prior != img.Digest && rep.OK() {
-					t.Fatalf("tag %s proven for %s and %s", tag, prior, img.Digest)
+				at := img.Target + ":" + tag // a tag names one manifest per repository
+				if prior, ok := owners[at]; ok && prior != img.Digest && rep.OK() {
+					t.Fatalf("tag %s proven for %s and %s", at, prior, img.Digest)
 				}
-				owners[tag] = img.Digest
+				owners[at] = img.Digest
 			}
 			if rep.OK() && img.Proof != ReleaseChain {
 				t.Fatalf("without a bundle keyring or --allow-unproven, %s@%s is proven by %q", img.Source, img.Digest, img.Proof)

@@ -40,6 +40,8 @@ type Fixture struct {
 	Path    string
 	Index   *bundle.Index
 	Keyring *signature.Keyring
+	// ReleaseKey is Keyring's key, armored, for a --keyring file.
+	ReleaseKey []byte
 	// Files are the bundle's files by name, for writing variants.
 	Files map[string][]byte
 	// Release is the release image's digest; Components the component
@@ -100,7 +102,7 @@ func write(t testing.TB, dir string, components []string, opts bundle.WriteOptio
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx.Keyring = kr
+	fx.Keyring, fx.ReleaseKey = kr, key.PublicArmored(t)
 	sig := key.SignRelease(t, fx.Release.String(), ReleaseRepo+":"+Version+"-"+Arch)
 	sigName := bundle.SignatureName(fx.Release, 1)
 	cm, err := manifests.SignatureConfigMap(fx.Release, [][]byte{sig})
@@ -129,6 +131,16 @@ func write(t testing.TB, dir string, components []string, opts bundle.WriteOptio
 	fx.Files[bundle.LayoutFileName], fx.Files[bundle.LayoutIndexName] = bundle.OCILayout(), layoutIndex
 	fx.Index = WriteFiles(t, fx.Path, fx.Files, idx, opts)
 	return fx
+}
+
+// WithImages writes the fixture's files again as a bundle at path, its
+// index listing images besides the fixture's own (stored with Image or
+// List), and returns the index as finished.
+func (fx *Fixture) WithImages(t testing.TB, path string, images ...bundle.Image) *bundle.Index {
+	t.Helper()
+	idx := &bundle.Index{Tool: fx.Index.Tool, Releases: fx.Index.Releases, Prerequisites: fx.Index.Prerequisites,
+		Images: append(slices.Clone(fx.Index.Images), images...)}
+	return WriteFiles(t, path, fx.Files, idx, bundle.WriteOptions{})
 }
 
 // WriteFiles writes files and idx as a bundle at path and returns the
@@ -203,6 +215,36 @@ func (fx *Fixture) signature(t testing.TB, key *testbed.SigstoreKey, d digest.Di
 	l := newBlob(testbed.MediaTypeCosignPayload, payload)
 	l.desc.Annotations = map[string]string{testbed.CosignSignatureAnnotation: base64.StdEncoding.EncodeToString(sig)}
 	return fx.manifest(t, cfg, l)
+}
+
+// Image stores a single image with one layer of the given bytes and
+// returns its index entry from repo, with role and tag: an image beyond
+// the release chain, for a test to list (and sign the index over).
+func (fx *Fixture) Image(t testing.TB, repo, role, tag string, layer []byte) bundle.Image {
+	t.Helper()
+	m := fx.image(t, `{"architecture":"amd64","os":"linux"}`, layer)
+	return fx.indexImage(t, repo, m, role, tag)
+}
+
+// List stores an OCI image index over the images and returns its index
+// entry from repo, with role and tag; the images keep their own entries.
+func (fx *Fixture) List(t testing.TB, repo, role, tag string, images ...bundle.Image) bundle.Image {
+	t.Helper()
+	list := ocispec.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex}
+	var children []digest.Digest
+	for _, img := range images {
+		list.Manifests = append(list.Manifests, ocispec.Descriptor{MediaType: img.MediaType, Digest: img.Digest, Size: img.Size,
+			Platform: &ocispec.Platform{Architecture: "amd64", OS: "linux"}})
+		children = append(children, img.Digest)
+	}
+	data, err := json.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBlob(ocispec.MediaTypeImageIndex, data)
+	fx.Files[bundle.BlobName(b.desc.Digest)] = data
+	return bundle.Image{Source: repo, Digest: b.desc.Digest, MediaType: b.desc.MediaType, Size: b.desc.Size,
+		Tags: []string{tag}, Role: role, Children: children}
 }
 
 func (fx *Fixture) indexImage(t testing.TB, repo string, m blob, role, tag string) bundle.Image {
