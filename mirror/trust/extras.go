@@ -31,10 +31,10 @@ func (c *checker) graphData() {
 		c.rep.RefusedUnproven++
 		return
 	}
-	img, ok := c.proven[key]
+	img, ok := c.proven[placeKey(g.Target, g.Source, g.Digest)]
 	switch {
 	case !ok:
-		c.rep.fault("%s: the image is not among the proven images", what)
+		c.rep.fault("%s: the image is not among the proven images going to %s", what, g.Target)
 		return
 	case !slices.Contains(img.Tags, g.Tag):
 		c.rep.fault("%s: its tag %s is not on the image", what, g.Tag)
