@@ -411,10 +411,12 @@ func decodeObjects(data []byte) ([]*unstructured.Unstructured, error) {
 	return objs, nil
 }
 
-// Serves reports whether the cluster serves the kind of the object in data
-// (its first document), as its discovery information says now: for
-// objects that only some clusters take, such as OLM v1's ClusterCatalog.
-func (a *Applier) Serves(data []byte) (bool, error) {
+// Serves reports whether the cluster can take the object in data (its
+// first document) now: its kind is served, as discovery says, and for a
+// namespaced object its namespace exists. For objects only some clusters
+// take: OLM v1's ClusterCatalog, an UpdateService where its operator is
+// installed.
+func (a *Applier) Serves(ctx context.Context, data []byte) (bool, error) {
 	objs, err := decodeObjects(data)
 	if err != nil {
 		return false, err
@@ -422,12 +424,23 @@ func (a *Applier) Serves(data []byte) (bool, error) {
 	if len(objs) == 0 {
 		return false, errors.New("no object")
 	}
-	_, err = a.restMapping(objs[0].GroupVersionKind())
+	obj := objs[0]
+	mapping, err := a.restMapping(obj.GroupVersionKind())
+	switch {
+	case meta.IsNoMatchError(err):
+		return false, nil
+	case err != nil:
+		return false, a.explain(err, "looking up kind "+obj.GetKind())
+	case mapping.Scope.Name() != meta.RESTScopeNameNamespace || obj.GetNamespace() == "":
+		return true, nil
+	}
+	namespaces := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	_, err = a.dynamic.Resource(namespaces).Get(ctx, obj.GetNamespace(), metav1.GetOptions{})
 	switch {
 	case err == nil:
 		return true, nil
-	case meta.IsNoMatchError(err):
+	case apierrors.IsNotFound(err):
 		return false, nil
 	}
-	return false, a.explain(err, "looking up kind "+objs[0].GetKind())
+	return false, a.explain(err, "looking up namespace "+obj.GetNamespace())
 }

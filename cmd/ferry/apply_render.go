@@ -87,12 +87,12 @@ func (o *applyOptions) applyToCluster(ctx context.Context, env *environment, app
 		objects = append(objects, f.Data)
 	}
 	for _, f := range rendered.WhereServed {
-		served, err := applier.Serves(f.Data)
+		served, err := applier.Serves(ctx, f.Data)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Name, err)
 		}
 		if !served {
-			env.log.Info("the cluster does not serve this kind (OLM v1 runs on OpenShift 4.18 and later; UpdateService where its operator is installed); written, not applied", "file", f.Name)
+			env.log.Info("the cluster does not take this object yet (OLM v1 runs on OpenShift 4.18 and later; an UpdateService needs its operator installed); written, not applied", "file", f.Name)
 			continue
 		}
 		objects = append(objects, f.Data)
