@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -146,4 +147,34 @@ func TestExtrasUnsignedRefused(t *testing.T) {
 	wantExit(t, "apply unsigned", ferryRun(t, applyArgs(t, bundlePath, b.keyFile, mirror.Host)...), codeVerification,
 		"graph-data image", "no verified bundle signature covers it")
 	assertCatalogEmpty(t, mirror)
+}
+
+// TestKubeVirtProvenByReleaseChain: the payload's coreos-bootimages
+// manifest pins the KubeVirt container by digest, so an unsigned bundle
+// carrying it applies on the release chain alone, the container tagged
+// beside the release; a forger who lists another digest for it is refused.
+func TestKubeVirtProvenByReleaseChain(t *testing.T) {
+	opts := smallRelease
+	opts.KubeVirtContainer = true
+	b := newFaultBed(t, opts)
+	bundlePath := b.pack(t, "--no-self", "--kubevirt-container")
+	kv := b.rel.KubeVirt[0]
+	mirror := testbed.NewMemoryRegistry(t)
+	mustFerry(t, applyArgs(t, bundlePath, b.keyFile, mirror.Host)...)
+	tag := b.rel.Version + "-" + kv.Arch + "-rhcos-kubevirt"
+	d, err := testbed.NewClient(mirror.Host).HeadManifest(context.Background(), targetRepo, tag)
+	if err != nil || d.Digest != kv.Digest {
+		t.Fatalf("the mirror's %s is %v (%v), want %s", tag, d.Digest, err, kv.Digest)
+	}
+
+	forged := copyBundle(t, bundlePath)
+	forge(t, forged, forgery{edit: func(idx *bundle.Index) {
+		for i := range idx.Images {
+			if slices.Contains(idx.Images[i].Tags, tag) {
+				idx.Images[i].Tags = []string{tag, "latest"}
+			}
+		}
+	}})
+	wantExit(t, "apply with a forged tag", ferryRun(t, applyArgs(t, forged, b.keyFile, testbed.NewMemoryRegistry(t).Host)...), codeVerification,
+		"tag latest on image")
 }

@@ -121,7 +121,32 @@ func (c *checker) release(ctx context.Context, rel bundle.Release) (provenReleas
 	for _, comp := range refs.Components {
 		subject(c.prove("", comp.Repository, comp.Digest, []string{tag + "-" + comp.Name}, ReleaseChain), "component "+comp.Name)
 	}
+	c.kubeVirt(refs.Version, c.bootImages[instances[0]])
 	return proven, true
+}
+
+// kubeVirt proves the RHCOS KubeVirt containers the index lists for a
+// release when the release's own coreos-bootimages manifest pins them by
+// digest: the payload names the repository and digest, and the tag is
+// derived. A container it does not pin is left to the bundle signature.
+func (c *checker) kubeVirt(version string, bootImages []byte) {
+	if bootImages == nil {
+		return
+	}
+	boot, err := release.ParseBootImages(bootImages)
+	if err != nil {
+		return
+	}
+	for _, e := range c.idx.KubeVirt {
+		if e.Release != version {
+			continue
+		}
+		k, err := boot.KubeVirtContainer(e.Arch)
+		if err != nil || k.Digest == "" || k.Digest != e.Digest || k.Repository != e.Source || e.Tag != version+"-"+k.Arch+"-rhcos-kubevirt" {
+			continue
+		}
+		c.prove("", e.Source, e.Digest, []string{e.Tag}, ReleaseChain)
+	}
 }
 
 // releaseSignatures checks a release's signatures and ConfigMap and returns
@@ -251,16 +276,32 @@ func (c *checker) instances(d digest.Digest, data []byte, mediaType string) ([]d
 // imageReferences reads release-manifests/ from an image's layers as they
 // sit in the bundle, and checks it against release-metadata.
 func (c *checker) imageReferences(ctx context.Context, d digest.Digest) (*release.ImageReferences, []sigstore.Policy, error) {
-	data, mediaType, err := c.manifest(d)
+	files, err := c.releaseFiles(ctx, d)
 	if err != nil {
 		return nil, nil, err
 	}
+	refs, _, err := files.Parse()
+	if err != nil {
+		return nil, nil, err
+	}
+	c.bootImages[d] = files.CoreOSBootImages
+	policies, err := files.Policies()
+	return refs, policies, err
+}
+
+// releaseFiles reads release-manifests/ from an image's layers as they sit
+// in the bundle.
+func (c *checker) releaseFiles(ctx context.Context, d digest.Digest) (*release.Files, error) {
+	data, mediaType, err := c.manifest(d)
+	if err != nil {
+		return nil, err
+	}
 	if manifest.MIMETypeIsMultiImage(mediaType) {
-		return nil, nil, fmt.Errorf("a manifest list inside a manifest list")
+		return nil, fmt.Errorf("a manifest list inside a manifest list")
 	}
 	m, err := manifest.FromBlob(data, mediaType)
 	if err != nil {
-		return nil, nil, fmt.Errorf("parse manifest: %w", err)
+		return nil, fmt.Errorf("parse manifest: %w", err)
 	}
 	var openers []release.LayerOpener
 	for _, l := range m.LayerInfos() {
@@ -272,16 +313,7 @@ func (c *checker) imageReferences(ctx context.Context, d digest.Digest) (*releas
 			return io.NopCloser(sr), nil
 		})
 	}
-	files, err := release.ReadFiles(ctx, openers)
-	if err != nil {
-		return nil, nil, err
-	}
-	refs, _, err := files.Parse()
-	if err != nil {
-		return nil, nil, err
-	}
-	policies, err := files.Policies()
-	return refs, policies, err
+	return release.ReadFiles(ctx, openers)
 }
 
 // releaseArch is "multi" for a manifest list, else the architecture its

@@ -202,6 +202,9 @@ type checker struct {
 	// signatureOf maps a proven image (source@digest) to the digest of
 	// the cosign signature image proven beside it.
 	signatureOf map[string]digest.Digest
+	// bootImages are the coreos-bootimages manifests read out of release
+	// images, by image digest.
+	bootImages map[digest.Digest][]byte
 	// children are the placeKeys of images proven as a list's child.
 	children map[string]bool
 }
@@ -209,7 +212,7 @@ type checker struct {
 func newChecker(r *bundle.Reader, opts Options) *checker {
 	c := &checker{r: r, idx: r.Index(), opts: opts, rep: &Report{},
 		proven: map[string]*Image{}, manifests: map[digest.Digest][]byte{}, prereqs: map[digest.Digest]bool{},
-		signatureOf: map[string]digest.Digest{}, children: map[string]bool{}}
+		signatureOf: map[string]digest.Digest{}, children: map[string]bool{}, bootImages: map[digest.Digest][]byte{}}
 	for _, p := range c.idx.Prerequisites {
 		c.prereqs[p.Digest] = true
 	}
