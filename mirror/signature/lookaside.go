@@ -163,9 +163,13 @@ type RejectedImageSignature struct {
 
 // ImageVerdict is what the signatures of one image prove.
 type ImageVerdict struct {
+	// Repository is the image's repository, normalised
+	// ("busybox" is "docker.io/library/busybox").
 	Repository string
-	Digest     digest.Digest
-	Status     ImageStatus
+	// Digest is the image's manifest digest, as given.
+	Digest digest.Digest
+	// Status is never empty.
+	Status ImageStatus
 	// Signed are the signatures that count, in order; not empty exactly
 	// when Status is ImageSigned.
 	Signed []ImageSignature
