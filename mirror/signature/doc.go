@@ -33,4 +33,12 @@
 // [Fetcher] reads signatures from stores laid out as
 // <store>/<algo>=<hex>/signature-<N> over http, https or file, and
 // [VerifyAll] keeps the fetched signatures that verify, numbered 1..k.
+//
+// Images other than releases (operator bundles, related images) are signed
+// in the same format by Red Hat and published in lookaside stores
+// ([DefaultLookasideStores]) laid out as
+// <store>/<repository path>@<algo>=<hex>/signature-<N>. [Fetcher.FetchImage]
+// reads them and [VerifyImage] judges them: unlike a release signature, an
+// image signature counts only when its docker-reference also names the
+// image's repository.
 package signature

@@ -80,3 +80,37 @@ func ExampleRedHatReleaseKeyring() {
 	// Output:
 	// 567E347AD0044ADE55BA8A5F199E2F91FD431D51 [Red Hat, Inc. (release key 2) <security@redhat.com>] built-in
 }
+
+// Verify Red Hat's real signatures of an operator bundle image, as its
+// lookaside store serves them, with the built-in release key.
+func ExampleVerifyImage() {
+	const dir = "../../../shared/fixtures/redhat/"
+	var sigs [][]byte
+	for n := 1; n <= 4; n++ {
+		sig, err := os.ReadFile(fmt.Sprintf("%snoo-bundle.signature-%d", dir, n))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		sigs = append(sigs, sig)
+	}
+	kr, err := signature.RedHatReleaseKeyring()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	const repo = "registry.redhat.io/albo/aws-load-balancer-operator-bundle"
+	v, err := signature.VerifyImage(sigs, kr, repo, "sha256:50b9402635dd4b312a86bed05dcdbda8c00120d3789ec2e9b527045100b3bdb4")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(v.Status, len(v.Signed), v.Signed[2].Identity)
+
+	base, _ := signature.DefaultLookasideStores().For(repo)
+	p, _ := signature.LookasidePath(repo, v.Digest, 1)
+	fmt.Println(base + "/" + p)
+	// Output:
+	// signed 4 registry.redhat.io/albo/aws-load-balancer-operator-bundle:0.0.1
+	// https://registry.redhat.io/containers/sigstore/albo/aws-load-balancer-operator-bundle@sha256=50b9402635dd4b312a86bed05dcdbda8c00120d3789ec2e9b527045100b3bdb4/signature-1
+}

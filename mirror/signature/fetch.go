@@ -76,10 +76,14 @@ type Fetcher struct {
 	// StallTimeout ends a try whose body moves no byte for that long.
 	// 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
-	// MaxSignatures is the most signatures read per digest; 0 means
-	// DefaultMaxSignatures, and more than MaxSignaturesPerDigest means
-	// MaxSignaturesPerDigest.
+	// MaxSignatures is the most signatures read per release digest; 0
+	// means DefaultMaxSignatures, and more than MaxSignaturesPerDigest
+	// means MaxSignaturesPerDigest.
 	MaxSignatures int
+	// MaxImageSignatures is the most signatures read per image by
+	// FetchImage; 0 or more than MaxSignaturesPerImage means
+	// MaxSignaturesPerImage.
+	MaxImageSignatures int
 	// MaxBody caps one signature; a larger one is refused with a
 	// *TooLargeError. 0 means MaxSignatureSize (64 KiB).
 	MaxBody int64
@@ -169,15 +173,13 @@ func (f *Fetcher) Fetch(ctx context.Context, d digest.Digest) (*FetchResult, err
 		}
 		bases[i] = u
 	}
-	client := f.Client
-	if client == nil {
-		client = httpget.NewClient(orDefault(f.Timeout, DefaultRequestTimeout))
-		defer client.CloseIdleConnections()
-	}
+	client, done := f.httpClient()
+	defer done()
 	g := f.getter(client)
 	var tried []Attempt
 	for i, base := range bases {
-		sigs, err := f.fetchStore(ctx, g, stores[i], base, d, &tried)
+		sigURL := func(n int) *url.URL { return base.JoinPath(StorePath(d, n)) }
+		sigs, err := f.fetchStore(ctx, g, stores[i], f.releaseMax(), sigURL, &tried)
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("fetch signatures of %s: %w", d, context.Cause(ctx))
 		}
@@ -213,18 +215,22 @@ func parseStore(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// fetchStore reads the signatures of d from one store. It returns an error
-// when the store failed on some signature; no signature and no error means
-// the store has none.
-func (f *Fetcher) fetchStore(ctx context.Context, g *httpget.Getter, store string, base *url.URL, d digest.Digest, tried *[]Attempt) ([]Fetched, error) {
-	maxSigs := f.MaxSignatures
-	if maxSigs <= 0 {
-		maxSigs = DefaultMaxSignatures
+// releaseMax is how many signatures of a release digest are read at most.
+func (f *Fetcher) releaseMax() int {
+	if f.MaxSignatures <= 0 {
+		return DefaultMaxSignatures
 	}
-	maxSigs = min(maxSigs, MaxSignaturesPerDigest)
+	return min(f.MaxSignatures, MaxSignaturesPerDigest)
+}
+
+// fetchStore reads signature-1..maxSigs from one store, signature n at
+// sigURL(n), until the first not-found. It returns an error when the store
+// failed on some signature; no signature and no error means the store has
+// none.
+func (f *Fetcher) fetchStore(ctx context.Context, g *httpget.Getter, store string, maxSigs int, sigURL func(n int) *url.URL, tried *[]Attempt) ([]Fetched, error) {
 	var sigs []Fetched
 	for n := 1; n <= maxSigs; n++ {
-		u := base.JoinPath(StorePath(d, n))
+		u := sigURL(n)
 		data, tries, err := g.Get(ctx, u)
 		a := Attempt{URL: u.String()}
 		switch {
@@ -270,6 +276,15 @@ func answerFor(err error) string {
 		return urlErr.Err.Error()
 	}
 	return err.Error()
+}
+
+// httpClient is f.Client, or a client of its own that done releases.
+func (f *Fetcher) httpClient() (client *http.Client, done func()) {
+	if f.Client != nil {
+		return f.Client, func() {}
+	}
+	client = httpget.NewClient(orDefault(f.Timeout, DefaultRequestTimeout))
+	return client, client.CloseIdleConnections
 }
 
 // getter reads one signature from a store over client.
