@@ -165,6 +165,19 @@ type Catalog struct {
 	Filter   string           `json:"filter"`
 	Packages []CatalogPackage `json:"packages"`
 	Images   []CatalogImage   `json:"images"`
+	// ImageSignatures counts what the vendor's lookaside stores said of
+	// Images when packed: signed under the release keyring, unsigned, or
+	// in no registry with a store. It informs; the bundle signature
+	// covers the images.
+	ImageSignatures *CatalogImageSignatures `json:"imageSignatures,omitempty"`
+}
+
+// CatalogImageSignatures is the packer's account of a catalog's image
+// signatures.
+type CatalogImageSignatures struct {
+	Signed   int `json:"signed"`
+	Unsigned int `json:"unsigned"`
+	NoStore  int `json:"noStore"`
 }
 
 // CatalogPackage is one kept package and why it is kept.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -268,4 +270,60 @@ func TestOperatorsPackInstalledCheck(t *testing.T) {
 		t.Errorf("a refused pack left %s behind (%v)", out, err)
 	}
 	mustFerry(t, b.packArgs(out, "--catalog", b.catalog.PullSpec, "--package", testbed.CatalogPackageAurora, "--installed", file)...)
+}
+
+// TestOperatorImageSignatures: with a lookaside store for the catalog's
+// registry (as Red Hat publishes one for registry.redhat.io), pack checks
+// every image the kept bundles name under the release keyring and records
+// the count; a store serving a signature that does not verify (another
+// digest's, self-consistent otherwise) refuses the pack, naming the image.
+func TestOperatorImageSignatures(t *testing.T) {
+	b := newOperatorsBed(t)
+	vendor := testbed.NewKey(t, "vendor")
+	vendorKey := filepath.Join(b.dir, "vendor.asc")
+	if err := os.WriteFile(vendorKey, vendor.PublicArmored(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	images := b.keptImages(t, testbed.CatalogPackageDorado)
+	files := map[string][]byte{}
+	var first string
+	for key := range images {
+		repo, d, _ := strings.Cut(key, "@")
+		path := "/" + repo + "@" + strings.Replace(d, ":", "=", 1) + "/signature-1"
+		files[path] = vendor.SignRelease(t, d, b.reg.Host+"/"+repo+":v1")
+		if first == "" || path < first {
+			first = path
+		}
+	}
+	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(data)
+	}))
+	t.Cleanup(store.Close)
+	pack := func(out string) result {
+		return ferryRun(t, b.packArgs(out, "--catalog", b.catalog.PullSpec, "--package", testbed.CatalogPackageDorado,
+			"--keyring", vendorKey, "--image-signature-store", b.reg.Host+"="+store.URL)...)
+	}
+	out := filepath.Join(t.TempDir(), "bundle.tar")
+	if res := pack(out); res.code != codeOK {
+		t.Fatalf("pack: exit %d\n%s", res.code, res.stderr)
+	}
+	rec := readIndexFile(t, out).Catalogs[0].ImageSignatures
+	if rec == nil || rec.Signed != len(images) || rec.Unsigned != 0 {
+		t.Fatalf("index records image signatures %+v, want %d signed", rec, len(images))
+	}
+
+	// Another image's signature in the first image's place: a real
+	// signature by the right key, for the wrong digest.
+	for path, data := range files {
+		if path != first {
+			files[first] = data
+			break
+		}
+	}
+	wantExit(t, "pack with a swapped signature", pack(filepath.Join(t.TempDir(), "bundle.tar")), codeVerification, "signature-1")
 }

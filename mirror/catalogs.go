@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/operator-framework/operator-registry/alpha/declcfg"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/ferryhq/ferry/mirror/catalog"
 	"github.com/ferryhq/ferry/mirror/registry"
+	"github.com/ferryhq/ferry/mirror/signature"
 )
 
 // Catalog is one operator catalog of a plan: what was selected, what the
@@ -39,6 +42,9 @@ type Catalog struct {
 	Filter string
 	// Images are the bundle and related images the kept bundles name.
 	Images []CatalogImage
+	// ImageSignatures is what the lookaside stores said of Images (nil
+	// when Planner.ImageSignatures is not set).
+	ImageSignatures *ImageSignatureReport
 }
 
 // CatalogImage is one image a catalog's kept bundles name.
@@ -105,6 +111,11 @@ func (w *walk) catalog(ctx context.Context, sel catalog.Selection) (*Catalog, er
 	}
 	if c.Images, err = w.catalogImages(ctx, catalog.BundleImages(filtered)); err != nil {
 		return nil, err
+	}
+	if w.planner.ImageSignatures != nil {
+		if err := w.checkImageSignatures(ctx, c); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -290,4 +301,73 @@ func describePackage(p catalog.PackageSelection) string {
 		s += " (" + strings.Join(chans, ", ") + ")"
 	}
 	return s
+}
+
+// ImageSignatures says where images publish GPG signatures beside them
+// (lookaside stores, as Red Hat does for registry.redhat.io) and which
+// keys sign them. Catalog images in a store's registry are checked.
+type ImageSignatures struct {
+	Stores  signature.LookasideStores
+	Fetcher *signature.Fetcher
+	Keyring *signature.Keyring
+}
+
+// ImageSignatureReport counts what the lookaside stores said of a
+// catalog's images: signed under the keyring, unsigned (the store has no
+// signature), or not in any store's registry.
+type ImageSignatureReport struct {
+	Signed, Unsigned, NoStore int
+	// UnsignedImages names the unsigned ones.
+	UnsignedImages []string
+}
+
+// checkImageSignatures fetches and verifies the lookaside signatures of
+// every image c names in a registry with a store. A store that serves
+// signatures of which none verifies fails the plan: that is a forgery or
+// the wrong key, never an unsigned image.
+func (w *walk) checkImageSignatures(ctx context.Context, c *Catalog) error {
+	is := w.planner.ImageSignatures
+	rep := &ImageSignatureReport{}
+	var mu sync.Mutex
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(w.planner.parallel())
+	for _, im := range c.Images {
+		base, ok := is.Stores.For(im.Repository)
+		if !ok {
+			rep.NoStore++
+			continue
+		}
+		g.Go(func() error {
+			res, err := is.Fetcher.FetchImage(ctx, base, im.Repository, im.Digest)
+			if err != nil {
+				return fmt.Errorf("signatures of %s: %w", im.Ref, err)
+			}
+			var sigs [][]byte
+			for _, s := range res.Signatures {
+				sigs = append(sigs, s.Data)
+			}
+			v, err := signature.VerifyImage(sigs, is.Keyring, im.Repository, im.Digest)
+			if err == nil {
+				err = v.Err()
+			}
+			if err != nil {
+				return fmt.Errorf("image %s: %w", im.Ref, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if v.Status == signature.ImageSigned {
+				rep.Signed++
+			} else {
+				rep.Unsigned++
+				rep.UnsignedImages = append(rep.UnsignedImages, im.Ref)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	slices.Sort(rep.UnsignedImages)
+	c.ImageSignatures = rep
+	return nil
 }

@@ -189,6 +189,9 @@ type Planner struct {
 	// KubeVirt carries the RHCOS KubeVirt container each release's
 	// coreos-bootimages manifest names.
 	KubeVirt bool
+	// ImageSignatures, when set, checks the lookaside signatures of the
+	// images catalogs name.
+	ImageSignatures *ImageSignatures
 	// GraphImage, when set, builds the update service's graph-data image.
 	GraphImage *GraphImageOptions
 

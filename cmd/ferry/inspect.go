@@ -206,6 +206,9 @@ func printCatalogRecord(out io.Writer, c bundle.Catalog) {
 	clean := safetext.Clean
 	fmt.Fprintf(out, "catalog %s\n  source digest: %s\n  rebuilt:       %s (tag %s)\n  filter:        %s\n  images:        %d\n",
 		clean(c.Ref), c.SourceDigest, c.Digest, clean(c.Tag), clean(c.Filter), len(c.Images))
+	if s := c.ImageSignatures; s != nil {
+		fmt.Fprintf(out, "  image signatures (lookaside, when packed): %d signed, %d unsigned, %d in no registry with a store\n", s.Signed, s.Unsigned, s.NoStore)
+	}
 	for _, p := range c.Packages {
 		why := "selected"
 		if !p.Selected {

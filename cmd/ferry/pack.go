@@ -226,10 +226,19 @@ func (o *packOptions) planReleases(ctx context.Context, env *environment, client
 	if err := o.extras.configure(ctx, env, &o.registry.net, o.arch, planner); err != nil {
 		return nil, nil, nil, err
 	}
+	if len(catalogs) > 0 {
+		if planner.ImageSignatures, err = o.operators.imageSignatures(env, &o.registry.net, &o.trust); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	plan, err := planner.Plan(ctx, refs)
 	var blocked *mirror.BlockedError
 	if errors.As(err, &blocked) {
 		return nil, nil, nil, usageError(err)
+	}
+	var invalid *signature.InvalidImageSignaturesError
+	if errors.As(err, &invalid) {
+		return nil, nil, nil, verificationError(err)
 	}
 	var refused *sigstore.RefusedImagesError
 	if errors.As(err, &refused) {

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/catalog"
 	"github.com/ferryhq/ferry/mirror/release"
+	"github.com/ferryhq/ferry/mirror/signature"
 )
 
 // operatorFlags select the operator catalogs pack and mirror carry: the
@@ -23,6 +24,9 @@ type operatorFlags struct {
 	packages         cli.StringSlice
 	skipDependencies bool
 	installed        string
+	// signatureStores are --image-signature-store HOST=URL, added to the
+	// vendors' lookaside stores.
+	signatureStores cli.StringSlice
 	// fromConfig are the operators: of a -f file, used when no --catalog
 	// replaces them.
 	fromConfig []catalog.Selection
@@ -36,6 +40,8 @@ func (f *operatorFlags) flags() []cli.Flag {
 			"version ranges and channels go in ferry.yaml's operators:", Destination: &f.packages, Category: "Operators"},
 		&cli.BoolFlag{Name: "skip-dependencies", Usage: "do not add the bundles that kept bundles require (olm.package.required, olm.gvk.required); " +
 			"OLM cannot install a bundle whose requirements no catalog meets", Destination: &f.skipDependencies, Category: "Operators"},
+		&cli.StringSliceFlag{Name: "image-signature-store", Usage: "check the signatures of the images catalogs name in the lookaside store `HOST=URL` " +
+			"(repeatable; Red Hat's registries' stores are known), under the release keyring", Destination: &f.signatureStores, Category: "Operators"},
 		&cli.StringFlag{Name: "installed", Usage: "refuse to pack when an operator in `FILE` (from 'ferry inventory --operators' on the bastion) " +
 			"would block the update to the newest release packed and the catalogs hold no way out", Destination: &f.installed, Category: "Operators"},
 	}
@@ -129,6 +135,13 @@ func logCatalogs(env *environment, plan *mirror.Plan) {
 		}
 		env.log.Info("operator catalog filtered", "catalog", c.Selection.Catalog, "packages", len(c.Report.Packages),
 			"bundles", bundles, "images", len(c.Images), "tag", c.Tag)
+		if s := c.ImageSignatures; s != nil {
+			env.log.Info("operator images' signatures (lookaside stores)", "catalog", c.Selection.Catalog, "signed", s.Signed,
+				"unsigned", s.Unsigned, "noStore", s.NoStore)
+			for _, ref := range s.UnsignedImages {
+				env.log.Warn("no signature in the vendor's lookaside store", "image", ref)
+			}
+		}
 		for _, im := range c.Images {
 			if im.Tag != "" {
 				env.log.Warn("a catalog names an image by tag; it is carried by the digest the tag names now, and the cluster pulls it by tag",
@@ -136,4 +149,25 @@ func logCatalogs(env *environment, plan *mirror.Plan) {
 			}
 		}
 	}
+}
+
+// imageSignatures is the lookaside check of catalog images: Red Hat's
+// stores and --image-signature-store, under the release keyring (Red Hat
+// signs its images with its release key). Without a keyring it is off,
+// and the log says so.
+func (f *operatorFlags) imageSignatures(env *environment, net *timeoutFlags, trust *trustFlags) (*mirror.ImageSignatures, error) {
+	stores := signature.DefaultLookasideStores()
+	for _, s := range f.signatureStores.Value() {
+		host, url, ok := strings.Cut(s, "=")
+		if !ok || host == "" || url == "" {
+			return nil, usageError(fmt.Errorf("--image-signature-store %q: want HOST=URL", s))
+		}
+		stores[host] = url
+	}
+	keyring, err := trust.releaseKeyring(env)
+	if err != nil {
+		env.log.Warn("operator images' signatures are not checked: no release keyring", "reason", err)
+		return nil, nil
+	}
+	return &mirror.ImageSignatures{Stores: stores, Fetcher: net.signatureFetcher(env, nil), Keyring: keyring}, nil
 }

@@ -164,6 +164,9 @@ func CatalogRecord(c *mirror.Catalog) bundle.Catalog {
 	for _, im := range c.Images {
 		rec.Images = append(rec.Images, bundle.CatalogImage{Ref: im.Ref, Source: im.Repository, Digest: im.Digest})
 	}
+	if s := c.ImageSignatures; s != nil {
+		rec.ImageSignatures = &bundle.CatalogImageSignatures{Signed: s.Signed, Unsigned: s.Unsigned, NoStore: s.NoStore}
+	}
 	return rec
 }
 
