@@ -371,7 +371,13 @@ func (f *filter) validate(out *declcfg.DeclarativeConfig) error {
 		views[c.Package].Channels = append(views[c.Package].Channels, c)
 	}
 	for _, b := range out.Bundles {
-		b.Properties = slices.Clone(b.Properties)
+		// The model decodes every olm.bundle.object (tens of MB in a full
+		// catalog) into the CSV and objects it keeps beside the bundle,
+		// and checks them only for a bundle without an image; the view
+		// leaves them out of the others.
+		b.Properties = slices.DeleteFunc(slices.Clone(b.Properties), func(p property.Property) bool {
+			return b.Image != "" && p.Type == property.TypeBundleObject
+		})
 		views[b.Package].Bundles = append(views[b.Package].Bundles, b)
 	}
 	for _, d := range out.Deprecations {
