@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferryhq/ferry/internal/regularfile"
+	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/catalog"
 	"github.com/ferryhq/ferry/mirror/release"
 	"github.com/ferryhq/ferry/mirror/sigstore"
@@ -59,6 +60,8 @@ type packConfig struct {
 	Operators          []catalog.Selection `yaml:"operators,omitempty" json:"operators,omitempty"`
 	SkipDependencies   bool                `yaml:"skipDependencies,omitempty" json:"skipDependencies,omitempty"`
 	InstalledOperators string              `yaml:"installedOperators,omitempty" json:"installedOperators,omitempty"`
+	// ImageSignatureStores are --image-signature-store HOST=URL.
+	ImageSignatureStores []string `yaml:"imageSignatureStores,omitempty" json:"imageSignatureStores,omitempty"`
 	// AdditionalImages (--image), BlockedImages (--block),
 	// KubeVirtContainer (--kubevirt-container); GraphImage (--graph-image,
 	// or graph: true on a channel), GraphDataURL and GraphBaseImage.
@@ -136,6 +139,19 @@ func parsePackConfig(path string, data []byte) (*packConfig, error) {
 	for i, sel := range cfg.Operators {
 		if err := sel.Validate(); err != nil {
 			return nil, fmt.Errorf("%s: operators[%d] (%s): %w", path, i, sel.Catalog, err)
+		}
+	}
+	for _, b := range cfg.BlockedImages {
+		if _, err := regexp.Compile(b); err != nil {
+			return nil, fmt.Errorf("%s:%d: blockedImages: %q: %w", path, keys.lineOf("blockedImages"), b, err)
+		}
+	}
+	for _, a := range cfg.AdditionalImages {
+		if a.TargetRepo == "" {
+			continue
+		}
+		if err := mirror.CheckTargetRepo(a.TargetRepo); err != nil {
+			return nil, fmt.Errorf("%s:%d: additionalImages %s: %w", path, keys.lineOf("targetRepo"), a.Name, err)
 		}
 	}
 	if _, err := sigstore.ParseMode(cfg.Sigstore); err != nil {
@@ -227,6 +243,11 @@ func (o *packOptions) applyConfig(c *cli.Context, cfg *packConfig) {
 	if !c.IsSet("catalog") {
 		o.operators.fromConfig = cfg.Operators
 	}
+	if !c.IsSet("image-signature-store") {
+		for _, st := range cfg.ImageSignatureStores {
+			_ = o.operators.signatureStores.Set(st)
+		}
+	}
 	if !c.IsSet("image") {
 		o.extras.fromConfig = cfg.AdditionalImages
 	}
@@ -299,6 +320,7 @@ func (o *packOptions) effectiveConfig() *packConfig {
 		cfg.Operators = sels
 	}
 	cfg.BlockedImages, cfg.KubeVirtContainer, cfg.GraphImage = o.extras.blocked.Value(), o.extras.kubeVirt, o.extras.graphImage
+	cfg.ImageSignatureStores = o.operators.signatureStores.Value()
 	if o.extras.graphImage {
 		cfg.GraphDataURL, cfg.GraphBaseImage = o.extras.graphDataURL, o.extras.graphBaseImage
 	}

@@ -32,6 +32,26 @@ signKeyPassphraseFile: /run/secrets/packer-pass
 timeout: 2m0s
 stallTimeout: 1m30s
 sigstore: best-effort
+operators:
+  - catalog: registry.redhat.io/redhat/redhat-operator-index:v4.16
+    packages:
+      - name: cluster-logging
+        channels:
+          - name: stable-6.1
+            minVersion: 6.1.0
+skipDependencies: true
+installedOperators: installed-operators.json
+imageSignatureStores:
+  - registry.example=https://signatures.example/store
+additionalImages:
+  - name: registry.redhat.io/openshift4/ose-must-gather:latest
+    targetRepo: tools/must-gather
+blockedImages:
+  - -debug$
+kubeVirtContainer: true
+graphImage: true
+graphDataURL: file:///media/graph-data.tar.gz
+graphBaseImage: registry.example/ubi9/ubi:latest
 `
 
 // TestConfigRoundTrip: a full file comes back unchanged from
@@ -66,6 +86,9 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"unknown sigstore mode", "apiVersion: ferry/v1alpha1\nkind: Bundle\nsigstore: lenient\n", []string{":3:", "sigstore", "lenient", "best-effort"}},
 		{"unknown apiVersion", "apiVersion: ferry/v9\nkind: Bundle\n", []string{":1:", "ferry/v9", "ferry/v1alpha1"}},
 		{"nested misspelt key", "apiVersion: ferry/v1alpha1\nkind: Bundle\nreleases:\n  - verison: 4.15.0\n", []string{":4:", `"verison"`}},
+		{"misspelt operators key", "apiVersion: ferry/v1alpha1\nkind: Bundle\noperators:\n  - catalog: r.example/index:v1\n    packges: []\n", []string{":5:", `"packges"`}},
+		{"bad blocked pattern", "apiVersion: ferry/v1alpha1\nkind: Bundle\nblockedImages: [\"(\"]\n", []string{"blockedImages", "("}},
+		{"bad target repo", "apiVersion: ferry/v1alpha1\nkind: Bundle\nadditionalImages:\n  - name: r.example/a:1\n    targetRepo: ../x\n", []string{"targetRepo", "../x"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
