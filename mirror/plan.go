@@ -1,7 +1,11 @@
-// Package mirror works out what carrying a release means: every manifest,
-// config and layer of the release image and of each component it
-// references, and every Sigstore signature tag beside them. It reads
-// manifests only; layers are fetched by whoever writes them.
+// Package mirror works out what carrying an update means: every manifest,
+// config and layer of each release image and of each component it
+// references, and every Sigstore signature tag beside them; operator
+// catalogs, filtered and rebuilt, with every image their kept bundles
+// name; additional images, the RHCOS KubeVirt container and the update
+// service's graph-data image. It reads manifests (and the few layers that
+// say what a release or catalog holds); the other layers are fetched by
+// whoever writes them.
 package mirror
 
 import (
