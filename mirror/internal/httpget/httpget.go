@@ -31,14 +31,25 @@ import (
 	"github.com/ferryhq/ferry/mirror/retry"
 )
 
+// clientTimeoutSlack is how much longer than a Getter's Timeout the
+// client's own timeout runs. A Getter ends a try at its Timeout itself and
+// says so (a *TimeoutError naming the bound); were the client's timeout the
+// same, the two would race, and when the client won the error would be
+// net/http's "Client.Timeout exceeded" instead. The client's timeout stays
+// as a backstop.
+const clientTimeoutSlack = time.Second
+
 // NewClient returns the client a fetcher uses when its caller gives none:
 // it honours the proxy environment (HTTPS_PROXY, NO_PROXY, ...), keeps
 // http.DefaultTransport's dialer timeouts and HTTP/2, and times a request
-// out after timeout. The caller owns it and should CloseIdleConnections
-// when done.
+// out a little after timeout (a Getter with that Timeout ends the try
+// first). The caller owns it and should CloseIdleConnections when done.
 func NewClient(timeout time.Duration) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = http.ProxyFromEnvironment
+	if timeout > 0 {
+		timeout += clientTimeoutSlack
+	}
 	return &http.Client{Transport: t, Timeout: timeout}
 }
 

@@ -363,7 +363,7 @@ func TestGetFile(t *testing.T) {
 func TestNewClient(t *testing.T) {
 	c := NewClient(time.Minute)
 	tr, ok := c.Transport.(*http.Transport)
-	if !ok || tr == http.DefaultTransport || tr.Proxy == nil || c.Timeout != time.Minute {
+	if !ok || tr == http.DefaultTransport || tr.Proxy == nil || c.Timeout != time.Minute+clientTimeoutSlack {
 		t.Errorf("NewClient = %+v", c)
 	}
 	c.CloseIdleConnections()
