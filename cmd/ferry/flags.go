@@ -120,6 +120,14 @@ type trustFlags struct {
 	keyrings cli.StringSlice
 	stores   cli.StringSlice
 	betaKey  bool
+	// loaded is the release keyring once read (with its error), so that
+	// a command that needs it twice reads and logs it once.
+	loaded *loadedKeyring
+}
+
+type loadedKeyring struct {
+	keyring *signature.Keyring
+	err     error
 }
 
 func (f *trustFlags) keyringFlag() cli.Flag {

@@ -23,8 +23,17 @@ func (f *trustFlags) betaKeyFlag() cli.Flag {
 // releaseKeyring is the keyring release signatures must verify under: the
 // --keyring files, else the system's key file (env.systemKeyPath, where
 // RHEL installs Red Hat's release key 2), else that key as built into
-// ferry; with --beta-key, plus Red Hat's beta key 2. It logs the keys.
+// ferry; with --beta-key, plus Red Hat's beta key 2. It reads and logs
+// the keys once per command.
 func (f *trustFlags) releaseKeyring(env *environment) (*signature.Keyring, error) {
+	if f.loaded == nil {
+		kr, err := f.readReleaseKeyring(env)
+		f.loaded = &loadedKeyring{keyring: kr, err: err}
+	}
+	return f.loaded.keyring, f.loaded.err
+}
+
+func (f *trustFlags) readReleaseKeyring(env *environment) (*signature.Keyring, error) {
 	if paths := f.keyrings.Value(); len(paths) > 0 {
 		kr, err := signature.LoadKeyring(paths...)
 		if err != nil {
