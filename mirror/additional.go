@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -9,8 +10,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/ferryhq/ferry/mirror/registry"
 )
 
 // AdditionalImage is an image the packer names to carry besides releases
@@ -133,15 +132,11 @@ func (w *walk) additionalImage(ctx context.Context, ai AdditionalImage) (Additio
 	if err != nil {
 		return Additional{}, err
 	}
-	var m registry.Manifest
-	switch n := named.(type) {
-	case reference.Digested:
-		m, err = src.Manifest(ctx, n.Digest())
-	case reference.Tagged:
-		a.Tag, a.TargetTag = n.Tag(), n.Tag()
-		m, err = src.ManifestByTag(ctx, n.Tag())
-	default:
-		return Additional{}, fmt.Errorf("the reference names neither a tag nor a digest (say :latest if that is meant)")
+	a.Tag = tagOf(named)
+	a.TargetTag = a.Tag
+	m, err := resolveRef(ctx, src, named)
+	if errors.Is(err, errNoTagOrDigest) {
+		return Additional{}, fmt.Errorf("%w (say :latest if that is meant)", err)
 	}
 	if err != nil {
 		return Additional{}, err

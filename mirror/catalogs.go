@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -17,7 +16,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryhq/ferry/mirror/catalog"
-	"github.com/ferryhq/ferry/mirror/registry"
 	"github.com/ferryhq/ferry/mirror/signature"
 )
 
@@ -209,16 +207,8 @@ func (w *walk) catalogImage(ctx context.Context, bi catalog.BundleImage) (Catalo
 	if err != nil {
 		return CatalogImage{}, err
 	}
-	var m registry.Manifest
-	switch n := named.(type) {
-	case reference.Digested:
-		m, err = src.Manifest(ctx, n.Digest())
-	case reference.Tagged:
-		ci.Tag = n.Tag()
-		m, err = src.ManifestByTag(ctx, n.Tag())
-	default:
-		return CatalogImage{}, errors.New("the reference names neither a digest nor a tag")
-	}
+	ci.Tag = tagOf(named)
+	m, err := resolveRef(ctx, src, named)
 	if err != nil {
 		return CatalogImage{}, err
 	}

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -109,7 +110,7 @@ func (w *walk) graphImage(ctx context.Context) (*GraphImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := resolveRef(ctx, src, named)
+	m, err := resolveRef(ctx, src, reference.TagNameOnly(named)) // a bare name means :latest, as podman reads it
 	if err != nil {
 		return nil, fmt.Errorf("graph base image %s: %w", opts.Base, err)
 	}
@@ -145,7 +146,11 @@ func (w *walk) graphImage(ctx context.Context) (*GraphImage, error) {
 		Target: GraphImageTarget, Tag: tag}, nil
 }
 
-// resolveRef reads the manifest a tag or digest reference names.
+// errNoTagOrDigest is a reference that names only a repository.
+var errNoTagOrDigest = errors.New("the reference names neither a digest nor a tag")
+
+// resolveRef reads the manifest a reference names: by its digest, else by
+// its tag.
 func resolveRef(ctx context.Context, src *registry.Source, named reference.Named) (registry.Manifest, error) {
 	switch n := named.(type) {
 	case reference.Digested:
@@ -153,7 +158,18 @@ func resolveRef(ctx context.Context, src *registry.Source, named reference.Named
 	case reference.Tagged:
 		return src.ManifestByTag(ctx, n.Tag())
 	}
-	return src.ManifestByTag(ctx, "latest")
+	return registry.Manifest{}, errNoTagOrDigest
+}
+
+// tagOf is the tag a reference is resolved by: "" when it names a digest.
+func tagOf(named reference.Named) string {
+	if _, ok := named.(reference.Digested); ok {
+		return ""
+	}
+	if t, ok := named.(reference.Tagged); ok {
+		return t.Tag()
+	}
+	return ""
 }
 
 // platformOf picks the linux image for a release architecture out of a
@@ -179,9 +195,6 @@ func platformOf(ctx context.Context, src *registry.Source, m registry.Manifest, 
 	return registry.Manifest{}, fmt.Errorf("the list %s has no linux/%s image", m.Digest, goarch)
 }
 
-// maxBaseConfigSize caps the base image config read: configs are a few KB.
-const maxBaseConfigSize = 4 << 20
-
 // baseImage reads a single image's config, verified.
 func (w *walk) baseImage(ctx context.Context, src *registry.Source, m registry.Manifest) (graphdata.BaseImage, error) {
 	parsed, err := manifest.FromBlob(m.Bytes, m.MediaType)
@@ -189,8 +202,8 @@ func (w *walk) baseImage(ctx context.Context, src *registry.Source, m registry.M
 		return graphdata.BaseImage{}, err
 	}
 	cfg := parsed.ConfigInfo()
-	if cfg.Size < 0 || cfg.Size > maxBaseConfigSize {
-		return graphdata.BaseImage{}, fmt.Errorf("config %s is %d bytes, more than %d", cfg.Digest, cfg.Size, maxBaseConfigSize)
+	if cfg.Size < 0 || cfg.Size > maxConfigSize {
+		return graphdata.BaseImage{}, fmt.Errorf("config %s is %d bytes, more than %d", cfg.Digest, cfg.Size, maxConfigSize)
 	}
 	rc, err := src.VerifiedBlob(ctx, cfg.Digest, cfg.Size)
 	if err != nil {

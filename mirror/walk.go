@@ -17,7 +17,8 @@ import (
 	"github.com/ferryhq/ferry/mirror/sigstore"
 )
 
-// maxConfigSize caps the image config read to learn a release's architecture.
+// maxConfigSize caps an image config read: a release image's, for its
+// architecture, or the graph-data image's base's. Configs are a few KB.
 const maxConfigSize = 4 << 20
 
 // release resolves ref and walks the release image, its image-references

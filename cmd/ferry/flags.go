@@ -91,10 +91,16 @@ func (f *timeoutFlags) signatureFetcher(env *environment, stores []string) *sign
 // graphOptions are the update graph fetch options within the bounds,
 // logging each retry.
 func (f *timeoutFlags) graphOptions(env *environment, url, channel, arch string) graph.FetchOptions {
+	return graph.FetchOptions{URL: url, Channel: channel, Arch: arch, UserAgent: userAgent(),
+		Timeout: f.timeout, StallTimeout: f.stall, Retry: graphRetry(env)}
+}
+
+// graphRetry is the retry policy for the update service (the graph and its
+// graph data), logging each retry.
+func graphRetry(env *environment) retry.Policy {
 	policy := graph.DefaultRetry()
 	policy.OnRetry = retryLogger(env)
-	return graph.FetchOptions{URL: url, Channel: channel, Arch: arch, UserAgent: userAgent(),
-		Timeout: f.timeout, StallTimeout: f.stall, Retry: policy}
+	return policy
 }
 
 // userAgent names ferry and its version in every HTTP request it makes:

@@ -108,8 +108,7 @@ func (f *extrasFlags) configure(ctx context.Context, env *environment, net *time
 	if !f.graphImage {
 		return nil
 	}
-	policy := net.graphOptions(env, "", "", "").Retry
-	data, err := graphdata.Fetch(ctx, f.graphDataURL, graphdata.FetchOptions{StallTimeout: net.stall, Retry: policy, UserAgent: userAgent()})
+	data, err := graphdata.Fetch(ctx, f.graphDataURL, graphdata.FetchOptions{StallTimeout: net.stall, Retry: graphRetry(env), UserAgent: userAgent()})
 	if err != nil {
 		return withHint(fmt.Errorf("graph data: %w", err))
 	}
