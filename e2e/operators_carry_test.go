@@ -162,7 +162,8 @@ func TestOperatorsCarried(t *testing.T) {
 type installedFixture struct{ pkg, channel, csv, version, props string }
 
 // installOperators writes a 4.16.5 ClusterVersion and, in namespace
-// operators, a Subscription and a ClusterServiceVersion per fixture.
+// operators, a Subscription and a ClusterServiceVersion per fixture (its
+// olm.properties annotation left out when props is empty).
 func installOperators(t *testing.T, a *manifests.Applier, host string, ops []installedFixture) {
 	t.Helper()
 	objects := [][]byte{[]byte(`apiVersion: config.openshift.io/v1
@@ -174,12 +175,16 @@ status:
   history: [{state: Completed, version: 4.16.5, verified: true, image: "` + host + `/ocp@sha256:` + strings.Repeat("5", 64) + `"}]
 `)}
 	for _, op := range ops {
+		annotations := ""
+		if op.props != "" {
+			annotations = fmt.Sprintf("\n  annotations: {olm.properties: %q}", op.props)
+		}
 		objects = append(objects,
 			[]byte(fmt.Sprintf("apiVersion: operators.coreos.com/v1alpha1\nkind: Subscription\nmetadata: {name: %s, namespace: operators}\n"+
 				"spec: {name: %s, channel: %s, source: ferry, sourceNamespace: openshift-marketplace}\nstatus: {installedCSV: %s}\n",
 				op.pkg, op.pkg, op.channel, op.csv)),
-			[]byte(fmt.Sprintf("apiVersion: operators.coreos.com/v1alpha1\nkind: ClusterServiceVersion\nmetadata:\n  name: %s\n  namespace: operators\n"+
-				"  annotations: {olm.properties: %q}\nspec: {version: %s}\n", op.csv, op.props, op.version)))
+			[]byte(fmt.Sprintf("apiVersion: operators.coreos.com/v1alpha1\nkind: ClusterServiceVersion\nmetadata:\n  name: %s\n  namespace: operators%s\n"+
+				"spec: {version: %s}\n", op.csv, annotations, op.version)))
 	}
 	if _, err := a.Apply(context.Background(), objects); err != nil {
 		t.Fatal(err)

@@ -116,38 +116,16 @@ func TestCheckOperators(t *testing.T) {
 	ref := pushOperatorCatalog(t, testbed.NewMemoryRegistry(t))
 	k := testbed.StartKube(t)
 	k.InstallOpenShiftCRDs(t)
-	k.CreateNamespace(t, "db")
+	k.CreateNamespace(t, "operators")
 	a, err := manifests.NewApplier(k.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	objects := [][]byte{[]byte(`apiVersion: config.openshift.io/v1
-kind: ClusterVersion
-metadata: {name: version}
-spec: {channel: stable-4.16}
-status:
-  desired: {version: 4.16.5}
-  history: [{state: Completed, version: 4.16.5, verified: true, image: "quay.io/openshift-release-dev/ocp-release@sha256:` + strings.Repeat("5", 64) + `"}]
-`)}
-	for _, op := range []struct{ pkg, channel, csv, version, props string }{
+	installOperators(t, a, "quay.io/openshift-release-dev", []installedFixture{
 		{"db-operator", "stable", "db-operator.v1.0.0", "1.0.0", `[{"type":"olm.maxOpenShiftVersion","value":"4.16"}]`},
 		{"cache-operator", "fast", "cache-operator.v2.0.0", "2.0.0", `[{"type":"olm.maxOpenShiftVersion","value":4.16}]`},
 		{"log-operator", "stable", "log-operator.v3.0.0", "3.0.0", ""},
-	} {
-		annotations := ""
-		if op.props != "" {
-			annotations = fmt.Sprintf("\n  annotations: {olm.properties: %q}", op.props)
-		}
-		objects = append(objects,
-			[]byte(fmt.Sprintf("apiVersion: operators.coreos.com/v1alpha1\nkind: Subscription\nmetadata: {name: %s, namespace: db}\n"+
-				"spec: {name: %s, channel: %s, source: redhat-operators, sourceNamespace: openshift-marketplace}\nstatus: {installedCSV: %s}\n",
-				op.pkg, op.pkg, op.channel, op.csv)),
-			[]byte(fmt.Sprintf("apiVersion: operators.coreos.com/v1alpha1\nkind: ClusterServiceVersion\nmetadata:\n  name: %s\n  namespace: db%s\nspec: {version: %s}\n",
-				op.csv, annotations, op.version)))
-	}
-	if _, err := a.Apply(context.Background(), objects); err != nil {
-		t.Fatal(err)
-	}
+	})
 	check := func(to string, extra ...string) result {
 		return ferryRun(t, append([]string{"check", "operators", "--kubeconfig", k.Kubeconfig, "--to", to, "--catalog", ref, "--src-tls-verify=false"}, extra...)...)
 	}
