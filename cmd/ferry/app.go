@@ -60,6 +60,7 @@ func newApp(env *environment) *cli.App {
 			graphCommand(env),
 			inventoryCommand(env),
 			catalogCommand(env),
+			serveCommand(env),
 			completionCommand(env),
 			versionCommand(env),
 		},
