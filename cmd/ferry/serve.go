@@ -142,6 +142,7 @@ func printTrust(w io.Writer, st serve.Status) {
 func routeRegistryLogs(env *environment) {
 	std := logrus.StandardLogger()
 	std.SetOutput(io.Discard)
+	std.ReplaceHooks(logrus.LevelHooks{}) // one route, however often run is called in a process
 	std.AddHook(serve.LogHook{Log: env.log})
 	if env.log.Enabled(context.Background(), slog.LevelDebug) {
 		std.SetLevel(logrus.DebugLevel)

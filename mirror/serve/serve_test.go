@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -8,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -222,4 +225,65 @@ func pushBlob(t *testing.T, s *testServer, repo string, data []byte) digest.Dige
 		t.Fatalf("upload %s to %s: %d", d, repo, resp.StatusCode)
 	}
 	return d
+}
+
+// TestServeDrains: a request in flight when the server is told to stop
+// (here an upload whose body has not been sent yet) still completes, and
+// Serve returns nil. The server has stopped accepting connections before
+// the body is sent, so the request completes during the drain.
+func TestServeDrains(t *testing.T) {
+	s := startServer(t, Options{Root: t.TempDir()})
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+s.Address+"/v2/app/blobs/uploads/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("a layer still arriving when the server is told to stop")
+	conn, err := net.Dial("tcp", s.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Expect: 100-continue makes the server say when the handler starts
+	// reading the body: from then on the request is in flight.
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n",
+		loc.RequestURI(), s.Address, len(body))
+	r := bufio.NewReader(conn)
+	if line, err := r.ReadString('\n'); err != nil || !strings.Contains(line, "100 Continue") {
+		t.Fatalf("no 100 Continue: %q %v", line, err)
+	}
+	if _, err := r.ReadString('\n'); err != nil { // the blank line after it
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+	for { // until the listener is closed: the drain has begun
+		c, err := net.Dial("tcp", s.Address)
+		if err != nil {
+			break
+		}
+		c.Close()
+	}
+	if _, err := conn.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	final, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("the request in flight got no answer: %v", err)
+	}
+	final.Body.Close()
+	if final.StatusCode != http.StatusAccepted {
+		t.Errorf("the request in flight answered %d, want 202", final.StatusCode)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Serve after a drain: %v", err)
+	}
 }
