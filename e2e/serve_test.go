@@ -359,3 +359,29 @@ func TestServeGC(t *testing.T) {
 	}
 	ro.stop(t)
 }
+
+// TestServeUsageErrors: flag mistakes exit 2 naming the flag, before
+// anything is made.
+func TestServeUsageErrors(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "registry")
+	missing := filepath.Join(t.TempDir(), "none")
+	for _, tc := range []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"serve"}, []string{"--root"}},
+		{[]string{"serve", "--root", root, "--htpasswd", missing}, []string{"--htpasswd needs TLS"}},
+		{[]string{"serve", "--root", root, "--tls-self-signed", "--htpasswd", missing}, []string{missing}},
+		{[]string{"serve", "--root", root, "--tls-cert", missing}, []string{"--tls-cert and --tls-key"}},
+		{[]string{"serve", "--root", root, "--tls-self-signed", "--tls-cert", missing, "--tls-key", missing}, []string{"--tls-self-signed excludes"}},
+		{[]string{"serve", "--root", root, "--tls-name", "registry.example"}, []string{"--tls-name needs --tls-self-signed"}},
+		{[]string{"serve", "--root", root, "--listen", "5000"}, []string{"listen address"}},
+		{[]string{"serve", "gc"}, []string{"--root"}},
+		{[]string{"serve", "gc", "--root", missing}, []string{missing}},
+	} {
+		wantExit(t, strings.Join(tc.args, " "), ferryRun(t, tc.args...), codeUsage, tc.wants...)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("a refused serve made its root (%v)", err)
+	}
+}

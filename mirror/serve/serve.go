@@ -124,12 +124,12 @@ func (o *Options) Validate() error {
 	case o.HTPasswd != "" && !o.tls():
 		return invalid("htpasswd authentication needs TLS: basic authentication would send passwords in clear")
 	}
-	for _, f := range []string{o.CertFile, o.KeyFile, o.HTPasswd} {
+	for what, f := range map[string]string{"TLS certificate": o.CertFile, "TLS key": o.KeyFile, "htpasswd file": o.HTPasswd} {
 		if f == "" {
 			continue
 		}
 		if _, err := os.Stat(f); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+			return fmt.Errorf("%w: %s: %w", ErrInvalidOptions, what, err)
 		}
 	}
 	if _, _, err := net.SplitHostPort(o.listen()); err != nil {
