@@ -1,3 +1,5 @@
+//go:build unix
+
 package e2e
 
 import (
@@ -17,8 +19,9 @@ const targetRepo = "ocp4/openshift4"
 
 // TestJourney is the whole trip across the gap, with the binary: a release
 // in one registry process, signed in a signature store; ferry pack, verify,
-// inspect; ferry apply into a second registry process and, when the test
-// bed has one, a real API server. With FERRY_DEMO=1 it narrates (make demo).
+// inspect; on the bastion, `ferry serve` with a CA of its own as the mirror
+// registry, ferry apply into it and, when the test bed has one, a real API
+// server. With FERRY_DEMO=1 it narrates (make demo).
 func TestJourney(t *testing.T) {
 	var w io.Writer
 	if os.Getenv("FERRY_DEMO") != "" {
@@ -67,10 +70,14 @@ func TestJourney(t *testing.T) {
 		t.Errorf("inspect does not show the release digest and the verified signature:\n%s", inspect.stdout)
 	}
 
-	say("disconnected side: the mirror registry on the bastion")
-	dst := newRegistry(t, w != nil)
-	target := dst.Host + "/" + targetRepo
-	args := []string{"apply", bundlePath, "--to", target, "--dest-tls-verify=false", "--keyring", keyFile,
+	say("disconnected side: the bastion's registry, ferry serve with a CA of its own")
+	srv := startServe(t, "--root", filepath.Join(dir, "registry"), "--tls-self-signed")
+	dst := srv.client(t)
+	if w != nil {
+		fmt.Fprintf(w, "ferry serve listening on %s; clients trust %s (or --cert-dir %s)\n", srv.status.Address, srv.status.CA, srv.status.CertDir)
+	}
+	target := srv.status.Address + "/" + targetRepo
+	args := []string{"apply", bundlePath, "--to", target, "--cert-dir", srv.status.CertDir, "--keyring", keyFile,
 		"--bundle-keyring", packerPub, "--output-dir", filepath.Join(dir, "manifests"), "--quiet"}
 	if kube := maybeKube(t); kube != "" && w == nil {
 		args = append(args, "--kubeconfig", kube)
@@ -84,20 +91,22 @@ func TestJourney(t *testing.T) {
 	}
 
 	say("what landed in %s", target)
-	tags, err := dst.Client().Tags(context.Background(), targetRepo)
+	tags, err := dst.Tags(context.Background(), targetRepo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w != nil {
 		fmt.Fprintf(w, "%d tags, among them %s\n", len(tags), strings.Join(tags[:min(4, len(tags))], ", "))
 	}
-	data, _, err := dst.Client().GetManifest(context.Background(), targetRepo, rel.Version+"-"+rel.Arch)
+	data, _, err := dst.GetManifest(context.Background(), targetRepo, rel.Version+"-"+rel.Arch)
 	if err != nil || !bytes.Equal(data, rel.Manifest) {
 		t.Errorf("the release tag in the target does not hold the release manifest (%v)", err)
 	}
 	if len(tags) < len(rel.Components)+1 {
 		t.Errorf("target has %d tags, want at least %d", len(tags), len(rel.Components)+1)
 	}
+	say("ferry serve stops on SIGTERM, finishing what is in flight")
+	srv.stop(t)
 }
 
 // newRegistry is a registry in a process of its own (Debian's

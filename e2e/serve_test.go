@@ -104,6 +104,13 @@ func (p *serveProc) httpClient(t *testing.T) *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 
+// client reads the registry the way the test bed's registries are read,
+// over TLS with the server's CA when it has one (no credentials).
+func (p *serveProc) client(t *testing.T) *testbed.Client {
+	t.Helper()
+	return &testbed.Client{Host: p.status.Address, HTTP: p.httpClient(t), HTTPS: p.status.TLS}
+}
+
 // status answers method on path (no body) with basic credentials.
 func (p *serveProc) answer(t *testing.T, method, path, user, password string) int {
 	t.Helper()

@@ -77,7 +77,7 @@ var httpClient = &http.Client{Transport: &http.Transport{
 	IdleConnTimeout:     30 * time.Second,
 }}
 
-// Client speaks the distribution API v2 over plain HTTP to one registry,
+// Client speaks the distribution API v2 over plain HTTP (or HTTPS) to one registry,
 // without authentication. Every method is safe for concurrent use and
 // returns errors rather than failing a test, so it works in goroutines.
 type Client struct {
@@ -85,6 +85,9 @@ type Client struct {
 	Host string
 	// HTTP, if set, replaces the shared client.
 	HTTP *http.Client
+	// HTTPS speaks TLS (with HTTP's trust, e.g. a test CA) instead of plain
+	// HTTP.
+	HTTPS bool
 }
 
 // NewClient returns a client for the registry at host ("127.0.0.1:port").
@@ -97,7 +100,12 @@ func (c *Client) httpClient() *http.Client {
 	return httpClient
 }
 
-func (c *Client) url(path string) string { return "http://" + c.Host + path }
+func (c *Client) url(path string) string {
+	if c.HTTPS {
+		return "https://" + c.Host + path
+	}
+	return "http://" + c.Host + path
+}
 
 // do sends a request and checks its status against want; on any other status
 // the body is read (capped) into a StatusError and the response closed.
