@@ -26,23 +26,41 @@ type Registry struct {
 	// Host is "127.0.0.1:<port>", ready to prefix a repository name.
 	Host string
 	// URL is "http://127.0.0.1:<port>".
-	URL    string
+	URL string
+	// Root is the filesystem store's root directory (for an offline
+	// garbage collection of it).
+	Root   string
 	server *httptest.Server
 }
 
+// RegistryOptions vary NewRegistryWith's registry.
+type RegistryOptions struct {
+	// DeleteDisabled makes it refuse manifest deletion (405 UNSUPPORTED),
+	// as distribution does by default.
+	DeleteDisabled bool
+}
+
 // NewRegistry starts an in-process registry backed by a filesystem store in
-// t.TempDir(), so large synthetic releases do not live in memory.
+// t.TempDir(), so large synthetic releases do not live in memory. It
+// allows deleting manifests.
 func NewRegistry(t testing.TB) *Registry {
 	t.Helper()
+	return NewRegistryWith(t, RegistryOptions{})
+}
+
+// NewRegistryWith is NewRegistry with opts.
+func NewRegistryWith(t testing.TB, opts RegistryOptions) *Registry {
+	t.Helper()
+	root := t.TempDir()
 	// The registry logs every request at info and every 4xx answer (a HEAD
 	// for a blob not yet pushed) at error: hundreds of lines that bury a
 	// failing test's output. Clients see the errors in the answers anyway.
 	logrus.SetLevel(logrus.FatalLevel)
 	cfg := &configuration.Configuration{
 		Storage: configuration.Storage{
-			"filesystem":  configuration.Parameters{"rootdirectory": t.TempDir()},
+			"filesystem":  configuration.Parameters{"rootdirectory": root},
 			"maintenance": configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}},
-			"delete":      configuration.Parameters{"enabled": true},
+			"delete":      configuration.Parameters{"enabled": !opts.DeleteDisabled},
 		},
 	}
 	cfg.HTTP.Secret = "ferry-testbed-secret"
@@ -58,7 +76,7 @@ func NewRegistry(t testing.TB) *Registry {
 		cancel()
 	})
 	u, _ := url.Parse(srv.URL)
-	return &Registry{Host: u.Host, URL: srv.URL, server: srv}
+	return &Registry{Host: u.Host, URL: srv.URL, Root: root, server: srv}
 }
 
 // Close stops the registry before the test ends, for tests of an
