@@ -225,6 +225,20 @@ func TestPrune(t *testing.T) {
 	t.Logf("prune keeping %s of 3 releases: %d manifests to delete, %d blobs, %d bytes reclaimable (the releases hold %d, %d and %d bytes of blobs)",
 		kept.Version, len(dry.Planned), len(wantFreed), wantBytes, older.Bytes, kept.Bytes, newer.Bytes)
 
+	// A bundle kept is its release kept; a version the mirror lacks, or
+	// nothing to keep, is refused before anything is read or deleted.
+	byBundle := parsePruneReport(t, []byte(mustFerry(t, "prune", "--to", repo, "--keep-bundle", b.bundles[1], "--dest-tls-verify=false", "--json")))
+	if !slices.Equal(digestsOf(byBundle.Planned), digestsOf(dry.Planned)) || byBundle.Reclaimable.Bytes != wantBytes {
+		t.Errorf("--keep-bundle of %s plans %d deletions (%d bytes), --keep %s %d (%d bytes)",
+			kept.Version, len(byBundle.Planned), byBundle.Reclaimable.Bytes, kept.Version, len(dry.Planned), wantBytes)
+	}
+	wantExit(t, "prune keeping a version the mirror lacks", ferryRun(t, "prune", "--to", repo, "--keep", "4.15.9", "--dest-tls-verify=false", "--confirm"),
+		codeUsage, "holds no release 4.15.9", older.Tag)
+	wantExit(t, "prune keeping nothing", ferryRun(t, "prune", "--to", repo, "--confirm"), codeUsage, "prune never empties a mirror")
+	if got := targetState(t, reg, targetRepo); !maps.Equal(got, tagsBefore) {
+		t.Errorf("a refused prune changed the tags")
+	}
+
 	t.Run("registry without deletion", func(t *testing.T) {
 		noDelete := testbed.NewRegistryWith(t, testbed.RegistryOptions{DeleteDisabled: true})
 		b.mirror(t, noDelete, 0, 1)
