@@ -14,7 +14,7 @@ const ReportFormat = 1
 const GarbageCollection = "Blobs are not deleted by a prune: the registry frees the ones no manifest references only when its own garbage collection runs. " +
 	"distribution (docker.io/library/registry, docker-registry): stop it or make it read-only, then `registry garbage-collect /etc/docker/registry/config.yml`; " +
 	"ferry serve: `ferry serve gc --root DIR` with the registry stopped or read-only; " +
-	"Quay: its garbage collection worker frees them on its own, after the repository's time machine expiration."
+	"Quay: its garbage collection worker frees them on its own once the deleted tags leave the time machine (see docs/prune.md)."
 
 // InventoryNote says what a prune means for `ferry pack --since`.
 const InventoryNote = "An inventory written before this prune still claims the deleted releases' blobs, which garbage collection then frees: " +
