@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/distribution/distribution/v3/registry/storage"
+	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/opencontainers/go-digest"
 	imgspecs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -307,6 +309,67 @@ func TestPrune(t *testing.T) {
 	if len(again.Planned) != 0 || again.Reclaimable.Bytes != 0 {
 		t.Errorf("a second prune plans %d deletions and %d bytes, want none", len(again.Planned), again.Reclaimable.Bytes)
 	}
+
+	// The registry's garbage collection, run offline on the store, frees
+	// exactly the configs and layers prune called reclaimable (and the
+	// deleted manifests' own bytes); the kept release is whole after it.
+	reg.Close()
+	before := storedBlobs(t, reg.Root)
+	collectGarbage(t, reg.Root)
+	after := storedBlobs(t, reg.Root)
+	freed, freedBytes := map[digest.Digest]int64{}, int64(0)
+	deletedManifests := digestsOf(rep.Deleted)
+	for d, size := range before {
+		if _, stays := after[d]; !stays && !slices.Contains(deletedManifests, d) {
+			freed[d] = size
+			freedBytes += size
+		}
+	}
+	if !maps.Equal(freed, wantFreed) {
+		t.Errorf("garbage collection freed %d blobs (%d bytes) besides the deleted manifests; prune said %d (%d bytes)", len(freed), freedBytes, len(wantFreed), wantBytes)
+	}
+	t.Logf("garbage collection after the prune freed %d blobs, %d bytes, besides the %d deleted manifests", len(freed), freedBytes, len(deletedManifests))
+	restarted := testbed.NewRegistryWith(t, testbed.RegistryOptions{Root: reg.Root})
+	assertReleaseIntact(t, restarted, kept)
+	assertTagsComplete(t, restarted, targetRepo)
+	assertTagsComplete(t, restarted, "tools/app")
+}
+
+// collectGarbage runs distribution's garbage collector on the filesystem
+// store at root, as `registry garbage-collect` does, the registry stopped.
+func collectGarbage(t *testing.T, root string) {
+	t.Helper()
+	ctx := context.Background()
+	driver, err := filesystem.FromParameters(map[string]any{"rootdirectory": root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := storage.NewRegistry(ctx, driver, storage.EnableDelete)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.MarkAndSweep(ctx, driver, ns, storage.GCOpts{Quiet: true}); err != nil {
+		t.Fatalf("garbage collection: %v", err)
+	}
+}
+
+// storedBlobs are the blobs (manifests included) a filesystem store at
+// root holds, with their sizes.
+func storedBlobs(t *testing.T, root string) map[digest.Digest]int64 {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root, "docker", "registry", "v2", "blobs", "sha256", "*", "*", "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[digest.Digest]int64{}
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[digest.NewDigestFromEncoded(digest.SHA256, filepath.Base(filepath.Dir(f)))] = st.Size()
+	}
+	return out
 }
 
 // assertReclaimable fails unless the report's reclaimable blobs are want.

@@ -9,10 +9,12 @@ import (
 	"context"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"testing"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 
 	// The in-memory and filesystem drivers register themselves on import.
@@ -38,6 +40,9 @@ type RegistryOptions struct {
 	// DeleteDisabled makes it refuse manifest deletion (405 UNSUPPORTED),
 	// as distribution does by default.
 	DeleteDisabled bool
+	// Root is the store's directory; empty for a new one. A registry
+	// started on the root of one stopped (Close) serves its content.
+	Root string
 }
 
 // NewRegistry starts an in-process registry backed by a filesystem store in
@@ -51,7 +56,10 @@ func NewRegistry(t testing.TB) *Registry {
 // NewRegistryWith is NewRegistry with opts.
 func NewRegistryWith(t testing.TB, opts RegistryOptions) *Registry {
 	t.Helper()
-	root := t.TempDir()
+	root := opts.Root
+	if root == "" {
+		root = t.TempDir()
+	}
 	// The registry logs every request at info and every 4xx answer (a HEAD
 	// for a blob not yet pushed) at error: hundreds of lines that bury a
 	// failing test's output. Clients see the errors in the answers anyway.
@@ -82,3 +90,9 @@ func NewRegistryWith(t testing.TB, opts RegistryOptions) *Registry {
 // Close stops the registry before the test ends, for tests of an
 // unreachable registry. Safe to call twice.
 func (r *Registry) Close() { r.server.Close() }
+
+// BlobPath is the file in which the registry stores blob d's content.
+func (r *Registry) BlobPath(d digest.Digest) string {
+	hex := d.Encoded()
+	return filepath.Join(r.Root, "docker", "registry", "v2", "blobs", d.Algorithm().String(), hex[:2], hex, "data")
+}
