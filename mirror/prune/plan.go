@@ -213,12 +213,18 @@ type computation struct {
 	deleted   map[digest.Digest]bool
 }
 
-// settle finds the fixed point: a signature tag is removable exactly when
-// what it signs is deleted, and deleting depends on which tags stay.
-// Each round can only make more signature tags removable, so it ends
-// within one round per tag.
+// maxSignatureRounds bounds settle's rounds. Round one deletes what the
+// removable release tags lead to, round two the signatures of those;
+// each further round reaches one level deeper in signatures of
+// signatures, which cosign does not make. A signature past the bound
+// stays, which only keeps more, and a registry crafted with a chain of
+// them cannot make the computation quadratic in its tags.
+const maxSignatureRounds = 4
+
+// settle finds what is deleted: a signature tag is removable when what it
+// signs is deleted, and what is deleted depends on which tags stay.
 func (c *computation) settle() {
-	for {
+	for range maxSignatureRounds {
 		c.kept = map[digest.Digest]bool{}
 		var roots []digest.Digest
 		for tag, d := range c.s.Tags {
@@ -247,6 +253,9 @@ func (c *computation) settle() {
 			return
 		}
 	}
+	// Out of rounds: kept and deleted are those of the last round, in
+	// which the signature tags it then found removable still stood, so
+	// they and what they lead to stay.
 }
 
 // close adds to set the manifests of from and, for lists, their children.

@@ -2,6 +2,7 @@ package prune
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -278,5 +279,45 @@ func TestReclaimableOfPartialPrune(t *testing.T) {
 	}
 	if _, n := Reclaimable(b.s, p.Deletions, nil); n != 30 {
 		t.Errorf("with both deleted, %d bytes reclaimable, want 30", n)
+	}
+}
+
+// TestComputeSignatureChains: a signature of a signature goes with it;
+// a chain deeper than maxSignatureRounds stays past the bound, whole.
+func TestComputeSignatureChains(t *testing.T) {
+	chain := func(depth int) (*bed, []digest.Digest) {
+		b := newBed()
+		subject := b.image("old", blob("old", 1))
+		b.tag("4.15.0-x86_64", subject)
+		b.tag("4.15.1-x86_64", b.image("new", blob("new", 1)))
+		out := []digest.Digest{subject}
+		for i := range depth {
+			sig := b.image(fmt.Sprint("signature ", i), blob(fmt.Sprint("payload ", i), 1))
+			b.tag(sigTag(subject), sig)
+			out, subject = append(out, sig), sig
+		}
+		return b, out
+	}
+	b, want := chain(2)
+	p, err := Compute(b.s, Keep{Versions: []string{"4.15.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameSet(deletedDigests(p), want) {
+		t.Errorf("a signature of a signature: deletions %v, want %v", deletedDigests(p), want)
+	}
+	b, all := chain(maxSignatureRounds + 2)
+	p, err = Compute(b.s, Keep{Versions: []string{"4.15.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := deletedDigests(p)
+	if len(got) == 0 || len(got) >= len(all) || !sameSet(got, all[:len(got)]) {
+		t.Errorf("a chain of %d signatures: deletions %v, want a head of the chain, not all of it", len(all)-1, got)
+	}
+	for _, d := range all[len(got):] {
+		if !slices.ContainsFunc(p.Left, func(l LeftTag) bool { return l.Digest == d }) {
+			t.Errorf("%s, past the bound, is neither deleted nor left", d)
+		}
 	}
 }
