@@ -181,105 +181,134 @@ func pushUnrelated(t *testing.T, reg *testbed.Registry, repo, tag string) digest
 // not ferry's stay, and the report lists exactly the manifests gone.
 func TestPrune(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	b := newPruneBed(t)
-	older, kept, newer := b.rels[0], b.rels[1], b.rels[2]
-	reg := testbed.NewRegistry(t)
-	b.mirror(t, reg, 0, 1, 2)
-	unrelatedTag := pushUnrelated(t, reg, targetRepo, "debug-tools")
-	unrelatedRepo := pushUnrelated(t, reg, "tools/app", "v1")
-	repo := reg.Host + "/" + targetRepo
-	pruneArgs := func(extra ...string) []string {
-		return append([]string{"prune", "--to", repo, "--keep", kept.Version, "--dest-tls-verify=false"}, extra...)
+	c := &pruneCase{bed: b, reg: testbed.NewRegistry(t), older: b.rels[0], kept: b.rels[1], newer: b.rels[2]}
+	b.mirror(t, c.reg, 0, 1, 2)
+	c.repo = c.reg.Host + "/" + targetRepo
+	c.unrelated = map[string]map[string]digest.Digest{
+		targetRepo:  {"debug-tools": pushUnrelated(t, c.reg, targetRepo, "debug-tools")},
+		"tools/app": {"v1": pushUnrelated(t, c.reg, "tools/app", "v1")},
 	}
-
 	// What the prune must free: the blobs of the other two releases that
 	// the kept one does not use (the unrelated images' blobs are their own).
-	wantFreed := map[digest.Digest]int64{}
-	for _, r := range []*testbed.Release{older, newer} {
+	c.wantFreed = map[digest.Digest]int64{}
+	for _, r := range []*testbed.Release{c.older, c.newer} {
 		for d, size := range r.Blobs {
-			if _, shared := kept.Blobs[d]; !shared {
-				wantFreed[d] = size
+			if _, shared := c.kept.Blobs[d]; !shared {
+				c.wantFreed[d] = size
+				c.wantBytes += size
 			}
 		}
 	}
-	var wantBytes int64
-	for _, size := range wantFreed {
-		wantBytes += size
-	}
 
-	tagsBefore, manifestsBefore := targetState(t, reg, targetRepo), mirrorManifests(t, reg, targetRepo)
-	text := ferryRun(t, pruneArgs()...)
-	wantExit(t, "prune (dry run)", text, codeOK, "would delete", older.Tag+" -> "+older.Digest.String(),
+	manifestsBefore := mirrorManifests(t, c.reg, targetRepo)
+	dry := c.dryRun(t)
+	c.refusals(t, dry)
+	t.Run("registry without deletion", c.registryWithoutDeletion)
+	rep := c.confirm(t, dry, manifestsBefore)
+	c.garbageCollection(t, rep)
+}
+
+// pruneCase is TestPrune's mirror: three releases, the middle one kept.
+type pruneCase struct {
+	bed                *pruneBed
+	reg                *testbed.Registry
+	repo               string
+	older, kept, newer *testbed.Release
+	unrelated          map[string]map[string]digest.Digest // repository -> tag -> digest
+	wantFreed          map[digest.Digest]int64
+	wantBytes          int64
+}
+
+func (c *pruneCase) args(extra ...string) []string {
+	return append([]string{"prune", "--to", c.repo, "--keep", c.kept.Version, "--dest-tls-verify=false"}, extra...)
+}
+
+// dryRun: the summary and the JSON report say what goes and what frees,
+// and nothing changes.
+func (c *pruneCase) dryRun(t *testing.T) *pruneReport {
+	t.Helper()
+	tagsBefore, manifestsBefore := targetState(t, c.reg, targetRepo), mirrorManifests(t, c.reg, targetRepo)
+	text := ferryRun(t, c.args()...)
+	wantExit(t, "prune (dry run)", text, codeOK, "would delete", c.older.Tag+" -> "+c.older.Digest.String(),
 		"stay, not ferry's: debug-tools", "dry run: nothing was deleted", "garbage collection")
 	t.Logf("ferry prune (dry run):\n%s", text.stdout)
-	dry := parsePruneReport(t, []byte(mustFerry(t, pruneArgs("--json")...)))
+	dry := parsePruneReport(t, []byte(mustFerry(t, c.args("--json")...)))
 	if dry.Confirmed || len(dry.Deleted) != 0 || len(dry.Planned) == 0 {
 		t.Fatalf("dry run: confirmed %v, deleted %d, planned %d", dry.Confirmed, len(dry.Deleted), len(dry.Planned))
 	}
-	if got := targetState(t, reg, targetRepo); !maps.Equal(got, tagsBefore) {
+	if got := targetState(t, c.reg, targetRepo); !maps.Equal(got, tagsBefore) {
 		t.Errorf("the dry run changed the tags: %d before, %d after", len(tagsBefore), len(got))
 	}
-	if got := mirrorManifests(t, reg, targetRepo); !maps.Equal(got, manifestsBefore) {
+	if got := mirrorManifests(t, c.reg, targetRepo); !maps.Equal(got, manifestsBefore) {
 		t.Errorf("the dry run changed the manifests: %d before, %d after", len(manifestsBefore), len(got))
 	}
-	assertReclaimable(t, dry, wantFreed, wantBytes)
+	assertReclaimable(t, dry, c.wantFreed, c.wantBytes)
 	t.Logf("prune keeping %s of 3 releases: %d manifests to delete, %d blobs, %d bytes reclaimable (the releases hold %d, %d and %d bytes of blobs)",
-		kept.Version, len(dry.Planned), len(wantFreed), wantBytes, older.Bytes, kept.Bytes, newer.Bytes)
+		c.kept.Version, len(dry.Planned), len(c.wantFreed), c.wantBytes, c.older.Bytes, c.kept.Bytes, c.newer.Bytes)
+	return dry
+}
 
-	// A bundle kept is its release kept; a version the mirror lacks, or
-	// nothing to keep, is refused before anything is read or deleted.
-	byBundle := parsePruneReport(t, []byte(mustFerry(t, "prune", "--to", repo, "--keep-bundle", b.bundles[1], "--dest-tls-verify=false", "--json")))
-	if !slices.Equal(digestsOf(byBundle.Planned), digestsOf(dry.Planned)) || byBundle.Reclaimable.Bytes != wantBytes {
+// refusals: a bundle kept is its release kept; a version the mirror
+// lacks, or nothing to keep, is refused before anything is deleted.
+func (c *pruneCase) refusals(t *testing.T, dry *pruneReport) {
+	t.Helper()
+	tagsBefore := targetState(t, c.reg, targetRepo)
+	byBundle := parsePruneReport(t, []byte(mustFerry(t, "prune", "--to", c.repo, "--keep-bundle", c.bed.bundles[1], "--dest-tls-verify=false", "--json")))
+	if !slices.Equal(digestsOf(byBundle.Planned), digestsOf(dry.Planned)) || byBundle.Reclaimable.Bytes != c.wantBytes {
 		t.Errorf("--keep-bundle of %s plans %d deletions (%d bytes), --keep %s %d (%d bytes)",
-			kept.Version, len(byBundle.Planned), byBundle.Reclaimable.Bytes, kept.Version, len(dry.Planned), wantBytes)
+			c.kept.Version, len(byBundle.Planned), byBundle.Reclaimable.Bytes, c.kept.Version, len(dry.Planned), c.wantBytes)
 	}
-	wantExit(t, "prune keeping a version the mirror lacks", ferryRun(t, "prune", "--to", repo, "--keep", "4.15.9", "--dest-tls-verify=false", "--confirm"),
-		codeUsage, "holds no release 4.15.9", older.Tag)
-	wantExit(t, "prune keeping nothing", ferryRun(t, "prune", "--to", repo, "--confirm"), codeUsage, "prune never empties a mirror")
-	if got := targetState(t, reg, targetRepo); !maps.Equal(got, tagsBefore) {
+	wantExit(t, "prune keeping a version the mirror lacks", ferryRun(t, "prune", "--to", c.repo, "--keep", "4.15.9", "--dest-tls-verify=false", "--confirm"),
+		codeUsage, "holds no release 4.15.9", c.older.Tag)
+	wantExit(t, "prune keeping nothing", ferryRun(t, "prune", "--to", c.repo, "--confirm"), codeUsage, "prune never empties a mirror")
+	if got := targetState(t, c.reg, targetRepo); !maps.Equal(got, tagsBefore) {
 		t.Errorf("a refused prune changed the tags")
 	}
+}
 
-	t.Run("registry without deletion", func(t *testing.T) {
-		noDelete := testbed.NewRegistryWith(t, testbed.RegistryOptions{DeleteDisabled: true})
-		b.mirror(t, noDelete, 0, 1)
-		before := targetState(t, noDelete, targetRepo)
-		report := filepath.Join(t.TempDir(), "report.json")
-		res := ferryRun(t, "prune", "--to", noDelete.Host+"/"+targetRepo, "--keep", kept.Version, "--dest-tls-verify=false", "--confirm", "--report", report)
-		wantExit(t, "prune a registry that does not delete", res, codeFailure, "does not allow deleting manifests", "nothing was deleted", "hint: enable deletion")
-		if got := targetState(t, noDelete, targetRepo); !maps.Equal(got, before) {
-			t.Errorf("the refused prune changed the tags")
-		}
-		data, err := os.ReadFile(report)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r := parsePruneReport(t, data); len(r.Deleted) != 0 || r.Complete || r.Error == "" {
-			t.Errorf("the refused prune's report: deleted %d, complete %v, error %q", len(r.Deleted), r.Complete, r.Error)
-		}
-	})
+// registryWithoutDeletion: a registry that answers 405 UNSUPPORTED is
+// refused on the first deletion, with the hint, and keeps everything.
+func (c *pruneCase) registryWithoutDeletion(t *testing.T) {
+	noDelete := testbed.NewRegistryWith(t, testbed.RegistryOptions{DeleteDisabled: true})
+	c.bed.mirror(t, noDelete, 0, 1)
+	before := targetState(t, noDelete, targetRepo)
+	report := filepath.Join(t.TempDir(), "report.json")
+	res := ferryRun(t, "prune", "--to", noDelete.Host+"/"+targetRepo, "--keep", c.kept.Version, "--dest-tls-verify=false", "--confirm", "--report", report)
+	wantExit(t, "prune a registry that does not delete", res, codeFailure, "does not allow deleting manifests", "nothing was deleted", "hint: enable deletion")
+	if got := targetState(t, noDelete, targetRepo); !maps.Equal(got, before) {
+		t.Errorf("the refused prune changed the tags")
+	}
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := parsePruneReport(t, data); len(r.Deleted) != 0 || r.Complete || r.Error == "" {
+		t.Errorf("the refused prune's report: deleted %d, complete %v, error %q", len(r.Deleted), r.Complete, r.Error)
+	}
+}
 
+// confirm: the prune deletes what the dry run planned, exactly those
+// manifests are gone, the kept release and what is not ferry's read back
+// whole, and a second prune finds nothing to do.
+func (c *pruneCase) confirm(t *testing.T, dry *pruneReport, manifestsBefore map[digest.Digest]bool) *pruneReport {
+	t.Helper()
+	ctx := context.Background()
 	reportFile := filepath.Join(t.TempDir(), "prune.json")
-	res := ferryRun(t, pruneArgs("--confirm", "--report", reportFile)...)
-	wantExit(t, "prune --confirm", res, codeOK, "deleted", "garbage collection")
+	wantExit(t, "prune --confirm", ferryRun(t, c.args("--confirm", "--report", reportFile)...), codeOK, "deleted", "garbage collection")
 	data, err := os.ReadFile(reportFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep := parsePruneReport(t, data)
-	if !rep.Confirmed || !rep.Complete || rep.Repository != repo {
-		t.Errorf("report: confirmed %v, complete %v, repository %q", rep.Confirmed, rep.Complete, rep.Repository)
+	if !rep.Confirmed || !rep.Complete || rep.Repository != c.repo || !slices.Equal(digestsOf(rep.Deleted), digestsOf(dry.Planned)) {
+		t.Errorf("report: confirmed %v, complete %v, repository %q, %d deleted; the dry run planned %d",
+			rep.Confirmed, rep.Complete, rep.Repository, len(rep.Deleted), len(dry.Planned))
 	}
-	if !slices.Equal(digestsOf(rep.Deleted), digestsOf(dry.Planned)) {
-		t.Errorf("deleted %d manifests, the dry run planned %d", len(rep.Deleted), len(dry.Planned))
-	}
-	assertReclaimable(t, rep, wantFreed, wantBytes)
-
-	// Exactly the reported manifests are gone.
+	assertReclaimable(t, rep, c.wantFreed, c.wantBytes)
 	var gone []digest.Digest
 	for d := range manifestsBefore {
-		if _, err := reg.HeadManifest(ctx, targetRepo, d.String()); errors.Is(err, testbed.ErrNotFound) {
+		if _, err := c.reg.HeadManifest(ctx, targetRepo, d.String()); errors.Is(err, testbed.ErrNotFound) {
 			gone = append(gone, d)
 		} else if err != nil {
 			t.Fatal(err)
@@ -289,34 +318,44 @@ func TestPrune(t *testing.T) {
 	if !slices.Equal(gone, digestsOf(rep.Deleted)) {
 		t.Errorf("%d manifests are gone, the report lists %d deleted", len(gone), len(rep.Deleted))
 	}
-
-	assertReleaseIntact(t, reg, kept)
-	assertTagsComplete(t, reg, targetRepo)
-	assertReleaseGone(t, reg, kept, older, newer)
-	for r, tags := range map[string]map[string]digest.Digest{targetRepo: {"debug-tools": unrelatedTag}, "tools/app": {"v1": unrelatedRepo}} {
-		for tag, want := range tags {
-			if desc, err := reg.HeadManifest(ctx, r, tag); err != nil || desc.Digest != want {
-				t.Errorf("%s:%s, not ferry's, is %v (%v) after the prune, want %s", r, tag, desc.Digest, err, want)
-			}
-		}
-	}
-	assertTagsComplete(t, reg, "tools/app")
+	assertReleaseIntact(t, c.reg, c.kept)
+	assertTagsComplete(t, c.reg, targetRepo)
+	assertReleaseGone(t, c.reg, c.kept, c.older, c.newer)
+	c.assertUnrelated(t, c.reg)
 	if !slices.ContainsFunc(rep.Left, func(l pruneLeft) bool { return l.Tag == "debug-tools" && l.Reason == "not ferry's" }) {
 		t.Errorf("the report does not list debug-tools as not ferry's")
 	}
-
-	again := parsePruneReport(t, []byte(mustFerry(t, pruneArgs("--confirm", "--json", "--report", filepath.Join(t.TempDir(), "again.json"))...)))
+	again := parsePruneReport(t, []byte(mustFerry(t, c.args("--confirm", "--json", "--report", filepath.Join(t.TempDir(), "again.json"))...)))
 	if len(again.Planned) != 0 || again.Reclaimable.Bytes != 0 {
 		t.Errorf("a second prune plans %d deletions and %d bytes, want none", len(again.Planned), again.Reclaimable.Bytes)
 	}
+	return rep
+}
 
-	// The registry's garbage collection, run offline on the store, frees
-	// exactly the configs and layers prune called reclaimable (and the
-	// deleted manifests' own bytes); the kept release is whole after it.
-	reg.Close()
-	before := storedBlobs(t, reg.Root)
-	collectGarbage(t, reg.Root)
-	after := storedBlobs(t, reg.Root)
+// assertUnrelated fails unless the tags ferry did not write name what
+// they did, whole.
+func (c *pruneCase) assertUnrelated(t *testing.T, reg *testbed.Registry) {
+	t.Helper()
+	for repo, tags := range c.unrelated {
+		for tag, want := range tags {
+			if desc, err := reg.HeadManifest(context.Background(), repo, tag); err != nil || desc.Digest != want {
+				t.Errorf("%s:%s, not ferry's, is %v (%v) after the prune, want %s", repo, tag, desc.Digest, err, want)
+			}
+		}
+		assertTagsComplete(t, reg, repo)
+	}
+}
+
+// garbageCollection: the registry's garbage collection, run offline on the
+// store, frees exactly the configs and layers prune called reclaimable
+// (and the deleted manifests' own bytes); the kept release and what is
+// not ferry's are whole after it.
+func (c *pruneCase) garbageCollection(t *testing.T, rep *pruneReport) {
+	t.Helper()
+	c.reg.Close()
+	before := storedBlobs(t, c.reg.Root)
+	collectGarbage(t, c.reg.Root)
+	after := storedBlobs(t, c.reg.Root)
 	freed, freedBytes := map[digest.Digest]int64{}, int64(0)
 	deletedManifests := digestsOf(rep.Deleted)
 	for d, size := range before {
@@ -325,14 +364,14 @@ func TestPrune(t *testing.T) {
 			freedBytes += size
 		}
 	}
-	if !maps.Equal(freed, wantFreed) {
-		t.Errorf("garbage collection freed %d blobs (%d bytes) besides the deleted manifests; prune said %d (%d bytes)", len(freed), freedBytes, len(wantFreed), wantBytes)
+	if !maps.Equal(freed, c.wantFreed) {
+		t.Errorf("garbage collection freed %d blobs (%d bytes) besides the deleted manifests; prune said %d (%d bytes)", len(freed), freedBytes, len(c.wantFreed), c.wantBytes)
 	}
 	t.Logf("garbage collection after the prune freed %d blobs, %d bytes, besides the %d deleted manifests", len(freed), freedBytes, len(deletedManifests))
-	restarted := testbed.NewRegistryWith(t, testbed.RegistryOptions{Root: reg.Root})
-	assertReleaseIntact(t, restarted, kept)
+	restarted := testbed.NewRegistryWith(t, testbed.RegistryOptions{Root: c.reg.Root})
+	assertReleaseIntact(t, restarted, c.kept)
 	assertTagsComplete(t, restarted, targetRepo)
-	assertTagsComplete(t, restarted, "tools/app")
+	c.assertUnrelated(t, restarted)
 }
 
 // collectGarbage runs distribution's garbage collector on the filesystem
