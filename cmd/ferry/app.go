@@ -59,6 +59,7 @@ func newApp(env *environment) *cli.App {
 			inspectCommand(env),
 			graphCommand(env),
 			inventoryCommand(env),
+			pruneCommand(env),
 			catalogCommand(env),
 			serveCommand(env),
 			completionCommand(env),

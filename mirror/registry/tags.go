@@ -303,8 +303,13 @@ func (l *tagLister) ping(ctx context.Context) error {
 // get sends a GET, authenticated as the ping's challenge says when auth
 // is set. A bearer token refused as expired is renewed once.
 func (l *tagLister) get(ctx context.Context, u string, auth bool) (*http.Response, error) {
+	return l.send(ctx, http.MethodGet, u, auth)
+}
+
+// send is get with another method (DELETE, for delete.go).
+func (l *tagLister) send(ctx context.Context, method, u string, auth bool) (*http.Response, error) {
 	for renewed := false; ; renewed = true {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		req, err := http.NewRequestWithContext(ctx, method, u, nil)
 		if err != nil {
 			return nil, err
 		}
