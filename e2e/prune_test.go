@@ -13,13 +13,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/distribution/distribution/v3/registry/storage"
-	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/opencontainers/go-digest"
 	imgspecs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferryhq/ferry/e2e/testbed"
+	"github.com/ferryhq/ferry/mirror/serve"
 )
 
 // pruneBed is three signed releases, each sharing most blobs with the one
@@ -354,7 +353,7 @@ func (c *pruneCase) garbageCollection(t *testing.T, rep *pruneReport) {
 	t.Helper()
 	c.reg.Close()
 	before := storedBlobs(t, c.reg.Root)
-	collectGarbage(t, c.reg.Root)
+	gc := collectGarbage(t, c.reg.Root)
 	after := storedBlobs(t, c.reg.Root)
 	freed, freedBytes := map[digest.Digest]int64{}, int64(0)
 	deletedManifests := digestsOf(rep.Deleted)
@@ -367,29 +366,33 @@ func (c *pruneCase) garbageCollection(t *testing.T, rep *pruneReport) {
 	if !maps.Equal(freed, c.wantFreed) {
 		t.Errorf("garbage collection freed %d blobs (%d bytes) besides the deleted manifests; prune said %d (%d bytes)", len(freed), freedBytes, len(c.wantFreed), c.wantBytes)
 	}
-	t.Logf("garbage collection after the prune freed %d blobs, %d bytes, besides the %d deleted manifests", len(freed), freedBytes, len(deletedManifests))
+	var removedBytes int64
+	for d, size := range before {
+		if _, stays := after[d]; !stays {
+			removedBytes += size
+		}
+	}
+	if len(gc.Blobs) != len(before)-len(after) || gc.Bytes != removedBytes {
+		t.Errorf("ferry serve gc says it freed %d blobs (%d bytes); the store lost %d (%d bytes)", len(gc.Blobs), gc.Bytes, len(before)-len(after), removedBytes)
+	}
+	t.Logf("ferry serve gc after the prune freed %d blobs, %d bytes, besides the %d deleted manifests (%d blobs, %d bytes in all)", len(freed), freedBytes, len(deletedManifests), len(gc.Blobs), gc.Bytes)
 	restarted := testbed.NewRegistryWith(t, testbed.RegistryOptions{Root: c.reg.Root})
 	assertReleaseIntact(t, restarted, c.kept)
 	assertTagsComplete(t, restarted, targetRepo)
 	c.assertUnrelated(t, restarted)
 }
 
-// collectGarbage runs distribution's garbage collector on the filesystem
-// store at root, as `registry garbage-collect` does, the registry stopped.
-func collectGarbage(t *testing.T, root string) {
+// collectGarbage runs `ferry serve gc` on the store at root, the registry
+// stopped, as an admin would after a prune, and returns what it says it
+// freed.
+func collectGarbage(t *testing.T, root string) serve.GCResult {
 	t.Helper()
-	ctx := context.Background()
-	driver, err := filesystem.FromParameters(map[string]any{"rootdirectory": root})
-	if err != nil {
-		t.Fatal(err)
+	out := mustFerry(t, "serve", "gc", "--root", root, "--json")
+	var res serve.GCResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("ferry serve gc --json printed %q: %v", out, err)
 	}
-	ns, err := storage.NewRegistry(ctx, driver, storage.EnableDelete)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := storage.MarkAndSweep(ctx, driver, ns, storage.GCOpts{Quiet: true}); err != nil {
-		t.Fatalf("garbage collection: %v", err)
-	}
+	return res
 }
 
 // storedBlobs are the blobs (manifests included) a filesystem store at
