@@ -160,7 +160,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err := o.checkTarget(ctx, client); err != nil {
 		return err
 	}
-	res, proof, err := verifyOpened(ctx, env, r, o.bundle, opts, o.quiet)
+	res, proof, err := verifyOpened(ctx, env, r, o.bundle, opts, progressFor(o.quiet, o.json))
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err := o.pushProven(ctx, env, client, apply.BundleSource{Reader: r}, proof.Images, r.Index().Prerequisites, sum); err != nil {
 		return err
 	}
-	files, err := o.render(r, proof, sum)
+	files, err := o.render(env, r, proof, sum)
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,7 @@ func (o *packOptions) write(ctx context.Context, env *environment, in packInputs
 	if err != nil {
 		return nil, err
 	}
+	showBlobsToFetch(o.progress(env), in)
 	res, err := pack.Write(ctx, in.plan, pack.Options{
 		Output:        o.output,
 		VolumeSize:    in.volumeSize,
@@ -60,7 +61,7 @@ func (o *packOptions) write(ctx context.Context, env *environment, in packInputs
 		Prerequisites: in.prereqs,
 		Tool:          bundle.Tool{Name: "ferry", Version: version, Commit: commit},
 		Record:        record,
-		Progress:      newPhaseProgress(env, o.quiet),
+		Progress:      o.progress(env),
 		Log:           env.log,
 	})
 	if errors.As(err, new(*pack.ExistsError)) {
