@@ -80,7 +80,7 @@ func (d *display) setRows(rows int) {
 func (d *display) Write(p []byte) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.opts.plain || d.opts.refresh <= 0 || d.drawn == 0 {
+	if d.opts.plain || d.drawn == 0 {
 		return d.out.Write(p)
 	}
 	d.pending = append(d.pending, strings.TrimSuffix(string(p), "\n"))

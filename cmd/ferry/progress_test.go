@@ -301,3 +301,34 @@ func TestVerifyProgressTotal(t *testing.T) {
 		t.Errorf("finished %q", s.finished)
 	}
 }
+
+// TestProgressRedrawsInPlace: on a terminal each frame goes back up over
+// the live lines of the last one and clears them, and a log line written
+// meanwhile lands above the live lines, not among them.
+func TestProgressRedrawsInPlace(t *testing.T) {
+	s := newScreen(t, 80, 2)
+	var out bytes.Buffer
+	s.d.out = &out
+	phase := s.d.Phase("push blobs", 100, 2)
+	phase.Item("a", 50)
+	draw := func() string {
+		out.Reset()
+		s.d.mu.Lock()
+		s.d.drawLocked()
+		s.d.mu.Unlock()
+		return out.String()
+	}
+	if first := draw(); !strings.HasPrefix(first, "\r\x1b[J⠋ push blobs") || strings.Count(first, "\n") != 2 {
+		t.Errorf("first frame %q: want the overall line and one row, from a cleared line", first)
+	}
+	if second := draw(); !strings.HasPrefix(second, "\x1b[2A\r\x1b[J⠋ push blobs") {
+		t.Errorf("second frame %q: want it to go up the 2 live lines first", second)
+	}
+	out.Reset()
+	if _, err := s.d.Write([]byte("level=WARN msg=retrying\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.HasPrefix(got, "\x1b[2A\r\x1b[Jlevel=WARN msg=retrying\n⠋ push blobs") {
+		t.Errorf("a log line while drawing: %q; want it above the redrawn live lines", got)
+	}
+}
