@@ -10,6 +10,7 @@ import (
 	"github.com/ferryhq/ferry/mirror/pack"
 	"github.com/ferryhq/ferry/mirror/release"
 	"github.com/ferryhq/ferry/mirror/signature"
+	"github.com/ferryhq/ferry/mirror/trust"
 )
 
 // progress is the progress display of pack, and of mirror's source side.
@@ -63,4 +64,14 @@ func showBlobsToFetch(p mirror.Progress, in packInputs) {
 // appliedFigure counts the objects applied.
 func appliedFigure(applied []string) string {
 	return plural(len(applied), "object")
+}
+
+// proofFigure says what the trust check proved, and how many faults it
+// found when it found any.
+func proofFigure(proof *trust.Report) string {
+	figure := plural(len(proof.Images), "image") + " proven"
+	if n := len(proof.Faults) + proof.Omitted; n > 0 {
+		figure += ", " + plural(n, "fault")
+	}
+	return figure
 }

@@ -152,7 +152,7 @@ func verifyOpened(ctx context.Context, env *environment, r *bundle.Reader, path 
 	}
 	step := beginStep(newPhaseProgress(env, mode, 1), "proving the chain of trust")
 	proof := trust.Check(ctx, r, opts)
-	step.Done(fmt.Sprintf("%s proven, %s", plural(len(proof.Images), "image"), plural(len(proof.Faults), "fault")), nil)
+	step.Done(proofFigure(proof), nil)
 	res.Faults = append(res.Faults, proof.Faults...)
 	if proof.Omitted > 0 {
 		res.Faults = append(res.Faults, fmt.Sprintf("... and %d more proof faults", proof.Omitted))
