@@ -198,6 +198,8 @@ type Planner struct {
 	ImageSignatures *ImageSignatures
 	// GraphImage, when set, builds the update service's graph-data image.
 	GraphImage *GraphImageOptions
+	// Progress, when it is a Stepper, shows the walk's steps; nil for none.
+	Progress Progress
 
 	// maxManifestBytes replaces MaxPlanManifestBytes when > 0, for tests.
 	maxManifestBytes int64
@@ -221,14 +223,18 @@ func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
 		signatures: map[string]*Image{}, generated: map[digest.Digest][]byte{}, rebuilt: map[string]bool{}}
 	plan := &Plan{sources: w.sources, generated: w.generated}
 	for _, ref := range refs {
+		step := BeginStep(p.Progress, "walking release "+refLabel(ref))
 		rel, err := w.release(ctx, ref)
+		step.Done(w.walked(rel), err)
 		if err != nil {
 			plan.Close()
 			return nil, fmt.Errorf("release %s: %w", ref, err)
 		}
 		plan.Releases = append(plan.Releases, rel)
 	}
+	step := p.step(len(p.Catalogs) > 0, fmt.Sprintf("reading %d operator catalogs", len(p.Catalogs)))
 	catalogs, err := w.catalogs(ctx)
+	step.Done(w.walked(nil), err)
 	if err != nil {
 		plan.Close()
 		return nil, err
@@ -238,7 +244,10 @@ func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
 		plan.Close()
 		return nil, err
 	}
-	if plan.Additional, plan.Blocked, err = w.additionalImages(ctx); err != nil {
+	step = p.step(len(p.Images) > 0, fmt.Sprintf("reading %d additional images", len(p.Images)))
+	plan.Additional, plan.Blocked, err = w.additionalImages(ctx)
+	step.Done(w.walked(nil), err)
+	if err != nil {
 		plan.Close()
 		return nil, err
 	}
@@ -248,7 +257,10 @@ func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
 			return nil, err
 		}
 	}
-	if err := w.sigstoreTags(ctx); err != nil {
+	step = p.step(true, "looking up Sigstore signatures")
+	err = w.sigstoreTags(ctx)
+	step.Done(w.walked(nil), err)
+	if err != nil {
 		plan.Close()
 		return nil, err
 	}
@@ -260,6 +272,23 @@ func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
 	}
 	plan.Sigstore = report
 	return plan, nil
+}
+
+// refLabel names a release for a step: its tag, or its short digest.
+func refLabel(ref release.Ref) string {
+	if ref.Tag != "" {
+		return ref.Tag
+	}
+	return ShortDigest(ref.Digest)
+}
+
+// step begins a step of the walk when show: a step with nothing to do is
+// not shown.
+func (p *Planner) step(show bool, name string) Step {
+	if !show {
+		return noStep{}
+	}
+	return BeginStep(p.Progress, name)
 }
 
 func (p *Planner) manifestBudget() int64 {
@@ -309,6 +338,18 @@ func (w *walk) source(ctx context.Context, repo string) (*registry.Source, error
 	}
 	w.sources[repo] = s
 	return s, nil
+}
+
+// walked says what the walk has found so far, for a step's figure: rel's
+// components when given, and the images and blobs of the whole walk.
+func (w *walk) walked(rel *Release) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	found := fmt.Sprintf("%d images, %d blobs", len(w.images), len(w.blobs))
+	if rel != nil {
+		return fmt.Sprintf("%d components; %s", len(rel.Components), found)
+	}
+	return found
 }
 
 func (w *walk) sorted() ([]*Image, []*Blob) {

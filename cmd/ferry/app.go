@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
@@ -89,6 +90,9 @@ type environment struct {
 	// systemKeyPath is the host's file of Red Hat's release key, trusted
 	// when no --keyring is given (signature.DefaultKeyPath; tests move it).
 	systemKeyPath string
+	// display is the run's progress display, made by the first phase
+	// that shows progress (newPhaseProgress); the log writes through it.
+	display atomic.Pointer[display]
 }
 
 // newEnvironment is the environment of a ferry process on this host.
@@ -104,9 +108,9 @@ func (e *environment) setupLogging(level, format string) error {
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch format {
 	case "text":
-		e.log = slog.New(slog.NewTextHandler(e.stderr, opts))
+		e.log = slog.New(slog.NewTextHandler(logOutput{e}, opts))
 	case "json":
-		e.log = slog.New(slog.NewJSONHandler(e.stderr, opts))
+		e.log = slog.New(slog.NewJSONHandler(logOutput{e}, opts))
 	default:
 		return usageError(fmt.Errorf("--log-format %q: want text or json", format))
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/internal/fileio"
-	"github.com/ferryhq/ferry/internal/safetext"
 	"github.com/ferryhq/ferry/manifests"
 	"github.com/ferryhq/ferry/mirror/apply"
 	"github.com/ferryhq/ferry/mirror/registry"
@@ -160,7 +159,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err := o.checkTarget(ctx, client); err != nil {
 		return err
 	}
-	res, proof, err := verifyOpened(ctx, env, r, o.bundle, opts, o.quiet)
+	res, proof, err := verifyOpened(ctx, env, r, o.bundle, opts, progressFor(o.quiet, o.json))
 	if err != nil {
 		return err
 	}
@@ -175,7 +174,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err := o.pushProven(ctx, env, client, apply.BundleSource{Reader: r}, proof.Images, r.Index().Prerequisites, sum); err != nil {
 		return err
 	}
-	files, err := o.render(r, proof, sum)
+	files, err := o.render(env, r, proof, sum)
 	if err != nil {
 		return err
 	}
@@ -287,44 +286,6 @@ func checkRepositoryArg(s string) error {
 	host, path, ok := strings.Cut(s, "/")
 	if !ok || host == "" || path == "" || strings.ContainsAny(s, "@") || strings.Contains(path, ":") {
 		return errors.New("want REGISTRY/REPO, e.g. registry.example:5000/ocp4/openshift4 (no tag or digest)")
-	}
-	return nil
-}
-
-func (s *applySummary) print(env *environment, asJSON bool) error {
-	if asJSON {
-		return jsonEncode(env.stdout, s)
-	}
-	out := env.stdout
-	if s.DryRun {
-		fmt.Fprintf(out, "dry run: would push %d blobs (%s), %d manifests and %d tags to %s\n", s.WouldPush, formatBytes(s.WouldPushSize), s.Manifests, s.Tags, s.Target)
-	} else {
-		fmt.Fprintf(out, "pushed %d blobs (%s), skipped %d already present; %d manifests, %d tags in %s (%s)\n",
-			s.BlobsPushed, formatBytes(s.BytesPushed), s.BlobsSkipped, s.Manifests, s.Tags, s.Target, s.WallTime.Round(time.Millisecond))
-	}
-	s.Sigstore.print(env)
-	for _, f := range s.Rendered {
-		fmt.Fprintf(out, "wrote %s\n", f)
-	}
-	s.printNodes(env)
-	s.Operators.print(env)
-	for _, a := range s.Applied {
-		fmt.Fprintf(out, "applied: %s\n", safetext.Clean(a))
-	}
-	if s.Prerequisites > 0 {
-		fmt.Fprintf(out, "all %d prerequisites of this incremental bundle were in the target already\n", s.Prerequisites)
-	}
-	if len(s.UpdatePath) > 1 {
-		fmt.Fprintf(out, "update path: %s; run each step and let it complete before the next\n", strings.Join(safetext.Lines(s.UpdatePath), " -> "))
-	}
-	if s.UpdateService != "" {
-		fmt.Fprintf(out, "the update service, once its operator runs in the cluster:\n%s\n", s.UpdateService)
-	}
-	if len(s.NextSteps) > 0 {
-		fmt.Fprintln(out, "next, on the cluster:")
-		for _, step := range s.NextSteps {
-			fmt.Fprintf(out, "  %s\n", step)
-		}
 	}
 	return nil
 }

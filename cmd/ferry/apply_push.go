@@ -20,7 +20,7 @@ func (o *applyOptions) pushProven(ctx context.Context, env *environment, client 
 	images []trust.Image, prereqs []bundle.Prerequisite, sum *applySummary) error {
 	res, err := apply.PushAll(ctx, src, images, client.Destination, o.to, apply.Options{
 		Parallel: o.parallel, DryRun: o.dryRun, Prerequisites: prereqs,
-		Retry: o.registry.options(env).Retry, Progress: newPhaseProgress(env, o.quiet),
+		Retry: o.registry.options(env).Retry, Progress: o.progress(env),
 	})
 	if res != nil {
 		sum.BlobsPushed, sum.BlobsSkipped, sum.BytesPushed = res.BlobsPushed, res.BlobsSkipped, res.BytesPushed

@@ -18,7 +18,7 @@ import (
 // and returns those to apply, in order. Only what proof holds is rendered:
 // the proven ConfigMaps, and mirror sets for the repositories of proven
 // images.
-func (o *applyOptions) render(r *bundle.Reader, proof *trust.Report, sum *applySummary) (*apply.Rendered, error) {
+func (o *applyOptions) render(env *environment, r *bundle.Reader, proof *trust.Report, sum *applySummary) (*apply.Rendered, error) {
 	var configMaps []manifests.File
 	for _, name := range proof.ConfigMaps {
 		data, err := r.ReadFile(name, manifests.MaxSignatureConfigMapSize)
@@ -27,14 +27,16 @@ func (o *applyOptions) render(r *bundle.Reader, proof *trust.Report, sum *applyS
 		}
 		configMaps = append(configMaps, manifests.File{Name: filepath.Base(name), Data: data})
 	}
-	return o.writeRendered(r.Index().ID, configMaps, proof, sum)
+	return o.writeRendered(env, r.Index().ID, configMaps, proof, sum)
 }
 
 // writeRendered renders the mirror sets named after name behind the
 // ConfigMaps, and the objects that serve the proven catalogs, writes
 // everything into the output directory (or, with --dry-run, only lists
 // it) and returns what to apply.
-func (o *applyOptions) writeRendered(name string, configMaps []manifests.File, proof *trust.Report, sum *applySummary) (*apply.Rendered, error) {
+func (o *applyOptions) writeRendered(env *environment, name string, configMaps []manifests.File, proof *trust.Report, sum *applySummary) (_ *apply.Rendered, err error) {
+	step := beginStep(o.progress(env), "rendering manifests into "+o.outDir(name))
+	defer func() { step.Done(plural(len(sum.Rendered), "file"), err) }()
 	rendered, err := apply.Render(apply.RenderOptions{Name: name, ConfigMaps: configMaps, Sources: proof.Sources, Routes: proof.Routes, Target: o.to, ICSP: o.icsp,
 		Catalogs: proof.Catalogs, TargetVersion: targetVersion(proof), DisableDefaultSources: o.disableDefaultSources,
 		GraphData: proof.GraphData})
@@ -81,11 +83,13 @@ func targetVersion(proof *trust.Report) string {
 // applyToCluster applies the rendered objects, and those applied only
 // where served when the cluster serves their kind (else they stay written
 // for later, and the log says so).
-func (o *applyOptions) applyToCluster(ctx context.Context, env *environment, applier *manifests.Applier, rendered *apply.Rendered, sum *applySummary) error {
+func (o *applyOptions) applyToCluster(ctx context.Context, env *environment, applier *manifests.Applier, rendered *apply.Rendered, sum *applySummary) (err error) {
 	var objects [][]byte
 	for _, f := range rendered.Objects {
 		objects = append(objects, f.Data)
 	}
+	step := beginStep(o.progress(env), "applying to the cluster")
+	defer func() { step.Done(appliedFigure(sum.Applied), err) }()
 	for _, f := range rendered.WhereServed {
 		served, err := applier.Serves(ctx, f.Data)
 		if err != nil {

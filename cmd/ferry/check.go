@@ -163,7 +163,7 @@ func (o *checkOptions) prove(ctx context.Context, env *environment, applier *man
 	if err != nil {
 		return nil, err
 	}
-	res, proof, err := verifyOpened(ctx, env, r, o.bundle, opts, o.quiet)
+	res, proof, err := verifyOpened(ctx, env, r, o.bundle, opts, progressFor(o.quiet, o.json))
 	if err != nil {
 		return nil, err
 	}

@@ -105,7 +105,7 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 	if err := s.graph.check(len(s.releases) + len(s.configReleases)); err != nil {
 		return usageError(err)
 	}
-	s.parallel = t.parallel
+	s.parallel, s.quiet, s.json = t.parallel, t.quiet, t.json
 	t.registry.authFile, t.registry.certDir, t.registry.net = s.registry.authFile, s.registry.certDir, s.registry.net
 	applier, err := t.clusterApplier(env)
 	if err != nil {
@@ -135,7 +135,7 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 		return err
 	}
 	name := mirrorName(plan)
-	files, err := t.writeRendered(name, proven.ConfigMaps, &proven.Report, sum)
+	files, err := t.writeRendered(env, name, proven.ConfigMaps, &proven.Report, sum)
 	if err != nil {
 		return err
 	}

@@ -221,7 +221,7 @@ func (o *packOptions) planReleases(ctx context.Context, env *environment, client
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	planner := &mirror.Planner{Registry: client, Parallel: o.parallel, SigstoreMode: mode,
+	planner := &mirror.Planner{Registry: client, Parallel: o.parallel, SigstoreMode: mode, Progress: o.progress(env),
 		Catalogs: catalogs, CatalogFilter: catalog.FilterOptions{SkipDependencies: o.operators.skipDependencies}}
 	if err := o.extras.configure(ctx, env, &o.registry.net, o.arch, planner); err != nil {
 		return nil, nil, nil, err
@@ -307,27 +307,37 @@ func (o *packOptions) resolveAndVerify(ctx context.Context, env *environment, cl
 	if keyErr != nil && !o.allowUnsigned {
 		return nil, keyErr
 	}
-	signed := map[digest.Digest][]signature.Accepted{}
+	step := beginStep(o.progress(env), "resolving "+plural(len(refs), "release"))
 	for i, ref := range refs {
 		m, err := client.Resolve(ctx, ref.String())
 		if err != nil {
+			step.Done("", err)
 			return nil, fmt.Errorf("resolve release %s: %w", describeRef(ref), err)
 		}
 		refs[i].Digest = m.Digest
-		if keyErr != nil {
+	}
+	step.Done(resolvedFigure(refs), nil)
+	signed := map[digest.Digest][]signature.Accepted{}
+	if keyErr != nil {
+		for _, ref := range refs {
 			env.log.Warn("packing without signature verification", "release", ref.String(), "reason", keyErr)
-			continue
 		}
-		accepted, err := fetchVerifiedSignatures(ctx, env, &o.registry.net, o.trust.stores.Value(), keyring, m.Digest)
+		return signed, nil
+	}
+	step = beginStep(o.progress(env), "fetching and verifying signatures")
+	for _, ref := range refs {
+		accepted, err := fetchVerifiedSignatures(ctx, env, &o.registry.net, o.trust.stores.Value(), keyring, ref.Digest)
 		if err != nil {
 			if !o.allowUnsigned {
+				step.Done("", err)
 				return nil, fmt.Errorf("release %s: %w (use --allow-unsigned to pack it anyway)", describeRef(ref), err)
 			}
 			env.log.Warn("release is UNSIGNED; packing it because of --allow-unsigned", "release", ref.String(), "error", err)
 			continue
 		}
-		signed[m.Digest] = accepted
+		signed[ref.Digest] = accepted
 	}
+	step.Done(signedFigure(signed, len(refs)), nil)
 	return signed, nil
 }
 

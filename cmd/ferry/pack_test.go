@@ -58,7 +58,7 @@ func TestPackVerifyAndReadBackWithSkopeo(t *testing.T) {
 	s := newSignedRelease(t, testbed.ReleaseOptions{Components: 20, Sigstore: true})
 	out := filepath.Join(t.TempDir(), "bundle.tar")
 	summary := mustFerry(t, s.packArgs(out)...)
-	if !strings.Contains(summary, "packed 1 release(s)") {
+	if !strings.Contains(summary, "packed 1 release ("+s.rel.Tag+")") {
 		t.Errorf("summary: %s", summary)
 	}
 	verifyOut := mustFerry(t, "verify", out, "--keyring", s.keyFile, "--quiet")

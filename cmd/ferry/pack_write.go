@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -46,6 +45,7 @@ func (o *packOptions) write(ctx context.Context, env *environment, in packInputs
 	if err != nil {
 		return nil, err
 	}
+	showBlobsToFetch(o.progress(env), in)
 	res, err := pack.Write(ctx, in.plan, pack.Options{
 		Output:        o.output,
 		VolumeSize:    in.volumeSize,
@@ -60,7 +60,7 @@ func (o *packOptions) write(ctx context.Context, env *environment, in packInputs
 		Prerequisites: in.prereqs,
 		Tool:          bundle.Tool{Name: "ferry", Version: version, Commit: commit},
 		Record:        record,
-		Progress:      newPhaseProgress(env, o.quiet),
+		Progress:      o.progress(env),
 		Log:           env.log,
 	})
 	if errors.As(err, new(*pack.ExistsError)) {
@@ -72,7 +72,13 @@ func (o *packOptions) write(ctx context.Context, env *environment, in packInputs
 	if err != nil {
 		return nil, err
 	}
+	volumeBytes, err := fileSizes(res.Volumes)
+	if err != nil {
+		return nil, err
+	}
 	return &packSummary{
+		VolumeBytes:       volumeBytes,
+		ReleaseTags:       releaseTags(in.plan),
 		Bundle:            o.output,
 		Volumes:           res.Volumes,
 		Releases:          len(in.plan.Releases),
@@ -171,27 +177,8 @@ type packSummary struct {
 	PrerequisiteBytes int64         `json:"prerequisiteBytes,omitempty"`
 	UpdatePath        []string      `json:"updatePath,omitempty"`
 	WallTime          time.Duration `json:"wallTimeNanos"`
-}
-
-func (s *packSummary) print(env *environment, asJSON bool) error {
-	if asJSON {
-		return json.NewEncoder(env.stdout).Encode(s)
-	}
-	rate := float64(s.Bytes) / max(s.WallTime.Seconds(), 1e-9)
-	catalogs := ""
-	if s.Catalogs > 0 {
-		catalogs = fmt.Sprintf(", %d operator catalog(s)", s.Catalogs)
-	}
-	fmt.Fprintf(env.stdout, "packed %d release(s)%s, %d images, %d unique blobs, %s in %s (%s/s)\n",
-		s.Releases, catalogs, s.Images, s.Blobs, formatBytes(s.Bytes), s.WallTime.Round(time.Millisecond), formatBytes(int64(rate)))
-	if s.Prerequisites > 0 {
-		fmt.Fprintf(env.stdout, "left out %d blobs (%s) the mirror holds: prerequisites of this bundle\n", s.Prerequisites, formatBytes(s.PrerequisiteBytes))
-	}
-	if len(s.UpdatePath) > 0 {
-		fmt.Fprintf(env.stdout, "update path: %s\n", strings.Join(s.UpdatePath, " -> "))
-	}
-	for _, v := range s.Volumes {
-		fmt.Fprintf(env.stdout, "wrote %s\n", v)
-	}
-	return nil
+	// ReleaseTags name the releases, <version>-<arch>.
+	ReleaseTags []string `json:"releaseTags,omitempty"`
+	// VolumeBytes are the sizes of Volumes, in order.
+	VolumeBytes []int64 `json:"volumeBytes"`
 }

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"fmt"
 	"io"
-	"os"
+	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
-	"golang.org/x/term"
+	"github.com/ferryhq/ferry/mirror"
 )
 
 // plainProgressInterval is how often progress is printed when stderr is not
@@ -23,221 +20,294 @@ const plainProgressInterval = 10 * time.Second
 // --stall-timeout (1 min by default) gives up, so a user sees it coming.
 const progressStalledAfter = 15 * time.Second
 
-// progress reports a long transfer: bars on a terminal, periodic lines
-// otherwise, nothing with --quiet.
-type progress interface {
-	// item starts one blob's line.
-	item(name string, size int64) progressItem
-	finish()
+// terminalRefresh is how often the screen is redrawn on a terminal: fast
+// enough for a spinner to turn smoothly, slow enough to cost nothing.
+const terminalRefresh = 120 * time.Millisecond
+
+// defaultTerminalWidth is the width assumed when the terminal cannot say:
+// the classic 80 columns every terminal has.
+const defaultTerminalWidth = 80
+
+// displayOptions say how a display draws. Tests set every field; a zero
+// refresh draws only when render is called (a manual refresh).
+type displayOptions struct {
+	now   func() time.Time
+	width func() int
+	// rows is the most transfers shown in flight (--parallel).
+	rows int
+	// plain prints a line per finished phase and a status line every
+	// refresh instead of redrawing a screen.
+	plain   bool
+	refresh time.Duration
 }
 
-type progressItem interface {
-	add(n int)
-	// reset forgets what this item has transferred (a retry starts over).
-	reset()
-	done(err error)
+// display is the progress of one command: a line per phase, a spinner
+// while it runs and a tick with its figure when done; under the running
+// transfer phase one overall bar and a row per transfer in flight. It is a
+// mirror.Progress and a mirror.Stepper; every method may be called from
+// any goroutine.
+type display struct {
+	mu   sync.Mutex
+	out  io.Writer
+	opts displayOptions
+
+	steps   []*stepState   // running, oldest first
+	xfer    *transferState // the running transfer phase, or nil
+	pending []string       // finished phase lines not yet written
+	drawn   int            // live lines on the terminal now
+
+	stop     chan struct{} // closes the redraw loop; nil when none runs
+	loopDone chan struct{}
 }
 
-func newProgress(env *environment, quiet bool, verb string, total int64, items int) progress {
-	if quiet {
-		return silentProgress{}
+func newDisplay(out io.Writer, opts displayOptions) *display {
+	if opts.rows < 1 {
+		opts.rows = 1
 	}
-	if f, ok := env.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return newBarProgress(f, verb, total)
+	return &display{out: out, opts: opts}
+}
+
+// setRows makes rows the most transfers shown in flight: each phase's
+// --parallel.
+func (d *display) setRows(rows int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.opts.rows = max(rows, 1)
+}
+
+// Write prints p (log lines) above the live lines on a terminal, as is
+// elsewhere.
+func (d *display) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.opts.plain || d.drawn == 0 {
+		return d.out.Write(p)
 	}
-	return newLineProgress(env.stderr, verb, total, items)
+	d.pending = append(d.pending, strings.TrimSuffix(string(p), "\n"))
+	d.drawLocked()
+	return len(p), nil
 }
 
-type silentProgress struct{}
-
-func (silentProgress) item(string, int64) progressItem { return silentItem{} }
-func (silentProgress) finish()                         {}
-
-type silentItem struct{}
-
-func (silentItem) add(int)    {}
-func (silentItem) reset()     {}
-func (silentItem) done(error) {}
-
-// barProgress draws an overall bar with rate and ETA, and one line per blob
-// in flight.
-type barProgress struct {
-	p        *mpb.Progress
-	overall  *mpb.Bar
-	lastMove *lastMove
+// Step begins a step that moves no bytes of its own.
+func (d *display) Step(name string) mirror.Step {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := &stepState{d: d, name: name, start: d.opts.now()}
+	d.steps = append(d.steps, s)
+	d.startLoopLocked()
+	return s
 }
 
-func newBarProgress(w io.Writer, verb string, total int64) *barProgress {
-	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(40))
-	last := newLastMove(time.Now())
-	eta := stalledOr{Decorator: decor.EwmaETA(decor.ET_STYLE_GO, 30), last: last, now: time.Now}
-	overall := p.AddBar(total, mpb.BarPriority(-1),
-		mpb.PrependDecorators(decor.Name(verb+" ", decor.WC{W: 6}), decor.CountersKibiByte("% .1f / % .1f")),
-		mpb.AppendDecorators(decor.EwmaSpeed(decor.SizeB1024(0), " % .1f", 30), decor.Name(" ETA "), eta))
-	return &barProgress{p: p, overall: overall, lastMove: last}
+// Phase begins a phase that moves bytes in items transfers.
+func (d *display) Phase(name string, bytes int64, items int) mirror.PhaseProgress {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.opts.now()
+	t := &transferState{d: d, name: name, total: max(bytes, 0), items: items, start: now, lastMove: now}
+	d.xfer = t
+	d.startLoopLocked()
+	return t
 }
 
-// lastMove is when a byte last moved, for telling a stall from a pause.
-type lastMove struct{ unixNano atomic.Int64 }
-
-func newLastMove(t time.Time) *lastMove {
-	l := &lastMove{}
-	l.set(t)
-	return l
-}
-
-func (l *lastMove) set(t time.Time) { l.unixNano.Store(t.UnixNano()) }
-func (l *lastMove) get() time.Time  { return time.Unix(0, l.unixNano.Load()) }
-
-// stalledNote says how long nothing has moved, or "" if something moved
-// within progressStalledAfter.
-func stalledNote(now, last time.Time) string {
-	if idle := now.Sub(last); idle >= progressStalledAfter {
-		return "stalled: no data for " + idle.Round(time.Second).String()
+// finishLocked writes a finished phase's line and stops the redraw loop
+// when nothing runs any more; the caller closes the returned channel (if
+// any) and waits for the loop after unlocking.
+func (d *display) finishLocked(line string) (stop, done chan struct{}) {
+	d.pending = append(d.pending, line)
+	if d.opts.refresh > 0 {
+		d.drawLocked()
 	}
-	return ""
-}
-
-// stalledOr shows the wrapped decorator (the ETA) unless the transfer has
-// stalled: an ETA computed from bytes that stopped moving is invented.
-type stalledOr struct {
-	decor.Decorator
-	last *lastMove
-	now  func() time.Time
-}
-
-func (d stalledOr) Decor(s decor.Statistics) (string, int) {
-	if note := stalledNote(d.now(), d.last.get()); note != "" && !s.Completed && !s.Aborted {
-		return d.Format(note)
+	if len(d.steps) > 0 || d.xfer != nil || d.stop == nil {
+		return nil, nil
 	}
-	return d.Decorator.Decor(s)
+	stop, done = d.stop, d.loopDone
+	d.stop, d.loopDone = nil, nil
+	return stop, done
 }
 
-// Unwrap lets mpb find the EWMA decorator underneath to feed it.
-func (d stalledOr) Unwrap() decor.Decorator { return d.Decorator }
-
-func (b *barProgress) item(name string, size int64) progressItem {
-	bar := b.p.AddBar(size, mpb.BarRemoveOnComplete(),
-		mpb.PrependDecorators(decor.Name("  "+name, decor.WC{W: 16, C: decor.DindentRight})),
-		mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f")))
-	return &barItem{bar: bar, overall: b.overall, start: time.Now(), lastMove: b.lastMove}
-}
-
-func (b *barProgress) finish() {
-	b.overall.SetTotal(-1, true)
-	b.p.Wait()
-}
-
-type barItem struct {
-	bar, overall *mpb.Bar
-	written      int64
-	start        time.Time
-	lastMove     *lastMove
-}
-
-func (i *barItem) add(n int) {
-	if n > 0 {
-		i.lastMove.set(time.Now())
+// stopLoop ends the redraw loop finishLocked detached.
+func stopLoop(stop, done chan struct{}) {
+	if stop != nil {
+		close(stop)
+		<-done
 	}
-	i.written += int64(n)
-	i.bar.IncrBy(n)
-	i.overall.EwmaIncrBy(n, time.Since(i.start))
-	i.start = time.Now()
 }
 
-func (i *barItem) reset() {
-	i.overall.IncrInt64(-i.written)
-	i.written = 0
-	i.bar.SetCurrent(0)
-}
-
-func (i *barItem) done(err error) {
-	if err != nil {
-		i.bar.Abort(true)
+// startLoopLocked starts redrawing (a terminal) or printing status lines
+// (a log) while something runs; a zero refresh is a test's manual one.
+func (d *display) startLoopLocked() {
+	if d.stop != nil || d.opts.refresh <= 0 {
 		return
 	}
-	i.bar.SetTotal(-1, true)
+	d.stop, d.loopDone = make(chan struct{}), make(chan struct{})
+	go d.loop(d.stop, d.loopDone)
 }
 
-// lineProgress prints one status line every plainProgressInterval.
-type lineProgress struct {
-	w        io.Writer
-	verb     string
-	total    int64
-	items    int
-	bytes    atomic.Int64
-	finished atomic.Int64
-	start    time.Time
-	lastMove *lastMove
-	stop     chan struct{}
-	wg       sync.WaitGroup
-}
-
-func newLineProgress(w io.Writer, verb string, total int64, items int) *lineProgress {
-	now := time.Now()
-	l := &lineProgress{w: w, verb: verb, total: total, items: items, start: now, lastMove: newLastMove(now), stop: make(chan struct{})}
-	l.wg.Add(1)
-	go l.loop()
-	return l
-}
-
-func (l *lineProgress) loop() {
-	defer l.wg.Done()
-	t := time.NewTicker(plainProgressInterval)
+func (d *display) loop(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(d.opts.refresh)
 	defer t.Stop()
 	for {
 		select {
-		case <-l.stop:
+		case <-stop:
 			return
-		case now := <-t.C:
-			fmt.Fprintln(l.w, l.status(now))
+		case <-t.C:
+			d.mu.Lock()
+			if d.opts.plain {
+				if d.xfer != nil {
+					_, _ = io.WriteString(d.out, d.xfer.statusLine(d.opts.now())+"\n")
+				}
+			} else {
+				d.drawLocked()
+			}
+			d.mu.Unlock()
 		}
 	}
 }
 
-// status is the line printed at now: what moved, at what average rate, and
-// the ETA, or how long nothing has moved once that is long enough to be a
-// stall rather than a pause.
-func (l *lineProgress) status(now time.Time) string {
-	done := l.bytes.Load()
-	elapsed := now.Sub(l.start)
-	rate := float64(done) / max(elapsed.Seconds(), 1e-9)
-	eta := "ETA ?"
-	if note := stalledNote(now, l.lastMove.get()); note != "" && done < l.total {
-		eta = note
-	} else if rate > 0 {
-		eta = "ETA " + time.Duration(float64(l.total-done)/rate*float64(time.Second)).Round(time.Second).String()
+// render returns the finished phase lines not yet written and the live
+// lines under them, as they stand now.
+func (d *display) render() (finished, live []string) {
+	finished, d.pending = d.pending, nil
+	if d.opts.plain {
+		return finished, nil
 	}
-	pct := 100.0
-	if l.total > 0 {
-		pct = 100 * float64(done) / float64(l.total)
+	return finished, d.frame(d.opts.now(), d.opts.width())
+}
+
+// drawLocked writes what render returns: on a terminal over the live
+// lines drawn last, in a log only the finished lines.
+func (d *display) drawLocked() {
+	finished, live := d.render()
+	var b strings.Builder
+	if !d.opts.plain {
+		if d.drawn > 0 {
+			b.WriteString("\x1b[" + strconv.Itoa(d.drawn) + "A") // up to the first live line
+		}
+		b.WriteString("\r\x1b[J") // and clear from there down
 	}
-	return fmt.Sprintf("%s: %s of %s (%.0f%%), %d of %d blobs, %s/s, %s", l.verb, formatBytes(done), formatBytes(l.total),
-		pct, l.finished.Load(), l.items, formatBytes(int64(rate)), eta)
-}
-
-func (l *lineProgress) item(string, int64) progressItem { return &lineItem{l: l} }
-
-func (l *lineProgress) finish() {
-	close(l.stop)
-	l.wg.Wait()
-}
-
-type lineItem struct {
-	l       *lineProgress
-	written int64
-}
-
-func (i *lineItem) add(n int) {
-	if n > 0 {
-		i.l.lastMove.set(time.Now())
+	for _, l := range finished {
+		b.WriteString(l + "\n")
 	}
-	i.written += int64(n)
-	i.l.bytes.Add(int64(n))
+	for _, l := range live {
+		b.WriteString(l + "\n")
+	}
+	d.drawn = len(live)
+	_, _ = io.WriteString(d.out, b.String())
 }
-func (i *lineItem) reset() { i.l.bytes.Add(-i.written); i.written = 0 }
-func (i *lineItem) done(err error) {
+
+// stepState is a running step.
+type stepState struct {
+	d     *display
+	name  string
+	start time.Time
+}
+
+func (s *stepState) Done(figure string, err error) {
+	d := s.d
+	d.mu.Lock()
+	for i, r := range d.steps {
+		if r == s {
+			d.steps = append(d.steps[:i], d.steps[i+1:]...)
+			break
+		}
+	}
+	stop, done := d.finishLocked(stepLine(s.name, figure, err, d.opts.now().Sub(s.start)))
+	d.mu.Unlock()
+	stopLoop(stop, done)
+}
+
+// transferState is the running transfer phase. bytes counts each item up
+// to its size only, so it never passes total however an engine counts
+// (a retry read again, a skipped blob added whole).
+type transferState struct {
+	d               *display
+	name            string
+	total           int64
+	items           int
+	start, lastMove time.Time
+	bytes           int64
+	done, failed    int
+	inFlight        []*transferItem // oldest first
+}
+
+func (t *transferState) Item(name string, size int64) mirror.ItemProgress {
+	d := t.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	it := &transferItem{t: t, name: name, size: max(size, 0)}
+	t.inFlight = append(t.inFlight, it)
+	return it
+}
+
+func (t *transferState) End() {
+	d := t.d
+	d.mu.Lock()
+	if d.xfer == t {
+		d.xfer = nil
+	}
+	stop, done := d.finishLocked(t.doneLine(d.opts.now()))
+	d.mu.Unlock()
+	stopLoop(stop, done)
+}
+
+// transferItem is one transfer of a phase.
+type transferItem struct {
+	t           *transferState
+	name        string
+	size, moved int64
+	ended       bool
+}
+
+// counted is what the item adds to its phase's bytes: what it moved, up to
+// its size.
+func (i *transferItem) counted() int64 { return min(i.moved, i.size) }
+
+func (i *transferItem) Add(n int) {
+	d := i.t.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if i.ended || n <= 0 {
+		return
+	}
+	before := i.counted()
+	i.moved += int64(n)
+	i.t.bytes += i.counted() - before
+	i.t.lastMove = d.opts.now()
+}
+
+func (i *transferItem) Reset() {
+	d := i.t.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if i.ended {
+		return
+	}
+	i.t.bytes -= i.counted()
+	i.moved = 0
+}
+
+// Done takes the item off the screen; a finished item counts whole, a
+// failed one what it moved.
+func (i *transferItem) Done(err error) {
+	d := i.t.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if i.ended {
+		return
+	}
+	i.ended = true
+	t := i.t
 	if err == nil {
-		i.l.finished.Add(1)
+		t.bytes += i.size - i.counted()
+		t.done++
+	} else {
+		t.failed++
+	}
+	for k, f := range t.inFlight {
+		if f == i {
+			t.inFlight = append(t.inFlight[:k], t.inFlight[k+1:]...)
+			break
+		}
 	}
 }

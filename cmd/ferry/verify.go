@@ -94,7 +94,7 @@ func (o *verifyOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	res, err := verifyBundle(ctx, env, o.bundle, o.volumes, opts, o.quiet)
+	res, err := verifyBundle(ctx, env, o.bundle, o.volumes, opts, progressFor(o.quiet, o.json))
 	if err != nil {
 		return err
 	}
@@ -123,33 +123,23 @@ func (o *verifyOptions) keyring(env *environment) (*signature.Keyring, error) {
 
 // verifyBundle runs the integrity and trust checks and reports every fault;
 // the error is for failing to run them at all.
-func verifyBundle(ctx context.Context, env *environment, path string, volumes []string, opts trust.Options, quiet bool) (*verifyResult, error) {
+func verifyBundle(ctx context.Context, env *environment, path string, volumes []string, opts trust.Options, mode progressMode) (*verifyResult, error) {
 	r, err := bundle.Open(path, bundle.ReadOptions{Volumes: volumes})
 	if err != nil {
 		return &verifyResult{Bundle: path, Faults: []string{err.Error()}}, nil
 	}
 	defer r.Close()
-	res, _, err := verifyOpened(ctx, env, r, path, opts, quiet)
+	res, _, err := verifyOpened(ctx, env, r, path, opts, mode)
 	return res, err
 }
 
 // verifyOpened is verifyBundle on a bundle already open; it also returns
 // what the trust check proved, for apply.
-func verifyOpened(ctx context.Context, env *environment, r *bundle.Reader, path string, opts trust.Options, quiet bool) (*verifyResult, *trust.Report, error) {
+func verifyOpened(ctx context.Context, env *environment, r *bundle.Reader, path string, opts trust.Options, mode progressMode) (*verifyResult, *trust.Report, error) {
 	res := &verifyResult{Bundle: path, Faults: []string{}, ID: r.Index().ID}
-	var total int64
-	for _, f := range r.Index().Files {
-		total += f.Size
-	}
-	prog := newProgress(env, quiet, "verify", total, 1)
-	item := prog.item("bundle", total)
-	var last int64
-	rep, err := r.Verify(ctx, func(done, _ int64) {
-		item.add(int(done - last))
-		last = done
-	})
-	item.done(err)
-	prog.finish()
+	progress, endProgress := verifyProgress(newPhaseProgress(env, mode, 1))
+	rep, err := r.Verify(ctx, progress)
+	endProgress(err)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -160,7 +150,9 @@ func verifyOpened(ctx context.Context, env *environment, r *bundle.Reader, path 
 	if rep.Omitted > 0 {
 		res.Faults = append(res.Faults, fmt.Sprintf("... and %d more faults", rep.Omitted))
 	}
+	step := beginStep(newPhaseProgress(env, mode, 1), "proving the chain of trust")
 	proof := trust.Check(ctx, r, opts)
+	step.Done(proofFigure(proof), nil)
 	res.Faults = append(res.Faults, proof.Faults...)
 	if proof.Omitted > 0 {
 		res.Faults = append(res.Faults, fmt.Sprintf("... and %d more proof faults", proof.Omitted))

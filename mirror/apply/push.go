@@ -157,7 +157,10 @@ func Push(ctx context.Context, src Source, images []trust.Image, dest *registry.
 		opts.Progress = mirror.NoProgress
 	}
 	res := &Result{}
-	if err := checkPrerequisites(ctx, dest, opts, res); err != nil {
+	step := stepIf(opts, len(opts.Prerequisites) > 0, fmt.Sprintf("checking %d prerequisites in %s", len(opts.Prerequisites), dest.Repository()))
+	err := checkPrerequisites(ctx, dest, opts, res)
+	step.Done("all in the target", err)
+	if err != nil {
 		return res, err
 	}
 	blobs := blobsOf(images, opts.Prerequisites)
@@ -165,35 +168,74 @@ func Push(ctx context.Context, src Source, images []trust.Image, dest *registry.
 	if opts.DryRun {
 		return res, plan(ctx, dest, blobs, order, res)
 	}
-	if err := pushBlobs(ctx, src, dest, blobs, opts, res); err != nil {
+	if err := pushBlobs(ctx, src, dest, blobs, owners(images), opts, res); err != nil {
 		return res, err
 	}
+	step = stepIf(opts, len(order) > 0, fmt.Sprintf("pushing %d manifests", len(order)))
+	err = pushManifests(ctx, src, dest, order, res)
+	step.Done(fmt.Sprintf("%d pushed", res.Manifests), err)
+	if err != nil {
+		return res, err
+	}
+	step = stepIf(opts, len(order) > 0, "writing tags")
+	err = pushTags(ctx, src, dest, order, res)
+	step.Done(fmt.Sprintf("%d written", res.Tags), err)
+	return res, err
+}
+
+// pushManifests pushes every manifest byte for byte, in order.
+func pushManifests(ctx context.Context, src Source, dest *registry.Destination, order []trust.Image, res *Result) error {
 	for _, img := range order {
 		data, err := src.Manifest(ctx, img.Digest)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if err := dest.PutManifest(ctx, data, img.Digest); err != nil {
-			return res, err
+			return err
 		}
 		res.Manifests++
 	}
+	return nil
+}
+
+// pushTags writes every tag, once the manifests are all in.
+func pushTags(ctx context.Context, src Source, dest *registry.Destination, order []trust.Image, res *Result) error {
 	for _, img := range order {
 		if len(img.Tags) == 0 {
 			continue
 		}
 		data, err := src.Manifest(ctx, img.Digest)
 		if err != nil {
-			return res, err
+			return err
 		}
 		for _, tag := range img.Tags {
 			if err := dest.Tag(ctx, tag, data); err != nil {
-				return res, err
+				return err
 			}
 			res.Tags++
 		}
 	}
-	return res, nil
+	return nil
+}
+
+// stepIf begins a step on opts.Progress when show: a step with nothing to
+// do is not shown.
+func stepIf(opts Options, show bool, name string) mirror.Step {
+	if !show {
+		return mirror.BeginStep(nil, name)
+	}
+	return mirror.BeginStep(opts.Progress, name)
+}
+
+// owners names every blob of images after the image it belongs to, for the
+// progress lines.
+func owners(images []trust.Image) map[digest.Digest]string {
+	list := make([]mirror.BlobOwner, 0, len(images))
+	for _, img := range images {
+		list = append(list, mirror.BlobOwner{Name: mirror.OwnerName(img.Source, img.Tags),
+			Digest: img.Digest, Children: img.Children, Blobs: img.Blobs})
+	}
+	return mirror.BlobOwners(list)
 }
 
 // blob is a config or layer to push.
@@ -285,19 +327,19 @@ func checkPrerequisites(ctx context.Context, dest *registry.Destination, opts Op
 	return nil
 }
 
-func pushBlobs(ctx context.Context, src Source, dest *registry.Destination, blobs []blob, opts Options, res *Result) error {
+func pushBlobs(ctx context.Context, src Source, dest *registry.Destination, blobs []blob, owners map[digest.Digest]string, opts Options, res *Result) error {
 	var total int64
 	for _, b := range blobs {
 		total += b.size
 	}
-	phase := opts.Progress.Phase("push", total, len(blobs))
+	phase := opts.Progress.Phase("push blobs", total, len(blobs))
 	defer phase.End()
 	var pushed, skipped, bytesPushed atomic.Int64
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Parallel)
 	for _, b := range blobs {
 		g.Go(func() error {
-			item := phase.Item(mirror.ShortDigest(b.digest), b.size)
+			item := phase.Item(mirror.ItemName(owners[b.digest], b.digest), b.size)
 			has, err := dest.HasBlob(ctx, b.digest, b.size)
 			if err == nil && has {
 				item.Add(int(b.size))

@@ -35,13 +35,15 @@ func (p *writer) fetchBlobs(ctx context.Context, w *bundle.Writer) error {
 	if progress == nil {
 		progress = mirror.NoProgress
 	}
-	phase := progress.Phase("pack", BlobBytes(p.blobs), len(p.blobs))
+	p.countCached(progress)
+	owners := mirror.BlobOwners(blobOwners(p.plan.Images))
+	phase := progress.Phase("fetch blobs", BlobBytes(p.blobs), len(p.blobs))
 	defer phase.End()
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.opts.Parallel)
 	for i, b := range p.blobs {
 		g.Go(func() error {
-			item := phase.Item(mirror.ShortDigest(b.Digest), b.Size)
+			item := phase.Item(mirror.ItemName(owners[b.Digest], b.Digest), b.Size)
 			err := p.fetchBlob(ctx, b, slots[i], item)
 			item.Done(err)
 			return err
@@ -77,6 +79,32 @@ func (p *writer) fetchBlob(ctx context.Context, b *mirror.Blob, slot *bundle.Slo
 		finishCache(true)
 		return nil
 	})
+}
+
+// blobOwners are the plan's images as progress lines name their blobs.
+func blobOwners(images []*mirror.Image) []mirror.BlobOwner {
+	owners := make([]mirror.BlobOwner, 0, len(images))
+	for _, img := range images {
+		owners = append(owners, mirror.BlobOwner{Name: mirror.OwnerName(img.Repository, img.Tags),
+			Digest: img.Digest, Children: img.Children, Blobs: img.Blobs})
+	}
+	return owners
+}
+
+// countCached shows, as a step, how many of the blobs to carry the cache
+// holds: those are copied from disk rather than fetched.
+func (p *writer) countCached(progress mirror.Progress) {
+	if p.opts.CacheDir == "" {
+		return
+	}
+	step := mirror.BeginStep(progress, fmt.Sprintf("looking up %d blobs in the cache", len(p.blobs)))
+	cached := 0
+	for _, b := range p.blobs {
+		if fi, err := os.Stat(p.cachePath(b.Digest)); err == nil && fi.Size() == b.Size {
+			cached++
+		}
+	}
+	step.Done(fmt.Sprintf("%d of them cached", cached), nil)
 }
 
 // settled is an error already retried as often as it should be: it hides
