@@ -219,19 +219,19 @@ func (o *ReleaseOptions) normalizeShape() error {
 		return nil
 	}
 	if o.Multi {
-		return fmt.Errorf("Shape is for a single-arch release, not Multi")
+		return fmt.Errorf("a release shape is for a single-arch release, not Multi")
 	}
 	if len(s.Components) == 0 || len(s.BaseLayers) == 0 {
-		return fmt.Errorf("Shape has no components or no base layers")
+		return fmt.Errorf("release shape has no components or no base layers")
 	}
 	o.Components, o.SharedBaseLayers = len(s.Components), len(s.BaseLayers)
 	for i, c := range s.Components {
 		if c.Arches < 1 || c.Arches > 2 || len(c.Layers) == 0 {
-			return fmt.Errorf("Shape: component %d has %d arches and %d layers; want 1 or 2 arches and a layer", i, c.Arches, len(c.Layers))
+			return fmt.Errorf("release shape: component %d has %d arches and %d layers; want 1 or 2 arches and a layer", i, c.Arches, len(c.Layers))
 		}
 		for _, k := range c.Base {
 			if k < 0 || k >= len(s.BaseLayers) {
-				return fmt.Errorf("Shape: component %d starts with base layer %d of %d", i, k, len(s.BaseLayers))
+				return fmt.Errorf("release shape: component %d starts with base layer %d of %d", i, k, len(s.BaseLayers))
 			}
 		}
 	}
