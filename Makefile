@@ -39,7 +39,8 @@ demo: build
 # blobs, 1.8 GB at BENCH_SCALE=1; 0.05 for a quick look, 5.6 for 10 GB),
 # each beside its limit (plain HTTP, as many at once, nothing checked), with
 # connections, requests per object, client and registry CPU and peak RSS;
-# with BENCH_WAN=1 pack and apply again through TLS and 20-50 ms a request;
+# with BENCH_WAN=1 pack and apply again through TLS and 20-50 ms a request
+# (on a quarter of the payload; FERRY_BENCH_WAN_SCALE=1 for all of it);
 # peak RSS at two payload sizes; the Sigstore cost, incremental bundles and
 # reading a catalog of Red Hat's scale. Prints figures, asserts none. No
 # -race: the registries run in the test process. The page cache is warm;

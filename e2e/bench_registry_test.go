@@ -207,8 +207,16 @@ func startWANFront(t *testing.T, reg *benchRegistry, counts *benchCounts) *wanFr
 	f.Proxy = wanProxy(t, reg.URL, counts)
 	proxyHost := f.Proxy.Host
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
 	t.Cleanup(func() {
+		// Clients keep idle connections: close them, or the relays wait.
 		_ = l.Close()
+		mu.Lock()
+		for c := range open {
+			_ = c.Close()
+		}
+		mu.Unlock()
 		wg.Wait()
 	})
 	wg.Add(1)
@@ -219,10 +227,16 @@ func startWANFront(t *testing.T, reg *benchRegistry, counts *benchCounts) *wanFr
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			open[c] = true
+			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				relayByKind(c, proxyHost, reg.Host)
+				mu.Lock()
+				delete(open, c)
+				mu.Unlock()
 			}()
 		}
 	}()

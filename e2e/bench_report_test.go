@@ -84,7 +84,10 @@ func printPair(w io.Writer, p *benchPair) {
 	fmt.Fprintf(w, "  ferry / limit: wall %.2fx (target <= %.2fx: %s), client CPU %.2fx, registry CPU %.2fx\n",
 		p.ratio(), p.target, verdict(p.ratio() <= p.target), timeRatio(p.ferry.cmd.cpu, p.limit.cmd.cpu), timeRatio(p.ferry.reg.cpu, p.limit.reg.cpu))
 	fmt.Fprintf(w, "  %s: %s\n  %s: %s\n", p.ferry.name, p.ferry.note, p.limit.name, p.limit.note)
-	fmt.Fprintf(w, "  objects: %d (unique blobs and manifests); registry CPU includes the WAN proxy in WAN runs\n", p.objects)
+	fmt.Fprintf(w, "  objects: %d (unique blobs and manifests); the limit's peak RSS is the test binary's, run again\n", p.objects)
+	if p.ferry.wan {
+		fmt.Fprintf(w, "  registry CPU includes the TLS proxy's; connections are the clients' to the proxy\n")
+	}
 	for _, n := range p.notes {
 		fmt.Fprintf(w, "  %s\n", n)
 	}

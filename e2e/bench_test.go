@@ -37,7 +37,12 @@ const (
 	// sigstoreBenchBytes is the layer data of the release whose every
 	// manifest is cosign-signed under an image policy, for what the proof
 	// costs (a real payload signs only some, so it has its own release).
-	sigstoreBenchBytes = 256 << 20
+	sigstoreBenchBytes = 128 << 20
+	// wanDefaultScale is the largest payload the WAN mode moves unless
+	// FERRY_BENCH_WAN_SCALE says otherwise: every request waits 20-50 ms,
+	// so its time follows the requests, which a quarter of the real
+	// payload (48 components, 230 blobs) has plenty of.
+	wanDefaultScale = 0.25
 	// incrementalScale is the incremental check's payload, as a part of
 	// the main one: two releases of it are built.
 	incrementalScale = 0.25
@@ -50,7 +55,7 @@ const (
 // 1: 1.8 GB), each beside its limit, the plainest HTTP that moves the
 // same bytes (run in a process of its own, measured as ferry is); with
 // FERRY_BENCH_WAN=1 pack and apply again, with their limits, through a TLS
-// proxy that delays every request by 20-50 ms. The registries run in this
+// proxy that delays every request by 20-50 ms (see wan). The registries run in this
 // process and count connections and requests. It prints a report and
 // asserts nothing about speed: it fails only if a command fails. Every
 // contender starts with no dirty pages (sync between runs).
@@ -79,14 +84,7 @@ func TestBenchmark(t *testing.T) {
 		b.mirror("MIRROR: registry -> empty registry, no bundle (loopback, plain HTTP)", rel),
 	}
 	if os.Getenv("FERRY_BENCH_WAN") == "1" {
-		front := startWANFront(t, b.src, b.counts)
-		wanRel := b.build(front.Host, testbed.ShapedRelease(shape))
-		settle()
-		wanBundle := filepath.Join(b.dir, "wan.tar")
-		sections = append(sections,
-			b.pack("WAN PACK: through TLS and 20-50 ms per request", wanRel, "https://"+front.Host, wanBundle, true),
-			b.apply("WAN APPLY: through TLS and 20-50 ms per request", rel, bundlePath, true))
-		removeFile(t, wanBundle)
+		sections = append(sections, b.wan(scale)...)
 	}
 	flat := b.flatness(scale, sections[0])
 	removeFile(t, bundlePath)
@@ -117,6 +115,38 @@ func TestBenchmark(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// wan packs and applies a payload at FERRY_BENCH_WAN_SCALE (else the
+// main scale, at most wanDefaultScale) through a TLS proxy adding 20-50 ms
+// to every request, with the limits through the same proxy.
+func (b *benchBed) wan(scale float64) []*benchPair {
+	t := b.t
+	if s := os.Getenv("FERRY_BENCH_WAN_SCALE"); s != "" {
+		var err error
+		if scale, err = strconv.ParseFloat(s, 64); err != nil || !(scale > 0) {
+			t.Fatalf("FERRY_BENCH_WAN_SCALE=%q: want a positive number (1: 1.8 GB)", s)
+		}
+	} else {
+		scale = min(scale, wanDefaultScale)
+	}
+	shape, err := testbed.RealPayload(scale, benchSeed+3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := startWANFront(t, b.src, b.counts)
+	opts := testbed.ShapedRelease(shape)
+	opts.Version = "4.15.7"
+	rel := b.build(front.Host, opts)
+	settle()
+	bundlePath := filepath.Join(b.dir, "wan.tar")
+	at := fmt.Sprintf("(%s payload at scale %g) through TLS and 20-50 ms per request", mib(rel.Bytes), scale)
+	pairs := []*benchPair{
+		b.pack("WAN PACK: "+at, rel, "https://"+front.Host, bundlePath, true),
+		b.apply("WAN APPLY: "+at, rel, bundlePath, true),
+	}
+	removeFile(t, bundlePath)
+	return pairs
 }
 
 // benchScale is FERRY_BENCH_SCALE (1: the real 1.8 GB payload; 0.05 for a
