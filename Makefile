@@ -34,15 +34,24 @@ test: build kube-bins opm-bin
 demo: build
 	@set -o pipefail; FERRY_BIN=$(FERRY) FERRY_DEMO=1 $(TEST_ENV) $(GO) test $(TEST_FLAGS) -v -run '^TestJourney$$' ./e2e/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
 
-# Speed, memory and disk against skopeo and raw copies, and the time and
-# memory of reading and filtering an operator catalog of Red Hat's scale;
-# prints figures, asserts none. No -race here: the baselines run in the test
-# process.
-# Run twice: page cache warm (CPU-bound) and dropped before every contender
-# (disk-bound, as on a real host; needs root, else it stays warm and says so).
+# Speed and memory of ferry pack, apply and mirror on a payload shaped like
+# a real release (testbed.RealPayload: 190 components, ~240 manifests, ~860
+# blobs, 1.8 GB at BENCH_SCALE=1; 0.05 for a quick look, 5.6 for 10 GB),
+# each beside its limit (plain HTTP, as many at once, nothing checked), with
+# connections, requests per object, client and registry CPU and peak RSS;
+# with BENCH_WAN=1 pack and apply again through TLS and 20-50 ms a request
+# (on a quarter of the payload; FERRY_BENCH_WAN_SCALE=1 for all of it);
+# peak RSS at two payload sizes; the Sigstore cost, incremental bundles and
+# reading a catalog of Red Hat's scale. Prints figures, asserts none. No
+# -race: the registries run in the test process. The page cache is warm;
+# BENCH_CACHE=cold drops it before every contender (needs root). About 12
+# minutes at the defaults on the project's 2-core machines.
+BENCH_SCALE ?= 1
+BENCH_WAN   ?= 1
+BENCH_CACHE ?= warm
 bench: build
-	FERRY_BIN=$(FERRY) FERRY_BENCH=1 FERRY_BENCH_CACHE=warm $(GO) test -count=1 -timeout 60m -run '^TestBenchmark(Catalog)?$$' -v ./e2e/
-	FERRY_BIN=$(FERRY) FERRY_BENCH=1 FERRY_BENCH_CACHE=cold $(GO) test -count=1 -timeout 60m -run '^TestBenchmark(Catalog)?$$' -v ./e2e/
+	FERRY_BIN=$(FERRY) FERRY_BENCH=1 FERRY_BENCH_SCALE=$(BENCH_SCALE) FERRY_BENCH_WAN=$(BENCH_WAN) FERRY_BENCH_CACHE=$(BENCH_CACHE) \
+		$(GO) test -count=1 -timeout 60m -run '^TestBenchmark(Catalog)?$$' -v ./e2e/
 
 # Fuzz every parser of untrusted input for FUZZTIME each (the seed corpora
 # also run as plain tests in make test). -parallel 2: more workers than

@@ -123,6 +123,12 @@ type ReleaseOptions struct {
 	// image(s), above the one holding release-manifests/ (a GzipBomb,
 	// say).
 	ReleaseTopLayer *Layer
+	// Shape, when set, shapes the release as a real payload (RealPayload):
+	// it sets the components, their layers and sizes, the base layers each
+	// shares, which are two-arch indexes and which are cosign-signed (with
+	// Sigstore); Components, LayersPerImage, LayerSize and SharedBaseLayers
+	// are then ignored. Not with Multi.
+	Shape *PayloadShape
 	// KubeVirtContainer pushes an RHCOS container disk for KubeVirt per
 	// arch of the release (Release.KubeVirt) and ships a coreos-bootimages
 	// manifest naming them (CoreOSBootImagesFile) in the layer that holds
@@ -352,6 +358,9 @@ func (o *ReleaseOptions) normalize() error {
 		o.Repos = []string{ComponentRepository, ExtraComponentRepository}
 	}
 	o.Repos = slices.Clone(o.Repos)
+	if err := o.normalizeShape(); err != nil {
+		return err
+	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = defaultConcurrency
 	}

@@ -25,10 +25,17 @@ func (b *builder) jsonBlob(ctx context.Context, repo string, v any) (*blob, erro
 	return b.dataBlob(ctx, repo, data)
 }
 
-// newLayer generates a random layer labelled label and pushes it to repo.
+// newLayer generates a random layer labelled label of LayerSize and pushes
+// it to repo.
 func (b *builder) newLayer(ctx context.Context, repo, label string) (*blob, error) {
+	return b.newLayerOf(ctx, repo, label, b.opts.LayerSize)
+}
+
+// newLayerOf generates a random layer labelled label, of size bytes of
+// random payload, and pushes it to repo.
+func (b *builder) newLayerOf(ctx context.Context, repo, label string, size int64) (*blob, error) {
 	seed := seedFor(b.opts.Seed, b.opts.Version, label)
-	name, size := layerFileName(label), b.opts.LayerSize
+	name := layerFileName(label)
 	if size <= streamThreshold {
 		var buf bytes.Buffer
 		diffID, err := writeRandomLayer(&buf, seed, name, size)

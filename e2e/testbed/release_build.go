@@ -170,7 +170,7 @@ func (b *builder) baseLayers(ctx context.Context, st *releaseState) error {
 	}
 	err := b.parallel(ctx, len(jobs), func(ctx context.Context, i int) error {
 		j := jobs[i]
-		bl, err := b.newLayer(ctx, b.opts.Repos[0], fmt.Sprintf("base/%s/%d", j.arch, j.n))
+		bl, err := b.newLayerOf(ctx, b.opts.Repos[0], fmt.Sprintf("base/%s/%d", j.arch, j.n), b.baseLayerSize(j.n))
 		st.base[j.arch][j.n] = bl // distinct slots: no lock needed
 		return err
 	})
@@ -258,15 +258,16 @@ func (b *builder) component(ctx context.Context, st *releaseState, i int) (*comp
 		"io.openshift.build.source-location": "https://github.com/openshift/" + name,
 		"name":                               "openshift/ose-" + name,
 	}
+	plan := b.componentPlan(st, i)
 	role := RoleComponent
-	if b.opts.Multi {
+	if plan.index {
 		role = RoleChild
 	}
 	var children []*image
-	for _, arch := range b.arches {
-		layers := slices.Clone(st.base[arch])
-		for j := range b.opts.LayersPerImage {
-			bl, err := b.newLayer(ctx, repo, fmt.Sprintf("comp/%s/%s/%d", name, arch, j))
+	for _, arch := range plan.arches {
+		layers := plan.base(arch)
+		for j, size := range plan.own {
+			bl, err := b.newLayerOf(ctx, repo, fmt.Sprintf("comp/%s/%s/%d", name, arch, j), size)
 			if err != nil {
 				return nil, err
 			}
@@ -279,7 +280,7 @@ func (b *builder) component(ctx context.Context, st *releaseState, i int) (*comp
 		children = append(children, im)
 	}
 	top := children[0]
-	if b.opts.Multi {
+	if plan.index {
 		var err error
 		if top, err = b.newIndex(ctx, repo, RoleComponent, name, docker, children); err != nil {
 			return nil, err

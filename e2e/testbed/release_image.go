@@ -72,7 +72,7 @@ func (b *builder) release(ctx context.Context, st *releaseState) (*Release, erro
 		if b.share != nil {
 			st.lower[arch] = b.share.lower[arch]
 		} else {
-			bl, err := b.newLayer(ctx, repo, "release/"+arch+"/0")
+			bl, err := b.newLayerOf(ctx, repo, "release/"+arch+"/0", b.releaseLayerSize())
 			if err != nil {
 				return nil, fmt.Errorf("release image: %w", err)
 			}

@@ -221,6 +221,10 @@ func (b *builder) componentSigSpecs(name, repo string, i int, top *image) []sigS
 	switch {
 	case b.opts.SigstorePolicy != "" || fault != "":
 		manifests = append(manifests, top.children...)
+	case b.opts.Shape != nil:
+		if !b.opts.Shape.Components[i].Signed {
+			return nil
+		}
 	case (i/2)%2 == 0: // half, in both repositories and formats
 		if len(top.children) > 0 && i%4 == 0 {
 			manifests = append(manifests, top.children[0])
