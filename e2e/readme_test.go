@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ferryhq/ferry/e2e/testbed"
@@ -18,9 +20,10 @@ import (
 const journeyMarker = "<!-- journey -->"
 
 // TestReadmeJourney runs the README's journey, block by block and in order,
-// against the test bed: the release registry stands in for quay.io and the
-// mirror for registry.example:5000, both plain HTTP through a registries.conf
-// that marks them insecure, as an admin's test setup would. `oc` is not run.
+// against the test bed: the release registry stands in for quay.io, plain
+// HTTP, and the journey's own `ferry serve` (TLS with a CA of its own) for
+// registry.example:5000 on a free port; a registries.conf marks both
+// insecure, since `sudo update-ca-trust` is not run. `oc` is not run.
 func TestReadmeJourney(t *testing.T) {
 	script := readmeJourney(t)
 	src := testbed.NewRegistry(t)
@@ -30,7 +33,8 @@ func TestReadmeJourney(t *testing.T) {
 	store.SignRelease(t, key, rel)
 	next := testbed.BuildRelease(t, src.Host, testbed.ReleaseOptions{Components: 8, Sigstore: true, Version: "4.15.1", ShareWith: rel})
 	store.SignRelease(t, key, next)
-	dst := testbed.NewRegistry(t)
+	// The journey starts the bastion's registry itself, on this address.
+	dstHost := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
 	// The operators step reads Red Hat's catalog: the test bed's, laid out
 	// as Red Hat's, on the same registry. The README names real packages;
 	// the test bed's stand in for them.
@@ -40,15 +44,15 @@ func TestReadmeJourney(t *testing.T) {
 	writeFiles(t, dir, map[string]string{
 		"redhat-release-key.asc": string(key.PublicArmored(t)),
 		"pull-secret.json":       `{"auths":{"` + src.Host + `":{"auth":"` + "dXNlcjpwYXNz" + `"}}}`,
-		"mirror-auth.json":       `{"auths":{"` + dst.Host + `":{"auth":"` + "dXNlcjpwYXNz" + `"}}}`,
+		"mirror-auth.json":       `{"auths":{"` + dstHost + `":{"auth":"` + "dXNlcjpwYXNz" + `"}}}`,
 		"registries.conf": fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n\n[[registry]]\nlocation = %q\ninsecure = true\n",
-			src.Host, dst.Host),
+			src.Host, dstHost),
 	})
 	// The packer's key, made once as the README says, with real gpg in
 	// the journey's HOME (unprotected here: the journey runs unattended).
 	home := newGPGHome(t)
 	home.must(t, "--passphrase", "", "--quick-gen-key", "Packer <packer@example.com>", "default", "default", "never")
-	script = strings.NewReplacer("quay.io/", src.Host+"/", "registry.redhat.io/", src.Host+"/", "registry.example:5000", dst.Host,
+	script = strings.NewReplacer("quay.io/", src.Host+"/", "registry.redhat.io/", src.Host+"/", "registry.example:5000", dstHost,
 		"cluster-logging", testbed.CatalogPackageAurora, "openshift-gitops-operator", testbed.CatalogPackageDorado,
 		"name: latest", "name: stable", "minVersion: 1.12.0", "minVersion: 3.0.0",
 		// The graph data is the slice in ../shared; the additional image
@@ -61,7 +65,18 @@ func TestReadmeJourney(t *testing.T) {
 	if kubeconfig == "" {
 		kubeconfig = filepath.Join(dir, "no-cluster") // apply then renders only
 	}
-	cmd := exec.CommandContext(t.Context(), "sh", "-c", "set -ex\noc() { echo \"(oc $*: not run by the test)\"; }\n"+script)
+	// The journey leaves its registry running, as an admin would; the
+	// script stops it at the end, and the process group is killed should
+	// the script fail before.
+	script = "set -ex\noc() { echo \"(oc $*: not run by the test)\"; }\nsudo() { echo \"(sudo $*: not run by the test)\"; }\n" +
+		script + "kill $registry && wait $registry\n"
+	cmd := exec.CommandContext(t.Context(), "sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	t.Cleanup(func() {
+		if cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	})
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"PATH="+filepath.Dir(ferryBin)+string(os.PathListSeparator)+os.Getenv("PATH"),
@@ -75,11 +90,13 @@ func TestReadmeJourney(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the README journey failed: %v\n%s", err, out)
 	}
-	data, _, err := dst.Client().GetManifest(context.Background(), "ocp4/openshift4", rel.Version+"-"+rel.Arch)
-	if err != nil || !bytes.Equal(data, rel.Manifest) {
-		t.Errorf("after the journey the mirror does not serve the release (%v)\n%s", err, out)
+	// The registry the journey ran, read offline: the store ferry serve
+	// wrote, served again by the test bed's registry.
+	dst := testbed.NewRegistryWith(t, testbed.RegistryOptions{Root: filepath.Join(dir, "mirror-registry")})
+	if _, _, err := dst.Client().GetManifest(context.Background(), "ocp4/openshift4", rel.Version+"-"+rel.Arch); !errors.Is(err, testbed.ErrNotFound) {
+		t.Errorf("after the prune the mirror still has %s, or cannot say (%v)\n%s", rel.Version, err, out)
 	}
-	if !strings.Contains(string(out), "--to-image="+dst.Host+"/ocp4/openshift4@"+rel.Digest.String()) {
+	if !strings.Contains(string(out), "--to-image="+dstHost+"/ocp4/openshift4@"+rel.Digest.String()) {
 		t.Errorf("apply did not print the next step\n%s", out)
 	}
 	for _, want := range []string{"Good signature from \"Packer <packer@example.com>\"", "bundle signature ok: Packer <packer@example.com>"} {
@@ -90,9 +107,14 @@ func TestReadmeJourney(t *testing.T) {
 	if strings.Contains(string(out), "UNVERIFIED") {
 		t.Errorf("the journey left something unverified\n%s", out)
 	}
-	data, _, err = dst.Client().GetManifest(context.Background(), "ocp4/openshift4", next.Version+"-"+next.Arch)
+	data, _, err := dst.Client().GetManifest(context.Background(), "ocp4/openshift4", next.Version+"-"+next.Arch)
 	if err != nil || !bytes.Equal(data, next.Manifest) {
-		t.Errorf("after the incremental step the mirror does not serve %s (%v)", next.Version, err)
+		t.Errorf("after the incremental step and the prune the mirror does not serve %s (%v)", next.Version, err)
+	}
+	for _, want := range []string{"would delete", "deleted", "freed "} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the journey's prune and gc do not say %q\n%s", want, out)
+		}
 	}
 	full, incremental := fileSize(t, filepath.Join(dir, "ocp-4.15.0.001.tar")), fileSize(t, filepath.Join(dir, "ocp-4.15.1.tar"))
 	if incremental >= full {
