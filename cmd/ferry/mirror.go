@@ -96,16 +96,21 @@ Examples:
 func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 	start := time.Now()
 	s, t := &o.source, &o.target
-	if t.parallel < 1 {
-		return usageError(errors.New("--parallel must be at least 1"))
-	}
 	if err := checkRepositoryArg(t.to); err != nil {
 		return usageError(fmt.Errorf("--to %q: %w", t.to, err))
 	}
-	if err := s.graph.check(len(s.releases) + len(s.configReleases)); err != nil {
-		return usageError(err)
-	}
 	s.parallel = t.parallel
+	if err := s.checkSourceArgs(); err != nil {
+		return err
+	}
+	if err := t.preflightOutput(); err != nil {
+		return err
+	}
+	if !s.allowUnsigned {
+		if err := s.trust.checkGivenKeyrings(env); err != nil {
+			return err
+		}
+	}
 	t.registry.authFile, t.registry.certDir, t.registry.net = s.registry.authFile, s.registry.certDir, s.registry.net
 	applier, err := t.clusterApplier(env)
 	if err != nil {
@@ -180,7 +185,7 @@ func mirrorName(plan *mirror.Plan) string {
 func (o *mirrorOptions) readConfig(c *cli.Context) error {
 	cfg, err := loadPackConfig(o.source.configFile)
 	if err != nil {
-		return usageError(err)
+		return fileArgError(err)
 	}
 	o.source.applyConfig(c, cfg)
 	if !c.IsSet("parallel") && cfg.Parallel > 0 {
