@@ -77,6 +77,9 @@ Examples:
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			s.releases, s.archSet = c.Args().Slice(), c.IsSet("arch")
+			if t.to == "" { // ferry.yaml names no target: judged before it is read
+				return usageError(errors.New("--to REGISTRY/REPO is required: the mirror repository to copy into; see `ferry mirror --help`"))
+			}
 			if s.configFile != "" {
 				if err := o.readConfig(c); err != nil {
 					return err
@@ -84,9 +87,6 @@ Examples:
 			}
 			if len(s.releases) == 0 && len(s.configReleases) == 0 && !s.graph.active() && !s.operators.active() && !s.extras.active() {
 				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), --catalog, --image, or -f ferry.yaml; see `ferry mirror --help`"))
-			}
-			if t.to == "" {
-				return usageError(errors.New("--to REGISTRY/REPO is required: the mirror repository to copy into; see `ferry mirror --help`"))
 			}
 			return o.run(c.Context, env)
 		},

@@ -86,7 +86,8 @@ func (o *signaturesOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	if _, err := o.flagDigest(ref); err != nil {
+	given, err := o.flagDigest(ref)
+	if err != nil {
 		return err
 	}
 	if err := checkOutputDir("-o", o.outDir); err != nil {
@@ -96,7 +97,7 @@ func (o *signaturesOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	want, err := o.releaseDigest(ctx, env, ref)
+	want, err := o.releaseDigest(ctx, env, ref, given)
 	if err != nil {
 		return err
 	}
@@ -150,11 +151,11 @@ func (o *signaturesOptions) flagDigest(ref release.Ref) (digest.Digest, error) {
 	return d, nil
 }
 
-// releaseDigest is the digest to sign-check: --digest, the pull spec's own
-// digest, or the registry's answer for the tag.
-func (o *signaturesOptions) releaseDigest(ctx context.Context, env *environment, ref release.Ref) (digest.Digest, error) {
-	if d, err := o.flagDigest(ref); d != "" || err != nil {
-		return d, err
+// releaseDigest is the digest to sign-check: the one given (--digest),
+// the pull spec's own digest, or the registry's answer for the tag.
+func (o *signaturesOptions) releaseDigest(ctx context.Context, env *environment, ref release.Ref, given digest.Digest) (digest.Digest, error) {
+	if given != "" {
+		return given, nil
 	}
 	if ref.Digest != "" {
 		return ref.Digest, nil
