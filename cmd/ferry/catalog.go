@@ -125,7 +125,7 @@ func checkImageRef(ref string) error {
 		return fmt.Errorf("%q: %w", ref, err)
 	}
 	if reference.IsNameOnly(named) {
-		return fmt.Errorf("%q has neither a tag nor a digest", ref)
+		return fmt.Errorf("%q has neither a tag nor a digest (say :latest if that is meant)", ref)
 	}
 	return nil
 }

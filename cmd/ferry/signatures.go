@@ -32,7 +32,7 @@ func signaturesCommand(env *environment) *cli.Command {
 	opts := &signaturesOptions{}
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "arch", Value: "x86_64", Usage: "architecture of a release given by version: x86_64 (amd64), aarch64 (arm64), s390x, ppc64le, multi", Destination: &opts.arch},
-		&cli.StringFlag{Name: "digest", Usage: "release digest `sha256:<hex>`; skips the registry lookup", Destination: &opts.digest},
+		&cli.StringFlag{Name: "digest", Usage: "release digest `sha256:<hex>`; skips the registry lookup, and then RELEASE may be left out", Destination: &opts.digest},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "mirror", Usage: "output `DIR`: writes DIR/config/ and DIR/signatures/", Destination: &opts.outDir},
 		opts.trust.keyringFlag(),
 		opts.trust.betaKeyFlag(),
