@@ -115,7 +115,9 @@ func assertCutShortRefused(t *testing.T, dir, keyFile, when string) {
 			t.Fatal(err)
 		}
 	}
-	wantExit(t, when+": verify", ferryIn(t, dir, "verify", "bundle.tar", "--keyring", keyFile, "--quiet"), codeVerification)
+	// Only .partial files are left: there is no bundle to verify.
+	wantExit(t, when+": verify", ferryIn(t, dir, "verify", "bundle.tar", "--keyring", keyFile, "--quiet"), codeFailure,
+		"bundle bundle.tar: no such file or directory")
 	if _, err := os.Stat(filepath.Join(renamed, "bundle.tar")); err == nil {
 		wantExit(t, when+": verify of the .partial files renamed", ferryIn(t, renamed, "verify", "bundle.tar", "--keyring", keyFile, "--quiet"),
 			codeVerification, "not ferry-index.json")

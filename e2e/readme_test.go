@@ -19,6 +19,10 @@ import (
 // journeyMarker precedes each README code block that TestReadmeJourney runs.
 const journeyMarker = "<!-- journey -->"
 
+// readmeReleaseDigest is the digest of 4.15.0 (x86_64) the README's
+// signature-only step names; the journey runs it with the test release's.
+const readmeReleaseDigest = "sha256:0da6316466d60a3a4535d5fed3589feb0391989982fba59d47d4c729912d6363"
+
 // TestReadmeJourney runs the README's journey, block by block and in order,
 // against the test bed: the release registry stands in for quay.io, plain
 // HTTP, and the journey's own `ferry serve` (TLS with a CA of its own) for
@@ -60,7 +64,9 @@ func TestReadmeJourney(t *testing.T) {
 		"https://api.openshift.com/api/upgrades_info/graph-data", graphDataFixture(t),
 		"openshift4/ose-kube-rbac-proxy:v4.15", "cygnus/kube-rbac-proxy:v0.15.0",
 		// Any image with bash and cp will do as the graph-data image's base.
-		"registry.access.redhat.com/ubi9/ubi:latest", rel.PullSpec).Replace(script)
+		"registry.access.redhat.com/ubi9/ubi:latest", rel.PullSpec,
+		// The signature-only path names 4.15.0's real digest.
+		readmeReleaseDigest, rel.Digest.String()).Replace(script)
 	kubeconfig := maybeKube(t)
 	if kubeconfig == "" {
 		kubeconfig = filepath.Join(dir, "no-cluster") // apply then renders only
@@ -115,6 +121,10 @@ func TestReadmeJourney(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the journey's prune and gc do not say %q\n%s", want, out)
 		}
+	}
+	sigOnly := filepath.Join(dir, "signatures-only", "config", "signature-sha256-"+rel.Digest.Encoded()[:16]+".yaml")
+	if _, err := os.Stat(sigOnly); err != nil {
+		t.Errorf("the signature-only step did not write the ConfigMap: %v", err)
 	}
 	full, incremental := fileSize(t, filepath.Join(dir, "ocp-4.15.0.001.tar")), fileSize(t, filepath.Join(dir, "ocp-4.15.1.tar"))
 	if incremental >= full {

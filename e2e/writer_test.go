@@ -126,8 +126,8 @@ func mkfifo(t *testing.T, path string) string {
 	return path
 }
 
-// TestWriterNamedPipes: a named pipe given where a bundle, a volume or an
-// inventory belongs is refused at once as a usage error naming it (ferry
+// TestWriterNamedPipes: a named pipe given where a bundle, a volume, an
+// inventory or a signature file belongs is refused at once as a usage error naming it (ferry
 // used to block in open for ever); one found beside a bundle as its volume
 // makes the bundle fail to verify. Nothing is pushed.
 func TestWriterNamedPipes(t *testing.T) {
@@ -149,7 +149,7 @@ func TestWriterNamedPipes(t *testing.T) {
 	wantExit(t, "pack -f a named pipe", ferryRun(t, "pack", "-f", fifo, "--print-config"), codeUsage,
 		fifo+" is a named pipe, not a ferry.yaml file")
 	wantExit(t, "signatures verify of a named pipe", ferryRun(t, "signatures", "verify", "--digest", b.rel.Digest.String(), "--keyring", b.keyFile, fifo),
-		codeVerification, fifo+" is a named pipe, not a signature file")
+		codeUsage, fifo+" is a named pipe, not a signature file")
 
 	// A data volume replaced by a named pipe, found beside the bundle.
 	vol1 := filepath.Join(filepath.Dir(good), "bundle.001.tar")

@@ -135,11 +135,7 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err := checkRepositoryArg(o.to); err != nil {
 		return usageError(fmt.Errorf("--to %q: %w", o.to, err))
 	}
-	if err := o.preflight(); err != nil {
-		return err
-	}
-	applier, err := o.clusterApplier(env)
-	if err != nil {
+	if err := o.preflight(env); err != nil {
 		return err
 	}
 	r, err := bundle.Open(o.bundle, bundle.ReadOptions{Volumes: o.volumes})
@@ -147,6 +143,10 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 		return verificationError(err)
 	}
 	defer r.Close()
+	applier, err := o.clusterApplier(env)
+	if err != nil {
+		return err
+	}
 	keyring, err := o.keyring(ctx, env, applier, r.Index())
 	if err != nil {
 		return err
@@ -219,7 +219,7 @@ func (o *applyOptions) clusterApplier(env *environment) (*manifests.Applier, err
 	}
 	a, err := o.registry.net.applier(o.kubeconfig)
 	if err != nil && o.kubeconfig != "" {
-		return nil, usageError(err)
+		return nil, fileArgError(err)
 	}
 	if err != nil {
 		env.log.Info("no cluster configured; rendering manifests only", "reason", err)

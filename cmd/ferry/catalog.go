@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+	"go.podman.io/image/v5/docker/reference"
 
 	"github.com/ferryhq/ferry/internal/safetext"
 	"github.com/ferryhq/ferry/mirror/catalog"
@@ -69,6 +70,9 @@ Examples:
 }
 
 func (o *catalogListOptions) run(ctx context.Context, env *environment) error {
+	if err := checkImageRef(o.ref); err != nil {
+		return usageError(fmt.Errorf("CATALOG %w", err))
+	}
 	cat, err := catalog.Read(ctx, registry.New(o.registry.options(env)), o.ref)
 	if err != nil {
 		return withHint(fmt.Errorf("read catalog %s: %w", o.ref, err))
@@ -111,4 +115,17 @@ func packageLabel(p catalog.PackageSummary) string {
 		return safetext.Clean(p.Name) + " (deprecated)"
 	}
 	return safetext.Clean(p.Name)
+}
+
+// checkImageRef judges a pull spec before any registry is asked: it must
+// parse, and name an image by tag or digest.
+func checkImageRef(ref string) error {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return fmt.Errorf("%q: %w", ref, err)
+	}
+	if reference.IsNameOnly(named) {
+		return fmt.Errorf("%q has neither a tag nor a digest (say :latest if that is meant)", ref)
+	}
+	return nil
 }

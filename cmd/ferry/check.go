@@ -109,9 +109,12 @@ func (o *checkOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
+	if err := o.trust.checkGivenKeyrings(env); err != nil {
+		return err
+	}
 	applier, err := o.registry.net.applier(o.kubeconfig)
 	if err != nil {
-		return usageError(err)
+		return fileArgError(err)
 	}
 	proof, err := o.prove(ctx, env, applier)
 	if err != nil {
@@ -204,7 +207,7 @@ func loadPolicyFiles(paths []string) ([]sigstore.Policy, error) {
 	for _, p := range paths {
 		data, err := readSmallFile(p, maxPolicyFileSize)
 		if err != nil {
-			return nil, usageError(fmt.Errorf("--policy: %w", err))
+			return nil, fileArgError(fmt.Errorf("--policy: %w", err))
 		}
 		policies, err := sigstore.ParsePolicies(p, data)
 		if err != nil {

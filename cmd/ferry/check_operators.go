@@ -81,6 +81,11 @@ func (o *checkOperatorsOptions) run(ctx context.Context, env *environment) error
 	if o.to == "" {
 		return usageError(errors.New("--to is required: the OpenShift version to update to, e.g. --to 4.17"))
 	}
+	for _, ref := range o.catalogs.Value() {
+		if err := checkImageRef(ref); err != nil {
+			return usageError(fmt.Errorf("--catalog %w", err))
+		}
+	}
 	current, installed, err := o.readInstalled(ctx)
 	if err != nil {
 		return err
@@ -116,7 +121,7 @@ func (o *checkOperatorsOptions) readInstalled(ctx context.Context) (string, []ma
 	}
 	applier, err := o.registry.net.applier(o.kubeconfig)
 	if err != nil {
-		return "", nil, usageError(err)
+		return "", nil, fileArgError(err)
 	}
 	cv, err := applier.ReadClusterVersion(ctx)
 	if err != nil {

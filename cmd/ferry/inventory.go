@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -109,6 +111,14 @@ func (o *inventoryOptions) run(ctx context.Context, env *environment) error {
 	if err := o.check(); err != nil {
 		return usageError(err)
 	}
+	if o.fromBundle != "" {
+		if err := checkBundleArgs(o.fromBundle, o.volumes); err != nil {
+			return err
+		}
+	}
+	if err := o.checkOutput(); err != nil {
+		return err
+	}
 	inv, err := o.collect(ctx, env)
 	if err != nil {
 		return err
@@ -121,6 +131,18 @@ func (o *inventoryOptions) run(ctx context.Context, env *environment) error {
 		return err
 	}
 	return o.printSummary(env, inv, int64(len(data)))
+}
+
+// checkOutput makes sure, before any bundle, registry or cluster is read,
+// that --output can be written: "-", or a file in an existing directory.
+func (o *inventoryOptions) checkOutput() error {
+	if o.output == "-" {
+		return nil
+	}
+	if st, err := os.Stat(o.output); err == nil && st.IsDir() {
+		return usageError(fmt.Errorf("-o %s is a directory: name the file to write", o.output))
+	}
+	return checkWritableDir("-o", filepath.Dir(o.output))
 }
 
 // write puts an inventory's bytes into --output, atomically, or on stdout
@@ -200,7 +222,7 @@ func (o *inventoryOptions) printSummary(env *environment, inv *inventory.Invento
 func readInventory(path string) (*inventory.Inventory, error) {
 	f, err := regularfile.Open(path, "an inventory file")
 	if err != nil {
-		return nil, usageError(fmt.Errorf("--since: %w", err))
+		return nil, fileArgError(fmt.Errorf("--since: %w", err))
 	}
 	defer f.Close()
 	inv, err := inventory.Parse(f)

@@ -15,9 +15,12 @@ func (o *inventoryOptions) runOperators(ctx context.Context, env *environment) e
 	if o.to != "" || o.fromBundle != "" || len(o.volumes) > 0 {
 		return usageError(errors.New("--operators reads the cluster: it takes neither --to, --from-bundle nor VOLUME arguments"))
 	}
+	if err := o.checkOutput(); err != nil {
+		return err
+	}
 	applier, err := o.registry.net.applier(o.kubeconfig)
 	if err != nil {
-		return usageError(err)
+		return fileArgError(err)
 	}
 	cv, err := applier.ReadClusterVersion(ctx)
 	if err != nil {
@@ -54,7 +57,7 @@ func (o *inventoryOptions) runOperators(ctx context.Context, env *environment) e
 func readInstalledOperators(path string) (*manifests.InstalledOperators, error) {
 	f, err := regularfile.Open(path, "an installed operators file")
 	if err != nil {
-		return nil, usageError(fmt.Errorf("--installed: %w", err))
+		return nil, fileArgError(fmt.Errorf("--installed: %w", err))
 	}
 	defer f.Close()
 	file, err := manifests.ParseInstalledOperators(f)

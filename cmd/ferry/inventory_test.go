@@ -190,7 +190,6 @@ func TestInventoryUsageErrors(t *testing.T) {
 		{[]string{"inventory", "--to", "r.example/a:tag"}, "no tag or digest"},
 		{[]string{"inventory", "--to", "r.example/a", "vol.001.tar"}, "VOLUME arguments"},
 		{[]string{"inventory", "--to", "r.example/a", "--parallel", "0"}, "--parallel"},
-		{[]string{"pack", "4.15.0", "--since", filepath.Join(t.TempDir(), "none.json")}, "--since"},
 		{[]string{"pack", "4.15.0", "--since", bad}, "unknown field"},
 	}
 	for _, tc := range cases {
@@ -198,6 +197,12 @@ func TestInventoryUsageErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d (want %d), stderr should mention %q:\n%s", tc.args, code, exitUsage, tc.want, errOut)
 		}
+	}
+	// A --since file that is not there is a failed read (exit 1), not a
+	// usage error: the same command works once the file is copied in.
+	none := filepath.Join(t.TempDir(), "none.json")
+	if code, _, errOut := ferry(t, "pack", "4.15.0", "--since", none); code != exitFailure || !strings.Contains(errOut, "--since") || !strings.Contains(errOut, none) {
+		t.Errorf("pack --since %s: exit %d (want %d), stderr should name the flag and the file:\n%s", none, code, exitFailure, errOut)
 	}
 	// A bundle that is not one: exit 3, and no inventory written.
 	out := filepath.Join(t.TempDir(), "inv.json")

@@ -37,7 +37,7 @@ func (f *trustFlags) readReleaseKeyring(env *environment) (*signature.Keyring, e
 	if paths := f.keyrings.Value(); len(paths) > 0 {
 		kr, err := signature.LoadKeyring(paths...)
 		if err != nil {
-			return nil, usageError(err)
+			return nil, fileArgError(err)
 		}
 		return f.use(env, kr, strings.Join(paths, ", "))
 	}
@@ -52,7 +52,7 @@ func (f *trustFlags) defaultKeyring(env *environment) (*signature.Keyring, error
 		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 			kr, err := signature.LoadKeyring(path)
 			if err != nil {
-				return nil, usageError(err)
+				return nil, fileArgError(err)
 			}
 			return f.use(env, kr, path)
 		}

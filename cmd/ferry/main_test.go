@@ -111,10 +111,9 @@ func TestCompletionScripts(t *testing.T) {
 }
 
 func TestLogFormatJSON(t *testing.T) {
-	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("HOME", t.TempDir())
-	// apply logs that no cluster is configured, then fails on the bundle.
-	code, _, errOut := ferry(t, "--log-format", "json", "apply", filepath.Join(t.TempDir(), "none.tar"), "--to", "registry.example/ocp4")
+	// verify logs the keys it trusts, then refuses what is not a bundle.
+	notBundle := writeTemp(t, "notes.tar", []byte("not a tar at all"))
+	code, _, errOut := ferry(t, "--log-format", "json", "verify", notBundle)
 	if code != exitVerification {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
@@ -123,7 +122,7 @@ func TestLogFormatJSON(t *testing.T) {
 		Level string `json:"level"`
 		Msg   string `json:"msg"`
 	}
-	if err := json.Unmarshal([]byte(first), &line); err != nil || line.Level != "INFO" || !strings.Contains(line.Msg, "no cluster") {
+	if err := json.Unmarshal([]byte(first), &line); err != nil || line.Level != "INFO" || !strings.Contains(line.Msg, "release signatures verified with") {
 		t.Errorf("first stderr line is not the JSON log line expected (%v): %q", err, first)
 	}
 	if code, _, errOut := ferry(t, "--log-format", "yaml", "version"); code != exitUsage || !strings.Contains(errOut, "yaml") {

@@ -77,6 +77,9 @@ Examples:
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			s.releases, s.archSet = c.Args().Slice(), c.IsSet("arch")
+			if t.to == "" { // ferry.yaml names no target: judged before it is read
+				return usageError(errors.New("--to REGISTRY/REPO is required: the mirror repository to copy into; see `ferry mirror --help`"))
+			}
 			if s.configFile != "" {
 				if err := o.readConfig(c); err != nil {
 					return err
@@ -84,9 +87,6 @@ Examples:
 			}
 			if len(s.releases) == 0 && len(s.configReleases) == 0 && !s.graph.active() && !s.operators.active() && !s.extras.active() {
 				return usageError(errors.New("expected at least one RELEASE (a version or a pull spec), --catalog, --image, or -f ferry.yaml; see `ferry mirror --help`"))
-			}
-			if t.to == "" {
-				return usageError(errors.New("--to REGISTRY/REPO is required: the mirror repository to copy into; see `ferry mirror --help`"))
 			}
 			return o.run(c.Context, env)
 		},
@@ -96,16 +96,21 @@ Examples:
 func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 	start := time.Now()
 	s, t := &o.source, &o.target
-	if t.parallel < 1 {
-		return usageError(errors.New("--parallel must be at least 1"))
-	}
 	if err := checkRepositoryArg(t.to); err != nil {
 		return usageError(fmt.Errorf("--to %q: %w", t.to, err))
 	}
-	if err := s.graph.check(len(s.releases) + len(s.configReleases)); err != nil {
-		return usageError(err)
-	}
 	s.parallel, s.quiet, s.json = t.parallel, t.quiet, t.json
+	if err := s.checkSourceArgs(); err != nil {
+		return err
+	}
+	if err := t.preflightOutput(); err != nil {
+		return err
+	}
+	if !s.allowUnsigned {
+		if err := s.trust.checkGivenKeyrings(env); err != nil {
+			return err
+		}
+	}
 	t.registry.authFile, t.registry.certDir, t.registry.net = s.registry.authFile, s.registry.certDir, s.registry.net
 	applier, err := t.clusterApplier(env)
 	if err != nil {
@@ -180,7 +185,7 @@ func mirrorName(plan *mirror.Plan) string {
 func (o *mirrorOptions) readConfig(c *cli.Context) error {
 	cfg, err := loadPackConfig(o.source.configFile)
 	if err != nil {
-		return usageError(err)
+		return fileArgError(err)
 	}
 	o.source.applyConfig(c, cfg)
 	if !c.IsSet("parallel") && cfg.Parallel > 0 {

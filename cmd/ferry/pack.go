@@ -123,7 +123,7 @@ Examples:
 			if o.configFile != "" {
 				cfg, err := loadPackConfig(o.configFile)
 				if err != nil {
-					return usageError(err)
+					return fileArgError(err)
 				}
 				o.applyConfig(c, cfg)
 			}
@@ -140,15 +140,9 @@ Examples:
 
 func (o *packOptions) run(ctx context.Context, env *environment) error {
 	start := time.Now()
-	volumeSize, err := parseSize(o.volumeSize)
+	volumeSize, err := o.checkArgs()
 	if err != nil {
-		return usageError(fmt.Errorf("--volume-size: %w", err))
-	}
-	if o.parallel < 1 {
-		return usageError(fmt.Errorf("--parallel must be at least 1"))
-	}
-	if err := o.graph.check(len(o.releases) + len(o.configReleases)); err != nil {
-		return usageError(err)
+		return err
 	}
 	if err := o.checkOutput(); err != nil {
 		return err
@@ -156,6 +150,11 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 	signer, err := o.sign.load()
 	if err != nil {
 		return err
+	}
+	if !o.allowUnsigned { // which packs on when the keyring cannot be read
+		if err := o.trust.checkGivenKeyrings(env); err != nil {
+			return err
+		}
 	}
 	var inv *inventory.Inventory
 	if o.since != "" {

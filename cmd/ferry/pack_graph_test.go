@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -98,7 +99,7 @@ func TestPackUpdatePath(t *testing.T) {
 	p := newReleasePair(t, testbed.ReleaseOptions{Components: 4, Sigstore: true})
 	out := filepath.Join(t.TempDir(), "path.tar")
 	summary := mustFerry(t, p.packArgs(out, "--channel", "stable-4.15", "--from", "4.15.0", "--to", "4.15.1", "--graph-url", p.graph(t))...)
-	if !strings.Contains(summary, "update path: 4.15.0 -> 4.15.1") {
+	if !regexp.MustCompile(`update path +4\.15\.0 -> 4\.15\.1`).MatchString(summary) {
 		t.Errorf("summary does not show the path:\n%s", summary)
 	}
 	idx := readIndex(t, out)

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/internal/regularfile"
 	"github.com/ferryhq/ferry/mirror"
+	"github.com/ferryhq/ferry/mirror/release"
 )
 
 // This file holds the checks that make pack and apply fail before their
@@ -60,14 +61,16 @@ func (o *packOptions) checkOutput() error {
 }
 
 // checkWritableDir checks that dir is an existing directory ferry can
-// create files in.
+// create files in. A directory that is not there, or not writable, fails
+// the operation (exit 1, like a missing bundle); a path that names a file
+// is a wrong argument (exit 2).
 func checkWritableDir(flag, dir string) error {
 	st, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return usageError(fmt.Errorf("%s: directory %s does not exist", flag, dir))
+		return fmt.Errorf("%s: directory %s does not exist", flag, dir)
 	}
 	if err != nil {
-		return usageError(fmt.Errorf("%s: directory %s: %w", flag, dir, err))
+		return fmt.Errorf("%s: directory %s: %w", flag, dir, err)
 	}
 	if !st.IsDir() {
 		return usageError(fmt.Errorf("%s: %s is %s, not a directory", flag, dir, regularfile.Describe(st.Mode())))
@@ -181,27 +184,65 @@ func (o *packOptions) estimateBundle(plan *mirror.Plan, blobs []*mirror.Blob) in
 	return n
 }
 
-// checkBundleArgs refuses, as a usage error, a BUNDLE or VOLUME argument
-// naming a directory, a named pipe or a device: opening a pipe would block
-// until something wrote to it. A missing file is left to bundle.Open,
-// which reports it as a fault of the bundle.
+// checkBundleArgs is the first look at the BUNDLE and VOLUME arguments,
+// before anything else is read or contacted: each must be a regular file
+// ferry can open. One that does not exist or cannot be read fails the
+// operation (exit 1); a directory, a named pipe or a device is a wrong
+// argument (exit 2), refused without blocking on it. What the files hold
+// is for bundle.Open and the verification to judge.
 func checkBundleArgs(bundlePath string, volumes []string) error {
-	for _, p := range append([]string{bundlePath}, volumes...) {
-		if st, err := os.Stat(p); err == nil && !st.Mode().IsRegular() {
-			return usageError(&regularfile.KindError{Path: p, Mode: st.Mode().Type(), Want: "a bundle file"})
+	for i, p := range append([]string{bundlePath}, volumes...) {
+		what := "bundle"
+		if i > 0 {
+			what = "volume"
+		}
+		f, err := regularfile.Open(p, "a bundle file")
+		var kindErr *regularfile.KindError
+		var pathErr *fs.PathError
+		switch {
+		case errors.As(err, &kindErr):
+			return usageError(err)
+		case errors.As(err, &pathErr):
+			return fmt.Errorf("%s %s: %w", what, p, pathErr.Err)
+		case err != nil:
+			return fmt.Errorf("%s %s: %w", what, p, err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("%s %s: %w", what, p, err)
 		}
 	}
 	return nil
 }
 
-// preflight is apply's first step, before the bundle is read: the BUNDLE
-// and VOLUME arguments must be files, and --output-dir (unless --dry-run,
-// which writes nothing) a directory ferry can create or write, so that a
-// mistake does not surface after every blob was pushed.
-func (o *applyOptions) preflight() error {
+// preflight is apply's first step, before the bundle is read and before
+// any cluster or registry is looked for: the BUNDLE and VOLUME arguments
+// must be files, the --keyring files keyrings, and --output-dir (unless
+// --dry-run, which writes nothing) a directory ferry can create or write,
+// so that a mistake does not surface after every blob was pushed.
+func (o *applyOptions) preflight(env *environment) error {
 	if err := checkBundleArgs(o.bundle, o.volumes); err != nil {
 		return err
 	}
+	if err := o.trust.checkGivenKeyrings(env); err != nil {
+		return err
+	}
+	return o.preflightOutput()
+}
+
+// checkGivenKeyrings reads the --keyring files, when some are given, with
+// the other local files: a missing or malformed one is reported before
+// any registry or cluster is contacted. The keyring is kept for its use.
+func (f *trustFlags) checkGivenKeyrings(env *environment) error {
+	if len(f.keyrings.Value()) == 0 {
+		return nil
+	}
+	_, err := f.releaseKeyring(env)
+	return err
+}
+
+// preflightOutput checks --output-dir, unless --dry-run, which writes
+// nothing: apply and mirror write the manifests there after pushing.
+func (o *applyOptions) preflightOutput() error {
 	if o.dryRun {
 		return nil
 	}
@@ -236,4 +277,66 @@ func checkOutputDir(flag, dir string) error {
 			return fmt.Errorf("%s %s: no part of the path exists", flag, dir)
 		}
 	}
+}
+
+// checkArgs is pack's first step: every flag and argument that can be
+// judged without a file, the network or the disk, so that a mistake in
+// them is reported (exit 2) before a missing directory or an unreachable
+// registry. It returns --volume-size parsed.
+func (o *packOptions) checkArgs() (volumeSize int64, err error) {
+	if volumeSize, err = parseSize(o.volumeSize); err != nil {
+		return 0, usageError(fmt.Errorf("--volume-size: %w", err))
+	}
+	return volumeSize, o.checkSourceArgs()
+}
+
+// checkSourceArgs judges the arguments pack and mirror share: the
+// releases (or the channel), --parallel, --sigstore, the catalogs and the
+// additional images. They are parsed again where they are used.
+func (o *packOptions) checkSourceArgs() error {
+	if o.parallel < 1 {
+		return usageError(errors.New("--parallel must be at least 1"))
+	}
+	if err := o.graph.check(len(o.releases) + len(o.configReleases)); err != nil {
+		return usageError(err)
+	}
+	if o.graph.active() {
+		arch, err := release.NormalizeArch(o.arch)
+		if err == nil {
+			_, err = release.GraphArch(arch)
+		}
+		if err != nil {
+			return usageError(fmt.Errorf("--arch: %w", err))
+		}
+	} else {
+		if _, err := parseRefs(o.releases, o.arch, o.archSet); err != nil {
+			return err
+		}
+		if _, err := o.configRefs(); err != nil {
+			return err
+		}
+	}
+	if _, err := o.sigstore.parse(); err != nil {
+		return err
+	}
+	catalogs, err := o.operators.selections()
+	if err != nil {
+		return err
+	}
+	for _, c := range catalogs {
+		if err := checkImageRef(c.Catalog); err != nil {
+			return usageError(fmt.Errorf("catalog %w", err))
+		}
+	}
+	images, err := o.extras.additional()
+	if err != nil {
+		return err
+	}
+	for _, img := range images {
+		if err := checkImageRef(img.Ref); err != nil {
+			return usageError(fmt.Errorf("additional image %w", err))
+		}
+	}
+	_, err = o.extras.blockedPatterns()
+	return err
 }

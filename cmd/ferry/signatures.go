@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,7 +32,7 @@ func signaturesCommand(env *environment) *cli.Command {
 	opts := &signaturesOptions{}
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "arch", Value: "x86_64", Usage: "architecture of a release given by version: x86_64 (amd64), aarch64 (arm64), s390x, ppc64le, multi", Destination: &opts.arch},
-		&cli.StringFlag{Name: "digest", Usage: "release digest `sha256:<hex>`; skips the registry lookup", Destination: &opts.digest},
+		&cli.StringFlag{Name: "digest", Usage: "release digest `sha256:<hex>`; skips the registry lookup, and then RELEASE may be left out", Destination: &opts.digest},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "mirror", Usage: "output `DIR`: writes DIR/config/ and DIR/signatures/", Destination: &opts.outDir},
 		opts.trust.keyringFlag(),
 		opts.trust.betaKeyFlag(),
@@ -41,24 +42,37 @@ func signaturesCommand(env *environment) *cli.Command {
 	return &cli.Command{
 		Name:      "signatures",
 		Usage:     "fetch, verify and render a release's GPG signatures as the ConfigMap the cluster trusts",
-		ArgsUsage: "RELEASE",
+		ArgsUsage: "[RELEASE]",
 		Description: `Does the documented "image signature config map" procedure in one command that
 cannot write an unverified signature. RELEASE is a pull spec
 (quay.io/openshift-release-dev/ocp-release:4.15.0-x86_64, or ...@sha256:<hex>) or a
-version with --arch. The release digest comes from the registry (or --digest); the
-signatures come from each --signature-store in turn and must verify under the
-keyring by the cluster-version-operator's rules. Writes
+version with --arch. The release digest comes from the registry, or from --digest,
+which needs no RELEASE at all: the ConfigMap and the store paths are named by the
+digest alone. The signatures come from each --signature-store in turn and must verify
+under the keyring by the cluster-version-operator's rules. Writes
   DIR/config/signature-sha256-<16 hex>.yaml   (oc apply -f it on the cluster)
   DIR/signatures/sha256=<hex>/signature-<N>   (the raw signatures, a file:// store)
+
+What is checked, with or without RELEASE: each signature is made by a key of the
+keyring (not expired, not revoked), its payload is an "atomic container signature"
+whose docker-manifest-digest equals the digest, and at least one signature passes.
+What is not: the payload's docker-reference (printed as "identity"), which the
+cluster does not compare either; and, with --digest, that the digest is an image in
+any registry (no registry is contacted). RELEASE then only names the release in the
+output, and must agree with --digest when it carries a digest itself.
 
 Examples:
   ferry signatures 4.15.0 --keyring redhat-release.asc
   ferry signatures quay.io/openshift-release-dev/ocp-release@sha256:0da6...6363 -o mirror
+  ferry signatures --digest sha256:0da6...6363 -o mirror
   ferry signatures 4.15.0 --arch arm64 --digest sha256:... --signature-store file:///media/sigs`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			if err := exactArgs(c, 1, "one RELEASE (a version or a pull spec)"); err != nil {
-				return err
+			if c.NArg() > 1 || (c.NArg() == 0 && opts.digest == "") {
+				return usageError(errors.New("expected one RELEASE (a version or a pull spec), or --digest sha256:<hex>; see `ferry signatures --help`"))
+			}
+			if c.NArg() == 0 && c.IsSet("arch") {
+				return usageError(errors.New("--arch names the architecture of a RELEASE given by version; with --digest alone there is none"))
 			}
 			opts.release, opts.archSet = c.Args().First(), c.IsSet("arch")
 			return opts.run(c.Context, env)
@@ -68,15 +82,22 @@ Examples:
 }
 
 func (o *signaturesOptions) run(ctx context.Context, env *environment) error {
-	ref, err := parseRef(o.release, o.arch, o.archSet)
+	ref, err := o.releaseRef()
 	if err != nil {
-		return usageError(err)
+		return err
+	}
+	given, err := o.flagDigest(ref)
+	if err != nil {
+		return err
+	}
+	if err := checkOutputDir("-o", o.outDir); err != nil {
+		return err
 	}
 	keyring, err := o.trust.releaseKeyring(env)
 	if err != nil {
 		return err
 	}
-	want, err := o.releaseDigest(ctx, env, ref)
+	want, err := o.releaseDigest(ctx, env, ref, given)
 	if err != nil {
 		return err
 	}
@@ -88,7 +109,10 @@ func (o *signaturesOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "release %s\ndigest  %s\n", ref, want)
+	if o.release != "" {
+		fmt.Fprintf(env.stdout, "release %s\n", ref)
+	}
+	fmt.Fprintf(env.stdout, "digest  %s\n", want)
 	for i, v := range verified {
 		fmt.Fprintf(env.stdout, "signature-%d verified: key %s, identity %s, creator %q\n", i+1, v.Verified.KeyID, v.Verified.Identity, v.Verified.Creator)
 	}
@@ -98,18 +122,40 @@ func (o *signaturesOptions) run(ctx context.Context, env *environment) error {
 	return nil
 }
 
-// releaseDigest is the digest to sign-check: --digest, the pull spec's own
-// digest, or the registry's answer for the tag.
-func (o *signaturesOptions) releaseDigest(ctx context.Context, env *environment, ref release.Ref) (digest.Digest, error) {
-	if o.digest != "" {
-		d, err := digest.Parse(o.digest)
-		if err != nil || d.Algorithm() != digest.SHA256 {
-			return "", usageError(fmt.Errorf("--digest %q: want sha256:<64 hex>", o.digest))
-		}
-		if ref.Digest != "" && ref.Digest != d {
-			return "", usageError(fmt.Errorf("--digest %s differs from the pull spec's digest %s", d, ref.Digest))
-		}
-		return d, nil
+// releaseRef is the RELEASE argument parsed, or the zero Ref when only
+// --digest names the release.
+func (o *signaturesOptions) releaseRef() (release.Ref, error) {
+	if o.release == "" {
+		return release.Ref{}, nil
+	}
+	ref, err := parseRef(o.release, o.arch, o.archSet)
+	if err != nil {
+		return release.Ref{}, usageError(err)
+	}
+	return ref, nil
+}
+
+// flagDigest is --digest parsed ("" when not given); it must agree with
+// the digest of a RELEASE pull spec that has one.
+func (o *signaturesOptions) flagDigest(ref release.Ref) (digest.Digest, error) {
+	if o.digest == "" {
+		return "", nil
+	}
+	d, err := digest.Parse(o.digest)
+	if err != nil || d.Algorithm() != digest.SHA256 {
+		return "", usageError(fmt.Errorf("--digest %q: want sha256:<64 hex>", o.digest))
+	}
+	if ref.Digest != "" && ref.Digest != d {
+		return "", usageError(fmt.Errorf("--digest %s differs from the pull spec's digest %s", d, ref.Digest))
+	}
+	return d, nil
+}
+
+// releaseDigest is the digest to sign-check: the one given (--digest),
+// the pull spec's own digest, or the registry's answer for the tag.
+func (o *signaturesOptions) releaseDigest(ctx context.Context, env *environment, ref release.Ref, given digest.Digest) (digest.Digest, error) {
+	if given != "" {
+		return given, nil
 	}
 	if ref.Digest != "" {
 		return ref.Digest, nil

@@ -88,6 +88,59 @@ func TestSignaturesRendersRedHatConfigMap(t *testing.T) {
 	}
 }
 
+// TestSignaturesByDigestAlone: --digest without RELEASE renders the same
+// ConfigMap, named by the digest; the output names no release, and the
+// identity printed is the one the signature carries.
+func TestSignaturesByDigestAlone(t *testing.T) {
+	releaseKey := fixture(t, "redhat", "verifier-public-key-redhat-release")
+	sigBytes, err := os.ReadFile(fixture(t, "redhat", "ocp-4.15.0-x86_64.signature-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := t.TempDir()
+	writeStoreSignature(t, store, ocp4150Digest, 1, sigBytes)
+	out := filepath.Join(t.TempDir(), "not", "yet", "there")
+	stdout := mustFerry(t, "signatures", "--digest", ocp4150Digest, "--keyring", releaseKey, "--signature-store", "file://"+store, "-o", out)
+
+	hex := strings.TrimPrefix(ocp4150Digest, "sha256:")
+	cm := readConfigMap(t, filepath.Join(out, "config", "signature-sha256-0da6316466d60a3a.yaml"))
+	got, err := base64.StdEncoding.DecodeString(cm.BinaryData["sha256-"+hex+"-1"])
+	if cm.Metadata.Name != "sha256-"+hex || err != nil || string(got) != string(sigBytes) {
+		t.Errorf("ConfigMap %q does not carry the signature under sha256-%s-1 (err %v)", cm.Metadata.Name, hex, err)
+	}
+	if raw, err := os.ReadFile(filepath.Join(out, "signatures", "sha256="+hex, "signature-1")); err != nil || string(raw) != string(sigBytes) {
+		t.Errorf("raw signature file: %v", err)
+	}
+	for _, want := range []string{"digest  " + ocp4150Digest, "identity quay.io/openshift-release-dev/ocp-release:4.15.0-x86_64"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "release ") {
+		t.Errorf("output names a release though none was given:\n%s", stdout)
+	}
+}
+
+// TestSignaturesByDigestAloneRefusesAnotherDigest: a store that serves,
+// under digest D, a good Red Hat signature of another digest is refused:
+// without RELEASE the signed docker-manifest-digest is still checked.
+func TestSignaturesByDigestAloneRefusesAnotherDigest(t *testing.T) {
+	releaseKey := fixture(t, "redhat", "verifier-public-key-redhat-release")
+	sigBytes, err := os.ReadFile(fixture(t, "redhat", "ocp-4.15.0-x86_64.signature-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := "sha256:" + strings.Repeat("ab", 32)
+	store := t.TempDir()
+	writeStoreSignature(t, store, other, 1, sigBytes)
+	out := filepath.Join(t.TempDir(), "mirror")
+	code, _, errOut := ferry(t, "signatures", "--digest", other, "--keyring", releaseKey, "--signature-store", "file://"+store, "-o", out)
+	if code != exitVerification || !strings.Contains(errOut, "no signature of "+other+" verifies") || !strings.Contains(errOut, ocp4150Digest) {
+		t.Errorf("exit %d (want %d); stderr should name both digests:\n%s", code, exitVerification, errOut)
+	}
+	assertEmptyDir(t, out)
+}
+
 func TestSignaturesNooBundleFourKeys(t *testing.T) {
 	releaseKey := fixture(t, "redhat", "verifier-public-key-redhat-release")
 	const d = "sha256:50b9402635dd4b312a86bed05dcdbda8c00120d3789ec2e9b527045100b3bdb4"
@@ -177,6 +230,11 @@ func TestSignaturesBadInput(t *testing.T) {
 		{"unknown arch", []string{"4.15.0", "--arch", "sparc", "--keyring", keyFile}, exitUsage, "sparc"},
 		{"malformed version", []string{"4.15", "--keyring", keyFile}, exitUsage, "4.15"},
 		{"malformed digest", []string{"4.15.0", "--digest", "sha256:abc", "--keyring", keyFile}, exitUsage, "sha256:abc"},
+		{"neither RELEASE nor --digest", []string{"--keyring", keyFile}, exitUsage, "RELEASE"},
+		{"two RELEASEs", []string{"4.15.0", "4.15.1", "--keyring", keyFile}, exitUsage, "one RELEASE"},
+		{"--arch without RELEASE", []string{"--digest", d, "--arch", "arm64", "--keyring", keyFile}, exitUsage, "--arch"},
+		{"malformed digest without RELEASE", []string{"--digest", "sha256:abc", "--keyring", keyFile}, exitUsage, "sha256:abc"},
+		{"missing keyring", []string{"--digest", d, "--keyring", keyFile + ".gone", "--signature-store", store.URL}, exitFailure, "key.asc.gone"},
 		{"unreachable registry", []string{unreachable, "--tls-verify=false", "--keyring", keyFile, "--signature-store", store.URL}, exitFailure, closed.Host},
 		{"oversized store answer", []string{"4.15.0", "--digest", d, "--keyring", keyFile, "--signature-store", store.URL}, exitFailure, "larger than"},
 		{"garbage signature", []string{"4.15.0", "--digest", garbageDigest, "--keyring", keyFile, "--signature-store", store.URL}, exitVerification, "no signature"},

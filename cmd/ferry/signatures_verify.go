@@ -26,7 +26,7 @@ func signaturesVerifyCommand(env *environment) *cli.Command {
 		ArgsUsage: "FILE...",
 		Description: `Checks each FILE by the cluster-version-operator's rules and prints whether it
 verifies, the signing key, the identity and the creator. Exits 0 only when every
-file verifies, 3 when any does not.
+file verifies, 3 when any does not, 1 when a FILE is missing or cannot be read.
 
 Example:
   ferry signatures verify --digest sha256:0da6...6363 --keyring redhat-release.asc mirror/signatures/sha256=0da6...6363/signature-1`,
@@ -63,6 +63,15 @@ func (o *signaturesVerifyOptions) run(_ context.Context, env *environment, files
 	want, err := digest.Parse(o.digest)
 	if err != nil || want.Algorithm() != digest.SHA256 {
 		return usageError(fmt.Errorf("--digest %q: want sha256:<64 hex>", o.digest))
+	}
+	for _, file := range files { // a FILE that is not there was not refused, it is missing
+		f, err := regularfile.Open(file, "a signature file")
+		if err != nil {
+			return fileArgError(err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("read %s: %w", file, err)
+		}
 	}
 	keyring, err := o.trust.releaseKeyring(env)
 	if err != nil {

@@ -43,7 +43,7 @@ func (f *proofFlags) bundleKeyring() (*signature.Keyring, error) {
 	}
 	kr, err := signature.LoadKeyring(paths...)
 	if err != nil {
-		return nil, usageError(fmt.Errorf("--bundle-keyring: %w", err))
+		return nil, fileArgError(fmt.Errorf("--bundle-keyring: %w", err))
 	}
 	return kr, nil
 }
@@ -91,12 +91,12 @@ func (f *signFlags) load() (*signature.SigningKey, error) {
 	}
 	data, err := readSmallFile(f.keyFile, signature.MaxKeyringSize)
 	if err != nil {
-		return nil, usageError(fmt.Errorf("--sign-key: %w", err))
+		return nil, fileArgError(fmt.Errorf("--sign-key: %w", err))
 	}
 	pass := []byte(os.Getenv(signPassphraseEnv))
 	if f.passphraseFile != "" {
 		if pass, err = readSmallFile(f.passphraseFile, maxPassphraseSize); err != nil {
-			return nil, usageError(fmt.Errorf("--sign-key-passphrase-file: %w", err))
+			return nil, fileArgError(fmt.Errorf("--sign-key-passphrase-file: %w", err))
 		}
 		pass = bytes.TrimRight(pass, "\r\n")
 	}

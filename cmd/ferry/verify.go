@@ -38,7 +38,7 @@ only blobs present, nothing unexpected in the tar, the signatures verify under t
 keyring, the ConfigMaps hold exactly those signatures, and each release image's
 image-references names exactly the components carried. Volumes are found beside BUNDLE
 by name, or given after it in any order. Exits 0 when everything holds, 3 with a report
-of every fault otherwise.
+of every fault otherwise, 1 when BUNDLE is not there or cannot be read.
 
 Examples:
   ferry verify bundle.tar --keyring redhat-release.asc
