@@ -109,6 +109,9 @@ func IsTransient(err error) bool {
 	if _, ok := errors.AsType[*staleTokenError](err); ok {
 		return true
 	}
+	if isMonolithicRefusal(err) {
+		return true
+	}
 	if status := httpStatus(err); status != 0 {
 		switch {
 		case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:

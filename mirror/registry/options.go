@@ -112,6 +112,19 @@ type Options struct {
 	Timeouts Timeouts
 	// UserAgent is sent with every request; empty means containers/image's.
 	UserAgent string
+	// Parallel is how many blobs the caller moves at once; below 1 means
+	// DefaultParallel. Each registry host keeps that many connections
+	// (and a few more) open between requests, so that no worker opens a
+	// new one per blob.
+	Parallel int
+}
+
+// parallel is o.Parallel, or DefaultParallel when unset.
+func (o Options) parallel() int {
+	if o.Parallel < 1 {
+		return DefaultParallel
+	}
+	return o.Parallel
 }
 
 // DefaultOptions verify TLS, retry with DefaultRetryPolicy and bound waits

@@ -17,11 +17,15 @@ func Do(ctx context.Context, p RetryPolicy, op string, fn func(ctx context.Conte
 }
 
 // staleTokenWait skips the wait after a stale token, whose client has just
-// been replaced (waiting would only let the new token age); other failures
+// been replaced (waiting would only let the new token age), and after a
+// refused monolithic upload, whose next try is chunked; other failures
 // wait the backoff.
 func staleTokenWait(err error, backoff time.Duration) (time.Duration, error) {
 	if _, ok := errors.AsType[*staleTokenError](err); ok {
 		return 0, nil
+	}
+	if isMonolithicRefusal(err) {
+		return 0, nil // the next try is chunked
 	}
 	return backoff, nil
 }
