@@ -132,7 +132,8 @@ func countsOf(p *testbed.CountingProxy) pushCounts {
 // TestConnectionsApply: apply into an empty registry opens a bounded pool
 // of connections, checks each blob once (one HEAD, and one more for the
 // access check), and uploads each small blob in two requests: POST, then
-// PUT with the body.
+// PUT with the body. An inventory of the mirror then reads every tag on a
+// bounded pool too.
 func TestConnectionsApply(t *testing.T) {
 	b := newConnBed(t, connRelease)
 	proxy, reg, pushed := applyInto(t, b, b.pack(t), 0)
@@ -148,6 +149,18 @@ func TestConnectionsApply(t *testing.T) {
 		t.Errorf("apply uploaded %d small blobs with %d POST, %d PATCH, %d PUT; want one POST and one PUT each", pushed, got.posts, got.patches, got.puts)
 	}
 	assertReadBack(t, reg, b.rel)
+
+	proxy.Reset()
+	mustFerry(t, "inventory", "--to", proxy.Host+"/"+targetRepo, "--dest-tls-verify=false", "--parallel", strconv.Itoa(connParallel),
+		"-o", filepath.Join(t.TempDir(), "inventory.json"))
+	tagReads := proxy.Count(http.MethodGet, testbed.KindManifest)
+	t.Logf("inventory: %d connections; requests %v", proxy.Connections(), proxy.Requests())
+	if tagReads < 3*maxConnections {
+		t.Fatalf("inventory read %d manifests: too few for a connection per tag to stand out", tagReads)
+	}
+	if conns := proxy.Connections(); conns > maxConnections {
+		t.Errorf("inventory opened %d connections to read %d manifests, want at most %d", conns, tagReads, maxConnections)
+	}
 }
 
 // TestConnectionsApplyChunkedOnly: a registry that refuses a blob sent in

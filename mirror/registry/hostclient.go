@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/pkg/docker/config"
@@ -53,8 +54,18 @@ type hostClient struct {
 	mu     sync.Mutex
 	scheme string // "" until /v2/ answered
 	chal   challenge
-	tokens map[string]string // bearer tokens by scope
+	tokens map[string]bearerToken // by scope
 }
+
+// bearerToken is a token and the time it expires, as its issuer declared.
+type bearerToken struct {
+	value   string
+	expires time.Time
+}
+
+// minTokenLifetime is the least lifetime a token is trusted for, whatever
+// it declares: containers/image's (and the distribution spec's) 60 s.
+const minTokenLifetime = 60 * time.Second
 
 // hostFor returns the hostClient of named's registry, made on first use.
 // A registry blocked in registries.conf is refused.
@@ -91,7 +102,7 @@ func (c *Client) hostFor(named reference.Named) (*hostClient, error) {
 	if ua == "" {
 		ua = "ferry"
 	}
-	h := &hostClient{host: dial, client: &http.Client{Transport: tr}, insecure: insecure, userAgent: ua, tokens: map[string]string{}}
+	h := &hostClient{host: dial, client: &http.Client{Transport: tr}, insecure: insecure, userAgent: ua, tokens: map[string]bearerToken{}}
 	c.hosts[host] = h
 	return h, nil
 }
@@ -231,7 +242,7 @@ func (h *hostClient) authorize(ctx context.Context, req *http.Request, r request
 			req.SetBasicAuth(r.auth.Username, r.auth.Password)
 		}
 	case "bearer":
-		if token == "" || renew {
+		if token.value == "" || renew || !time.Now().Before(token.expires) {
 			var err error
 			if token, err = fetchToken(ctx, h.client, h.userAgent, chal, r.auth, r.scopes); err != nil {
 				return "", fmt.Errorf("getting a token from %s: %w", chal.params["realm"], classify(err))
@@ -240,9 +251,9 @@ func (h *hostClient) authorize(ctx context.Context, req *http.Request, r request
 			h.tokens[scope] = token
 			h.mu.Unlock()
 		}
-		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Authorization", "Bearer "+token.value)
 	}
-	return token, nil
+	return token.value, nil
 }
 
 // forget drops token, refused by the registry, unless another request
@@ -251,17 +262,17 @@ func (h *hostClient) forget(scopes []string, token string) {
 	scope := strings.Join(scopes, " ")
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.tokens[scope] == token {
+	if h.tokens[scope].value == token {
 		delete(h.tokens, scope)
 	}
 }
 
 // fetchToken asks the challenge's realm for a token of scopes: with the
 // username and password (GET), or an identity token (OAuth2 POST).
-func fetchToken(ctx context.Context, client *http.Client, userAgent string, chal challenge, auth types.DockerAuthConfig, scopes []string) (string, error) {
+func fetchToken(ctx context.Context, client *http.Client, userAgent string, chal challenge, auth types.DockerAuthConfig, scopes []string) (bearerToken, error) {
 	realm := chal.params["realm"]
 	if realm == "" {
-		return "", errors.New("the registry's bearer challenge names no realm")
+		return bearerToken{}, errors.New("the registry's bearer challenge names no realm")
 	}
 	params := url.Values{}
 	if s := chal.params["service"]; s != "" {
@@ -291,20 +302,22 @@ func fetchToken(ctx context.Context, client *http.Client, userAgent string, chal
 		}
 	}
 	if err != nil {
-		return "", err
+		return bearerToken{}, err
 	}
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", err
+		return bearerToken{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", statusError(realm, resp)
+		return bearerToken{}, statusError(realm, resp)
 	}
 	var tok struct {
-		Token       string `json:"token"`
-		AccessToken string `json:"access_token"`
+		Token       string    `json:"token"`
+		AccessToken string    `json:"access_token"`
+		ExpiresIn   int       `json:"expires_in"`
+		IssuedAt    time.Time `json:"issued_at"`
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBodySize+1))
 	if err == nil && len(body) > maxTokenBodySize {
@@ -314,15 +327,21 @@ func fetchToken(ctx context.Context, client *http.Client, userAgent string, chal
 		err = json.Unmarshal(body, &tok)
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading the token: %w", err)
+		return bearerToken{}, fmt.Errorf("reading the token: %w", err)
 	}
-	if tok.Token != "" {
-		return tok.Token, nil
+	value := tok.Token
+	if value == "" {
+		value = tok.AccessToken
 	}
-	if tok.AccessToken == "" {
-		return "", errors.New("the answer holds no token")
+	if value == "" {
+		return bearerToken{}, errors.New("the answer holds no token")
 	}
-	return tok.AccessToken, nil
+	lifetime := max(time.Duration(tok.ExpiresIn)*time.Second, minTokenLifetime)
+	issued := tok.IssuedAt
+	if issued.IsZero() {
+		issued = time.Now()
+	}
+	return bearerToken{value: value, expires: issued.Add(lifetime)}, nil
 }
 
 // credentials returns the auth.json credentials for named.

@@ -18,13 +18,14 @@ import (
 
 var errNoManifestYet = errors.New("no manifest of the repository has been read yet: read one with Manifest or ManifestByTag first")
 
-// Source reads manifests and blobs of one repository over one connection
-// setup. It is safe for concurrent use. Close it when done.
+// Source reads manifests and blobs of one repository, on its Client's
+// connections. It is safe for concurrent use. Close it when done.
 //
-// containers/image opens a source on an image that exists, and then serves
-// any manifest or blob of the repository through it; a Source therefore opens
-// its connection with the first manifest it reads (or at once, when made with
-// a tag or digest), and Blob needs that to have happened.
+// A repository that registries.conf sends to a mirror is read through
+// containers/image, which opens a source on an image that exists and then
+// serves any manifest or blob of the repository through it; such a Source
+// opens its connection with the first manifest it reads (or at once, when
+// made with a tag or digest), and Blob needs that to have happened.
 type Source struct {
 	c    *Client
 	repo reference.Named

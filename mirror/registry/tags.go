@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
@@ -67,7 +68,8 @@ func (e *TagListBoundError) Error() string {
 		e.Repository, e.Limit, what, e.Bound)
 }
 
-// StatusError is an answer other than 200 to a listing. StatusCode is
+// StatusError is an unexpected answer of a registry (to a listing, a
+// read or a push) or of its token server. StatusCode is
 // what this package's error classes (ErrNotFound, ErrUnauthorized, ...)
 // and IsTransient go by.
 type StatusError struct {
@@ -78,6 +80,8 @@ type StatusError struct {
 	Status     string
 	// Body is the start of the answer, for the message.
 	Body string
+	// RetryAfter is the wait the answer's Retry-After asks for, or 0.
+	RetryAfter time.Duration
 }
 
 func (e *StatusError) Error() string {
@@ -229,7 +233,25 @@ func nextPage(link string) (string, error) {
 
 func statusError(u string, resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	return &StatusError{URL: u, StatusCode: resp.StatusCode, Status: resp.Status, Body: string(body)}
+	return &StatusError{URL: u, StatusCode: resp.StatusCode, Status: resp.Status, Body: string(body),
+		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+}
+
+// maxRetryAfter bounds a Retry-After, so that a huge one cannot overflow
+// time.Duration; the retry policy's Max caps the wait further.
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter reads a Retry-After header (seconds or an HTTP date), 0 when
+// there is none or it does not parse.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Duration(max(min(secs, int64(maxRetryAfter/time.Second)), 0)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), maxRetryAfter)
+	}
+	return 0
 }
 
 func drainClose(resp *http.Response) {

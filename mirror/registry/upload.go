@@ -49,7 +49,7 @@ func (d *Destination) upload(ctx context.Context, u blobUpload) error {
 	if err != nil || mounted {
 		return err
 	}
-	if u.size >= 0 && u.size <= MonolithicUploadMax && !d.h.chunkedOnly.Load() {
+	if d.h.monolithic(u.size) {
 		err = d.finishUpload(ctx, u, loc, true)
 	} else {
 		err = d.putChunk(ctx, u, &loc)
@@ -61,6 +61,12 @@ func (d *Destination) upload(ctx context.Context, u blobUpload) error {
 		d.c.homes.record(d.repo, u.digest)
 	}
 	return err
+}
+
+// monolithic reports whether a blob of size bytes (-1: unknown) is sent
+// in the PUT that completes its upload.
+func (h *hostClient) monolithic(size int64) bool {
+	return size >= 0 && size <= MonolithicUploadMax && !h.chunkedOnly.Load()
 }
 
 // startUpload opens an upload session (POST), asking the registry to
