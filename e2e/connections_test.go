@@ -208,3 +208,29 @@ func assertReadBack(t *testing.T, reg *testbed.Registry, rel *testbed.Release) {
 	}
 	assertTagsComplete(t, reg, targetRepo)
 }
+
+// TestConnectionsMirror: ferry mirror, reading one registry and writing
+// another at once, keeps a bounded pool on each side, and uploads each
+// small blob with one check, one POST and one PUT.
+func TestConnectionsMirror(t *testing.T) {
+	b := newConnBed(t, connRelease)
+	reg := testbed.NewMemoryRegistry(t)
+	target := testbed.NewCountingProxy(t, reg.URL)
+	b.proxy.Reset()
+	mustFerry(t, "mirror", b.rel.DigestSpec(), "--to", target.Host+"/"+targetRepo, "--src-tls-verify=false", "--dest-tls-verify=false",
+		"--keyring", b.keyFile, "--signature-store", b.store, "--parallel", strconv.Itoa(connParallel),
+		"--no-cluster", "--output-dir", filepath.Join(t.TempDir(), "manifests"), "--quiet")
+	t.Logf("mirror: source %d connections, requests %v; target %d connections, requests %v",
+		b.proxy.Connections(), b.proxy.Requests(), target.Connections(), target.Requests())
+	for side, p := range map[string]*testbed.CountingProxy{"source": b.proxy, "target": target} {
+		if conns := p.Connections(); conns > maxConnections {
+			t.Errorf("mirror opened %d connections to the %s for %d blobs with --parallel %d, want at most %d",
+				conns, side, len(b.rel.Blobs), connParallel, maxConnections)
+		}
+	}
+	got := countsOf(target)
+	if got.patches != 0 || got.posts != got.puts || got.posts > len(b.rel.Blobs) || got.heads > got.posts+1 {
+		t.Errorf("mirror uploaded with %d HEAD, %d POST, %d PATCH, %d PUT; want one check, one POST and one PUT per blob", got.heads, got.posts, got.patches, got.puts)
+	}
+	assertReadBack(t, reg, b.rel)
+}
