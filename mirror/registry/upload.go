@@ -164,7 +164,13 @@ func refusesMonolithic(status int, err error) bool {
 func statusErrorOf(resp *http.Response) error {
 	u := ""
 	if resp.Request != nil && resp.Request.URL != nil {
-		u = resp.Request.URL.Redacted()
+		short := *resp.Request.URL
+		// An upload's session state is long and says nothing to a reader.
+		if q := short.Query(); q.Has("_state") {
+			q.Del("_state")
+			short.RawQuery = q.Encode()
+		}
+		u = short.Redacted()
 	}
 	err := statusError(u, resp).(*StatusError)
 	if resp.Request != nil {
