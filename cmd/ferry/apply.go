@@ -155,7 +155,9 @@ func (o *applyOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	client := registry.New(o.registry.options(env))
+	regOpts := o.registry.options(env)
+	regOpts.Parallel = o.parallel
+	client := registry.New(regOpts)
 	if err := o.checkTarget(ctx, client); err != nil {
 		return err
 	}

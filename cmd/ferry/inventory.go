@@ -170,6 +170,7 @@ func (o *inventoryOptions) collect(ctx context.Context, env *environment) (*inve
 		return inv, nil
 	}
 	regOpts := o.registry.options(env)
+	regOpts.Parallel = o.parallel
 	var announce sync.Once
 	inv, err := inventory.Scan(ctx, o.to, inventory.ScanOptions{
 		Registry: regOpts,

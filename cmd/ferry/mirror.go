@@ -116,7 +116,9 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 	if err != nil {
 		return err
 	}
-	srcClient := registry.New(s.registry.options(env))
+	srcOpts := s.registry.options(env)
+	srcOpts.Parallel = s.parallel
+	srcClient := registry.New(srcOpts)
 	plan, signed, pick, err := s.planReleases(ctx, env, srcClient)
 	if err != nil {
 		return err
@@ -135,7 +137,9 @@ func (o *mirrorOptions) run(ctx context.Context, env *environment) error {
 	for _, u := range proven.Unverified {
 		env.log.Warn("UNVERIFIED: " + u)
 	}
-	client := registry.New(t.registry.options(env))
+	destOpts := t.registry.options(env)
+	destOpts.Parallel = t.parallel
+	client := registry.New(destOpts)
 	if err := t.pushProven(ctx, env, client, apply.NewPlanSource(plan), proven.Images, nil, sum); err != nil {
 		return err
 	}

@@ -163,6 +163,7 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 		}
 	}
 	regOpts := o.registry.options(env)
+	regOpts.Parallel = o.parallel
 	client := registry.New(regOpts)
 	plan, signed, pick, err := o.planReleases(ctx, env, client)
 	if err != nil {

@@ -42,14 +42,16 @@ func Scan(ctx context.Context, repo string, opts ScanOptions) (*Inventory, error
 		return nil, fmt.Errorf("invalid repository %q: give it without tag or digest", repo)
 	}
 	source := "registry " + named.String()
-	tags, err := listTags(ctx, opts.Registry, named)
+	// One client for the listing and the reads: one pool of connections.
+	client := registry.New(opts.Registry)
+	tags, err := listTags(ctx, client, named)
 	if errors.Is(err, registry.ErrNotFound) {
 		return NewBuilder().Inventory(source), nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	src, err := registry.New(opts.Registry).Source(ctx, named.String())
+	src, err := client.Source(ctx, named.String())
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +128,6 @@ func (s *scan) tag(ctx context.Context, tag string) error {
 // listTags lists the repository's tags with registry.Client.ListTags, which
 // reads them page by page and stops at registry.MaxTags (a registry that
 // paginates forever fails there instead of growing ferry without end).
-func listTags(ctx context.Context, opts registry.Options, named reference.Named) ([]string, error) {
-	return registry.New(opts).ListTags(ctx, named.String())
+func listTags(ctx context.Context, client *registry.Client, named reference.Named) ([]string, error) {
+	return client.ListTags(ctx, named.String())
 }

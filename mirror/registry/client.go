@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker"
@@ -11,17 +12,22 @@ import (
 	"go.podman.io/image/v5/types"
 )
 
-// Client reaches registries with one set of Options. It holds no
-// connections itself (Sources and Destinations do) and is safe for
-// concurrent use.
+// Client reaches registries with one set of Options. It keeps one pool of
+// connections per registry host for blobs, tags and pushes, shared by
+// every Source and Destination it makes (containers/image, which reads
+// manifests, keeps its own per Source). It is safe for concurrent use.
 type Client struct {
 	opts Options
 	sys  *types.SystemContext
+
+	hostsMu sync.Mutex
+	hosts   map[string]*hostClient // by registry host, as references name it
+	homes   blobHomes
 }
 
 // New returns a Client. Options are used as given: see DefaultOptions.
 func New(opts Options) *Client {
-	return &Client{opts: opts, sys: opts.SystemContext()}
+	return &Client{opts: opts, sys: opts.SystemContext(), hosts: map[string]*hostClient{}, homes: blobHomes{m: map[string]map[digest.Digest]string{}}}
 }
 
 // Manifest is a manifest (or manifest list / index) exactly as served.
@@ -44,8 +50,17 @@ func (c *Client) Resolve(ctx context.Context, ref string) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, err
 	}
+	direct, err := c.direct(reference.TrimNamed(named))
+	if err != nil {
+		return Manifest{}, err
+	}
 	var m Manifest
 	err = c.do(ctx, "resolving "+named.String(), func(ctx context.Context) error {
+		if direct != nil {
+			var err error
+			m, err = direct.manifest(ctx, named, tagOrDigest(named))
+			return err
+		}
 		src, err := c.openSource(ctx, named)
 		if err != nil {
 			return err
@@ -110,6 +125,18 @@ func readManifest(ctx context.Context, src types.ImageSource, named reference.Na
 		MediaType:  mediaType,
 		Bytes:      data,
 	}, nil
+}
+
+// tagOrDigest is what names named's manifest in its repository: its
+// digest, else its tag.
+func tagOrDigest(named reference.Named) string {
+	if d, ok := named.(reference.Digested); ok {
+		return d.Digest().String()
+	}
+	if t, ok := named.(reference.Tagged); ok {
+		return t.Tag()
+	}
+	return "latest"
 }
 
 // parseImage parses a pull spec that must name an image: with a tag or a

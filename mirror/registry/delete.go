@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/types"
 )
 
 // Why ferry deletes with its own requests: containers/image's
@@ -62,9 +63,11 @@ func (e *deleteStatusError) Error() string {
 // with Client.ManifestDeleter; Close it when done. It is not safe for
 // concurrent use: a prune deletes one manifest at a time, in order.
 type ManifestDeleter struct {
-	c     *Client
-	named reference.Named
-	l     *tagLister
+	c      *Client
+	named  reference.Named
+	h      *hostClient
+	auth   types.DockerAuthConfig
+	scopes []string
 }
 
 // ManifestDeleter returns a deleter for repo (host/path). Its token asks
@@ -77,19 +80,21 @@ func (c *Client) ManifestDeleter(repo string) (*ManifestDeleter, error) {
 		return nil, fmt.Errorf("invalid repository %q: %w", repo, err)
 	}
 	named = reference.TrimNamed(named)
-	l, err := c.newTagLister(named)
+	h, err := c.hostFor(named)
 	if err != nil {
 		return nil, fmt.Errorf("deleting in %s: %w", named, err)
 	}
-	l.scope = "repository:" + reference.Path(named) + ":*"
-	return &ManifestDeleter{c: c, named: named, l: l}, nil
+	auth, err := c.credentials(named)
+	if err != nil {
+		return nil, fmt.Errorf("deleting in %s: %w", named, err)
+	}
+	scopes := []string{"repository:" + reference.Path(named) + ":*"}
+	return &ManifestDeleter{c: c, named: named, h: h, auth: auth, scopes: scopes}, nil
 }
 
-// Close releases the deleter's idle connections.
-func (d *ManifestDeleter) Close() error {
-	d.l.client.CloseIdleConnections()
-	return nil
-}
+// Close is a no-op kept for callers: the connections belong to the
+// Client's pool for the registry host, shared with its other requests.
+func (d *ManifestDeleter) Close() error { return nil }
 
 // Delete removes manifest dg from the repository, and with it every tag
 // that points at it; its blobs stay until the registry's garbage
@@ -109,15 +114,13 @@ func (d *ManifestDeleter) Delete(ctx context.Context, dg digest.Digest) error {
 }
 
 func (d *ManifestDeleter) deleteOnce(ctx context.Context, dg digest.Digest) error {
-	if err := d.l.ping(ctx); err != nil {
-		return err
-	}
-	u := d.l.scheme + "://" + d.l.host + "/v2/" + reference.Path(d.named) + "/manifests/" + dg.String()
-	resp, err := d.l.send(ctx, http.MethodDelete, u, true)
+	path := "/v2/" + reference.Path(d.named) + "/manifests/" + dg.String()
+	resp, err := d.h.do(ctx, request{method: http.MethodDelete, path: path, auth: d.auth, scopes: d.scopes})
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	u := resp.Request.URL.String()
 	switch resp.StatusCode {
 	case http.StatusAccepted, http.StatusOK, http.StatusNoContent, http.StatusNotFound:
 		return nil

@@ -1,38 +1,29 @@
 package registry
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"sync"
+	"net/http"
 	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
-	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/manifest"
-	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
-
-	"github.com/ferryhq/ferry/internal/fileio"
 )
 
 // Destination writes blobs, manifests and tags into one repository. Manifests
 // are pushed exactly as given, never converted, so their digests survive. It
-// is safe for concurrent use. Close it when done.
+// is safe for concurrent use, and shares its Client's connections to the
+// registry. Close it when done.
 type Destination struct {
-	c    *Client
-	repo reference.Named
-
-	mu      sync.Mutex
-	dest    types.ImageDestination // by digest; replaced after a transient failure
-	gen     int                    // bumped when dest is replaced
-	retired []types.ImageDestination
-	closed  bool
-	// admitted is set once the registry has accepted a request: a refusal
-	// after that is a stale token, not wrong credentials.
-	admitted atomic.Bool
+	c      *Client
+	repo   reference.Named
+	h      *hostClient
+	auth   types.DockerAuthConfig
+	closed atomic.Bool
 }
 
 // Destination returns a Destination for repo (a repository, without tag or
@@ -45,11 +36,15 @@ func (c *Client) Destination(ctx context.Context, repo string) (*Destination, er
 	if !reference.IsNameOnly(named) {
 		return nil, fmt.Errorf("invalid repository %q: give it without tag or digest", repo)
 	}
-	d := &Destination{c: c, repo: named}
-	if d.dest, err = d.newDest(ctx); err != nil {
-		return nil, err
+	h, err := c.hostFor(named)
+	if err != nil {
+		return nil, fmt.Errorf("pushing to %s: %w", named, err)
 	}
-	return d, nil
+	auth, err := c.credentials(named)
+	if err != nil {
+		return nil, fmt.Errorf("pushing to %s: %w", named, err)
+	}
+	return &Destination{c: c, repo: named, h: h, auth: auth}, nil
 }
 
 // Repository returns the normalized repository name.
@@ -62,13 +57,23 @@ func (d *Destination) HasBlob(ctx context.Context, dg digest.Digest, size int64)
 		return false, fmt.Errorf("checking blob in %s: invalid digest %q: %w", d.repo, dg, err)
 	}
 	var found bool
-	err := d.do(ctx, d.c.opts.Retry, fmt.Sprintf("checking blob %s@%s", d.repo, dg), func(ctx context.Context, dest types.ImageDestination, _ *watchdog) error {
-		ok, _, err := dest.TryReusingBlob(ctx, types.BlobInfo{Digest: dg, Size: size}, none.NoCache, false)
+	op := fmt.Sprintf("checking blob %s@%s", d.repo, dg)
+	err := d.do(ctx, d.c.opts.Retry, op, func(ctx context.Context, _ *watchdog) error {
+		resp, err := d.send(ctx, request{method: http.MethodHead, path: d.blobPath(dg)})
 		if err != nil {
-			return fmt.Errorf("checking blob %s@%s: %w", d.repo, dg, classify(err))
+			return fmt.Errorf("%s: %w", op, classify(err))
 		}
-		found = ok
-		return nil
+		defer drainClose(resp)
+		switch resp.StatusCode {
+		case http.StatusOK:
+			found = true
+			d.c.homes.record(d.repo, dg)
+			return nil
+		case http.StatusNotFound:
+			found = false
+			return nil
+		}
+		return fmt.Errorf("%s: %w", op, classify(statusErrorOf(resp)))
 	})
 	return found, err
 }
@@ -78,10 +83,10 @@ func (d *Destination) HasBlob(ctx context.Context, dg digest.Digest, size int64)
 var accessProbe = digest.FromString("ferry: may this client push here?")
 
 // CheckAccess makes one small authenticated request with push rights (a
-// HEAD of a blob no registry holds, for which containers/image fetches a
-// pull-and-push token) and changes nothing: a registry that is down, that
-// ferry does not trust, or whose credentials are wrong fails here, before
-// the long work whose result it would refuse.
+// HEAD of a blob no registry holds, with a pull-and-push token) and
+// changes nothing: a registry that is down, that ferry does not trust, or
+// whose credentials are wrong fails here, before the long work whose
+// result it would refuse.
 func (d *Destination) CheckAccess(ctx context.Context) error {
 	if _, err := d.HasBlob(ctx, accessProbe, -1); err != nil {
 		return fmt.Errorf("checking access to %s: %w", d.repo, err)
@@ -89,11 +94,13 @@ func (d *Destination) CheckAccess(ctx context.Context) error {
 	return nil
 }
 
-// PutBlob uploads blob dg of size bytes (or -1 if unknown) from r, unless the
-// repository already has it. The content is verified as it streams and the
-// upload is abandoned, before the registry makes the blob visible, if it does
-// not match. A failed upload is retried only when r is an io.Seeker (it is
-// rewound); otherwise the caller retries with a fresh reader.
+// PutBlob uploads blob dg of size bytes (or -1 if unknown) from r. It does
+// not look whether the repository holds the blob already (HasBlob does):
+// callers check once, and the upload does not check again. The content is
+// verified as it streams and the upload is abandoned, before the registry
+// makes the blob visible, if it does not match. A failed upload is retried
+// only when r is an io.Seeker (it is rewound); otherwise the caller retries
+// with a fresh reader.
 func (d *Destination) PutBlob(ctx context.Context, r io.Reader, dg digest.Digest, size int64) error {
 	return d.putBlob(ctx, r, dg, size, true)
 }
@@ -118,29 +125,29 @@ func (d *Destination) putBlob(ctx context.Context, r io.Reader, dg digest.Digest
 		policy.Attempts = 1
 	}
 	first := true
-	return d.do(ctx, policy, fmt.Sprintf("pushing blob %s@%s", d.repo, dg), func(ctx context.Context, dest types.ImageDestination, w *watchdog) error {
-		if !first {
-			if _, err := seeker.Seek(0, io.SeekStart); err != nil {
-				return fmt.Errorf("pushing blob %s@%s: rewinding: %w", d.repo, dg, err)
+	op := fmt.Sprintf("pushing blob %s@%s", d.repo, dg)
+	return d.do(ctx, policy, op, func(ctx context.Context, w *watchdog) error {
+		for {
+			if !first {
+				if _, err := seeker.Seek(0, io.SeekStart); err != nil {
+					return fmt.Errorf("%s: rewinding: %w", op, err)
+				}
 			}
+			first = false
+			stream, failed := r, func() error { return nil }
+			if check {
+				vr := newVerifyingReader(r, dg, size)
+				stream, failed = vr, vr.failed
+			}
+			err := d.upload(ctx, blobUpload{op: op, digest: dg, size: size, body: sendingReader{r: stream, w: w}})
+			if isMonolithicRefusal(err) && rewindable {
+				continue // chunked from now on
+			}
+			if verr := failed(); verr != nil {
+				return fmt.Errorf("%s: %w", op, verr)
+			}
+			return err
 		}
-		first = false
-		stream, failed := r, func() error { return nil }
-		if check {
-			vr := newVerifyingReader(r, dg, size)
-			stream, failed = vr, vr.failed
-		}
-		info, err := dest.PutBlob(ctx, sendingReader{r: stream, w: w}, types.BlobInfo{Digest: dg, Size: size}, none.NoCache, false)
-		if verr := failed(); verr != nil {
-			return fmt.Errorf("pushing blob %s@%s: %w", d.repo, dg, verr)
-		}
-		if err != nil {
-			return fmt.Errorf("pushing blob %s@%s: %w", d.repo, dg, classify(err))
-		}
-		if info.Digest != dg {
-			return fmt.Errorf("pushing blob %s@%s: %w: the registry stored %s", d.repo, dg, ErrDigestMismatch, info.Digest)
-		}
-		return nil
 	})
 }
 
@@ -150,11 +157,9 @@ func (d *Destination) PutManifest(ctx context.Context, data []byte, dg digest.Di
 	if err := checkManifestBytes(data, dg); err != nil {
 		return fmt.Errorf("pushing manifest %s@%s: %w", d.repo, dg, err)
 	}
-	return d.do(ctx, d.c.opts.Retry, fmt.Sprintf("pushing manifest %s@%s", d.repo, dg), func(ctx context.Context, dest types.ImageDestination, _ *watchdog) error {
-		if err := dest.PutManifest(ctx, data, nil); err != nil {
-			return fmt.Errorf("pushing manifest %s@%s: %w", d.repo, dg, classify(err))
-		}
-		return nil
+	op := fmt.Sprintf("pushing manifest %s@%s", d.repo, dg)
+	return d.do(ctx, d.c.opts.Retry, op, func(ctx context.Context, _ *watchdog) error {
+		return d.putManifest(ctx, op, dg.String(), data)
 	})
 }
 
@@ -169,110 +174,57 @@ func (d *Destination) Tag(ctx context.Context, tag string, data []byte) error {
 	if err := checkManifestBytes(data, digest.FromBytes(data)); err != nil {
 		return fmt.Errorf("tagging %s: %w", named, err)
 	}
-	return d.c.do(ctx, "tagging "+named.String(), func(ctx context.Context) (err error) {
-		ir, err := docker.NewReference(named)
-		if err != nil {
-			return fmt.Errorf("tagging %s: %w", named, err)
-		}
-		dest, err := ir.NewImageDestination(ctx, d.c.sys)
-		if err != nil {
-			return fmt.Errorf("tagging %s: %w", named, classify(err))
-		}
-		defer fileio.CloseInto(&err, dest, "destination "+named.String())
-		if err := dest.PutManifest(ctx, data, nil); err != nil {
-			// Each try has a destination, and so a token, of its own.
-			return d.checkToken(fmt.Errorf("tagging %s: %w", named, classify(err)))
-		}
-		d.admitted.Store(true)
-		return nil
+	op := "tagging " + named.String()
+	return d.do(ctx, d.c.opts.Retry, op, func(ctx context.Context, _ *watchdog) error {
+		return d.putManifest(ctx, op, tag, data)
 	})
 }
 
-// Close releases the connections.
-func (d *Destination) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil
+// putManifest PUTs data as the manifest tagOrDigest, with the media type
+// its bytes declare (as containers/image does).
+func (d *Destination) putManifest(ctx context.Context, op, tagOrDigest string, data []byte) error {
+	header := http.Header{"Content-Type": {manifest.GuessMIMEType(data)}}
+	resp, err := d.send(ctx, request{method: http.MethodPut, path: "/v2/" + reference.Path(d.repo) + "/manifests/" + tagOrDigest,
+		header: header, body: bytes.NewReader(data), size: int64(len(data)), replayable: true})
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, classify(err))
 	}
-	d.closed = true
-	var err error
-	for _, dest := range append(d.retired, d.dest) {
-		fileio.CloseInto(&err, dest, "destination "+d.repo.String())
+	defer drainClose(resp)
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %w", op, classify(statusErrorOf(resp)))
 	}
-	d.retired, d.dest = nil, nil
-	return err
+	return nil
 }
 
-// do runs fn under Do with the current by-digest destination, each attempt
-// within the time bounds (w is its watchdog, for streams). After a
-// transient failure the destination is replaced before the next attempt:
-// containers/image remembers a failed first contact with a registry for the
-// life of its client, so only a new one can recover from it.
-//
-// A refusal (401, 403) after the registry has accepted this Destination is a
-// token revoked or expired early: the destination is replaced, with a fresh
-// token, and the operation tried again.
-func (d *Destination) do(ctx context.Context, p RetryPolicy, op string, fn func(context.Context, types.ImageDestination, *watchdog) error) error {
+// Close ends the Destination; the connections stay with the Client.
+func (d *Destination) Close() error {
+	d.closed.Store(true)
+	return nil
+}
+
+// do runs fn under Do, each attempt within the time bounds (w is its
+// watchdog, for streams).
+func (d *Destination) do(ctx context.Context, p RetryPolicy, op string, fn func(context.Context, *watchdog) error) error {
 	return Do(ctx, p, op, func(ctx context.Context) error {
-		d.mu.Lock()
-		if d.closed {
-			d.mu.Unlock()
+		if d.closed.Load() {
 			return fmt.Errorf("%s: destination %s is closed", op, d.repo)
 		}
-		dest, gen := d.dest, d.gen
-		d.mu.Unlock()
-
-		err := bounded(ctx, d.c.opts.Timeouts, op, func(ctx context.Context, w *watchdog) error { return fn(ctx, dest, w) })
-		if err == nil {
-			d.admitted.Store(true)
-			return nil
-		}
-		err = d.checkToken(err)
-		if IsTransient(err) {
-			d.replace(ctx, gen)
-		}
-		return err
+		return bounded(ctx, d.c.opts.Timeouts, op, fn)
 	})
 }
 
-// checkToken marks a refusal as a stale token when the registry had
-// accepted this Destination before; wrong credentials are never accepted,
-// so they still fail at once.
-func (d *Destination) checkToken(err error) error {
-	if !d.admitted.Load() || !errors.Is(err, ErrUnauthorized) {
-		return err
+// send sends r to the registry with the credentials and push scope of the
+// repository.
+func (d *Destination) send(ctx context.Context, r request) (*http.Response, error) {
+	r.auth = d.auth
+	if r.scopes == nil {
+		r.scopes = []string{pushScope(d.repo)}
 	}
-	return &staleTokenError{err}
+	return d.h.do(ctx, r)
 }
 
-// replace swaps in a new destination unless another worker already did
-// since generation gen. The old one may still be in use by other workers, so
-// it is closed with the Destination.
-func (d *Destination) replace(ctx context.Context, gen int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.gen != gen || d.closed {
-		return
-	}
-	fresh, err := d.newDest(ctx)
-	if err != nil {
-		return // keep the old one; the next attempt reports the failure
-	}
-	d.retired = append(d.retired, d.dest)
-	d.dest, d.gen = fresh, d.gen+1
-}
-
-func (d *Destination) newDest(ctx context.Context) (types.ImageDestination, error) {
-	ir, err := docker.NewReferenceUnknownDigest(d.repo)
-	if err != nil {
-		return nil, fmt.Errorf("pushing to %s: %w", d.repo, err)
-	}
-	dest, err := ir.NewImageDestination(ctx, d.c.sys)
-	if err != nil {
-		return nil, fmt.Errorf("pushing to %s: %w", d.repo, classify(err))
-	}
-	return dest, nil
+func (d *Destination) blobPath(dg digest.Digest) string {
+	return "/v2/" + reference.Path(d.repo) + "/blobs/" + dg.String()
 }
 
 // checkManifestBytes checks that data is a manifest registries will store

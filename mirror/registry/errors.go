@@ -94,7 +94,8 @@ func (e *staleTokenError) Unwrap() error { return e.err }
 
 // IsTransient reports whether an operation that failed with err may succeed
 // if tried again: HTTP 408, 429 and 5xx (but 501 and 505), connections
-// refused, reset or cut short, timeouts, a registry gone silent
+// refused, reset, closed under a request or cut short, timeouts, a
+// monolithic upload refused (the next try is chunked), a registry gone silent
 // (ErrStalled), and a stale token once its
 // client was replaced. Cancellation, other 4xx answers, certificate
 // problems, unknown hosts and digest mismatches are not.
@@ -109,6 +110,9 @@ func IsTransient(err error) bool {
 	if _, ok := errors.AsType[*staleTokenError](err); ok {
 		return true
 	}
+	if isMonolithicRefusal(err) {
+		return true
+	}
 	if status := httpStatus(err); status != 0 {
 		switch {
 		case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:
@@ -120,6 +124,9 @@ func IsTransient(err error) bool {
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
+		// A request's body written to a connection the transport closed on
+		// seeing it reset: the reset, seen from the writing side.
+		errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return true
 	}

@@ -1,15 +1,18 @@
 // Package registry talks to container registries for ferry: it resolves and
 // reads manifests, streams blobs, and pushes blobs, manifests and tags
-// byte-for-byte. It is built on containers/image's docker transport, which
-// reads registries.conf and auth.json, refreshes bearer tokens when they
-// reach the lifetime they were issued with, honours Retry-After on 429 and
-// reconnects interrupted blob bodies once; this package adds retries with
-// backoff for the other transient failures, a new token when a registry
-// refuses one before its time, blob streams resumed where they broke
-// (VerifiedBlob), time bounds on registries that go silent (Timeouts),
-// digest checks on everything it reads, and errors classified for callers
-// (ErrNotFound, ErrUnauthorized, ErrTLS, ErrUnreachable, ErrStalled,
-// ErrDigestMismatch).
+// byte-for-byte. It speaks the distribution protocol itself, on one pool of
+// connections per registry host (see hostclient.go), configured by the
+// public pieces of containers/image (auth.json, certs.d, registries.conf);
+// a repository that registries.conf sends to a mirror is read through
+// containers/image's docker transport, which alone follows such entries.
+// It refreshes bearer tokens when they reach the lifetime they were issued
+// with and when a registry refuses one before its time, retries transient
+// failures with backoff, resumes blob streams where they broke
+// (VerifiedBlob), bounds the time a silent registry may take (Timeouts),
+// checks digests on everything it reads, uploads small blobs in one request
+// after the POST (MonolithicUploadMax) and mounts blobs across
+// repositories, and classifies errors for callers (ErrNotFound,
+// ErrUnauthorized, ErrTLS, ErrUnreachable, ErrStalled, ErrDigestMismatch).
 //
 // containers/image logs through logrus at debug level; this package never
 // configures logrus nor prints anything itself.
@@ -112,6 +115,19 @@ type Options struct {
 	Timeouts Timeouts
 	// UserAgent is sent with every request; empty means containers/image's.
 	UserAgent string
+	// Parallel is how many blobs the caller moves at once; below 1 means
+	// DefaultParallel. Each registry host keeps that many connections
+	// (and a few more) open between requests, so that no worker opens a
+	// new one per blob.
+	Parallel int
+}
+
+// parallel is o.Parallel, or DefaultParallel when unset.
+func (o Options) parallel() int {
+	if o.Parallel < 1 {
+		return DefaultParallel
+	}
+	return o.Parallel
 }
 
 // DefaultOptions verify TLS, retry with DefaultRetryPolicy and bound waits

@@ -46,6 +46,11 @@ func TestClassify(t *testing.T) {
 		{"denied", errcode.ErrorCodeDenied.WithMessage("denied"), ErrUnauthorized, false},
 		{"refused", opErr(syscall.ECONNREFUSED), ErrUnreachable, true},
 		{"reset", opErr(syscall.ECONNRESET), nil, true},
+		// An upload's body written to a connection the transport closed on
+		// seeing it reset.
+		{"closed under a write", urlErr(&net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed}), nil, true},
+		{"429 status", &StatusError{StatusCode: 429}, nil, true},
+		{"404 status", &StatusError{StatusCode: 404}, ErrNotFound, false},
 		{"unexpected EOF", fmt.Errorf("reading manifest body: %w", io.ErrUnexpectedEOF), nil, true},
 		{"EOF", urlErr(io.EOF), nil, true},
 		{"timeout", urlErr(&net.DNSError{Err: "i/o timeout", IsTimeout: true}), nil, true},

@@ -18,16 +18,20 @@ import (
 
 var errNoManifestYet = errors.New("no manifest of the repository has been read yet: read one with Manifest or ManifestByTag first")
 
-// Source reads manifests and blobs of one repository over one connection
-// setup. It is safe for concurrent use. Close it when done.
+// Source reads manifests and blobs of one repository, on its Client's
+// connections. It is safe for concurrent use. Close it when done.
 //
-// containers/image opens a source on an image that exists, and then serves
-// any manifest or blob of the repository through it; a Source therefore opens
-// its connection with the first manifest it reads (or at once, when made with
-// a tag or digest), and Blob needs that to have happened.
+// A repository that registries.conf sends to a mirror is read through
+// containers/image, which opens a source on an image that exists and then
+// serves any manifest or blob of the repository through it; such a Source
+// opens its connection with the first manifest it reads (or at once, when
+// made with a tag or digest), and Blob needs that to have happened.
 type Source struct {
 	c    *Client
 	repo reference.Named
+	// direct, when set, reads everything on the Client's shared
+	// connections instead of through containers/image.
+	direct *directReader
 
 	mu      sync.Mutex
 	src     types.ImageSource // nil until a manifest has been read
@@ -46,6 +50,9 @@ func (c *Client) Source(ctx context.Context, ref string) (*Source, error) {
 		return nil, fmt.Errorf("invalid image reference %q: %w", ref, err)
 	}
 	s := &Source{c: c, repo: reference.TrimNamed(named)}
+	if s.direct, err = c.direct(s.repo); err != nil {
+		return nil, err
+	}
 	if reference.IsNameOnly(named) {
 		return s, nil
 	}
@@ -54,6 +61,10 @@ func (c *Client) Source(ctx context.Context, ref string) (*Source, error) {
 		return nil, err
 	}
 	err = c.do(ctx, "reading "+named.String(), func(ctx context.Context) error {
+		if s.direct != nil {
+			_, err := s.direct.manifest(ctx, named, tagOrDigest(named))
+			return err
+		}
 		_, err := s.open(ctx, named)
 		return err
 	})
@@ -77,6 +88,14 @@ func (s *Source) Manifest(ctx context.Context, d digest.Digest) (Manifest, error
 	}
 	var m Manifest
 	err = s.c.do(ctx, "reading manifest "+named.String(), func(ctx context.Context) error {
+		if s.direct != nil {
+			if _, _, err := s.current(); err != nil {
+				return err
+			}
+			var err error
+			m, err = s.direct.manifest(ctx, named, d.String())
+			return err
+		}
 		src, gen, err := s.current()
 		if err != nil {
 			return err
@@ -101,6 +120,13 @@ func (s *Source) ManifestByTag(ctx context.Context, tag string) (Manifest, error
 	}
 	var m Manifest
 	err = s.c.do(ctx, "reading manifest "+named.String(), func(ctx context.Context) error {
+		if s.direct != nil {
+			if _, _, err = s.current(); err != nil {
+				return err
+			}
+			m, err = s.direct.manifest(ctx, named, tag)
+			return err
+		}
 		// An open source serves manifests by digest only: a tag needs a
 		// source of its own.
 		m, err = s.open(ctx, named)
@@ -148,6 +174,12 @@ func (s *Source) openWatchedBlob(ctx context.Context, d digest.Digest, size int6
 
 // openBlob is one try of Blob.
 func (s *Source) openBlob(ctx context.Context, d digest.Digest, size int64) (io.ReadCloser, error) {
+	if s.direct != nil {
+		if _, _, err := s.current(); err != nil {
+			return nil, fmt.Errorf("reading blob %s@%s: %w", s.repo, d, err)
+		}
+		return s.direct.blob(ctx, d, size)
+	}
 	src, gen, err := s.current()
 	if err == nil && src == nil {
 		err = errNoManifestYet

@@ -2,9 +2,7 @@ package registry
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,12 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
-	"go.podman.io/image/v5/pkg/docker/config"
-	"go.podman.io/image/v5/pkg/sysregistriesv2"
-	"go.podman.io/image/v5/pkg/tlsclientconfig"
 	"go.podman.io/image/v5/types"
 )
 
@@ -27,14 +23,9 @@ import (
 // page without a size limit and keeps every page's body open until it
 // returns, so a registry that paginates forever (or sends one endless page)
 // grows it without bound, and nothing outside it can stop it short of a
-// timeout. Its client, with the auth and TLS handling, is unexported. So
-// ListTags asks for pages of tagsPageSize itself, caps each page's body, the
-// pages and the tags, and builds its client from the same public pieces of
-// containers/image that the rest of this package is configured through:
-// credentials from auth.json (pkg/docker/config), CA and client
-// certificates (pkg/tlsclientconfig, Options.CertDir or certs.d), insecure
-// registries from registries.conf (pkg/sysregistriesv2), and the
-// distribution token protocol (a basic or bearer challenge from /v2/).
+// timeout. So ListTags asks for pages of tagsPageSize itself, through the
+// Client's hostClient (see hostclient.go), and caps each page's body, the
+// pages and the tags.
 
 // Bounds of ListTags.
 const (
@@ -77,19 +68,28 @@ func (e *TagListBoundError) Error() string {
 		e.Repository, e.Limit, what, e.Bound)
 }
 
-// StatusError is an answer other than 200 to a listing. StatusCode is
+// StatusError is an unexpected answer of a registry (to a listing, a
+// read or a push) or of its token server. StatusCode is
 // what this package's error classes (ErrNotFound, ErrUnauthorized, ...)
 // and IsTransient go by.
 type StatusError struct {
+	// Method is the request's method; empty means GET.
+	Method     string
 	URL        string
 	StatusCode int
 	Status     string
 	// Body is the start of the answer, for the message.
 	Body string
+	// RetryAfter is the wait the answer's Retry-After asks for, or 0.
+	RetryAfter time.Duration
 }
 
 func (e *StatusError) Error() string {
-	msg := fmt.Sprintf("GET %s: %s", e.URL, e.Status)
+	method := e.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	msg := fmt.Sprintf("%s %s: %s", method, e.URL, e.Status)
 	if b := strings.TrimSpace(e.Body); b != "" {
 		msg += ": " + b
 	}
@@ -107,11 +107,15 @@ func (c *Client) ListTags(ctx context.Context, repo string) ([]string, error) {
 		return nil, fmt.Errorf("invalid repository %q: %w", repo, err)
 	}
 	named = reference.TrimNamed(named)
-	l, err := c.newTagLister(named)
+	h, err := c.hostFor(named)
 	if err != nil {
 		return nil, fmt.Errorf("listing tags of %s: %w", named, err)
 	}
-	defer l.client.CloseIdleConnections()
+	auth, err := c.credentials(named)
+	if err != nil {
+		return nil, fmt.Errorf("listing tags of %s: %w", named, err)
+	}
+	l := &tagLister{h: h, auth: auth, scopes: []string{pullScope(named)}}
 	next := "/v2/" + reference.Path(named) + "/tags/list?n=" + strconv.Itoa(tagsPageSize)
 	var tags []string
 	for pages := 0; next != ""; pages++ {
@@ -153,54 +157,11 @@ func (c *Client) ListTags(ctx context.Context, repo string) ([]string, error) {
 	return tags, nil
 }
 
-// tagLister reads tag pages from one registry.
+// tagLister reads tag pages from one repository.
 type tagLister struct {
-	client    *http.Client
-	host      string // host[:port] to connect to
-	scheme    string // "" until /v2/ answered
-	insecure  bool   // plain HTTP may be tried
-	userAgent string
-	auth      types.DockerAuthConfig
-	scope     string // repository:<path>:pull
-	challenge challenge
-	token     string
-}
-
-func (c *Client) newTagLister(named reference.Named) (*tagLister, error) {
-	sys := c.sys
-	host := reference.Domain(named)
-	auth, err := config.GetCredentialsForRef(sys, named)
-	if err != nil {
-		return nil, fmt.Errorf("reading credentials: %w", err)
-	}
-	tlsConfig := &tls.Config{}
-	if dir := certDir(sys, host); dir != "" {
-		if err := tlsclientconfig.SetupCertificates(dir, tlsConfig); err != nil {
-			return nil, err
-		}
-	}
-	reg, err := sysregistriesv2.FindRegistry(sys, named.Name())
-	if err != nil {
-		return nil, fmt.Errorf("loading registries.conf: %w", err)
-	}
-	if reg != nil && reg.Blocked {
-		return nil, fmt.Errorf("registry %s is blocked in registries.conf", reg.Prefix)
-	}
-	insecure := !c.opts.TLSVerify || (reg != nil && reg.Insecure)
-	tlsConfig.InsecureSkipVerify = insecure
-	tr := tlsclientconfig.NewTransport()
-	tr.TLSClientConfig = tlsConfig
-	if host == "docker.io" {
-		host = "registry-1.docker.io"
-	}
-	ua := c.opts.UserAgent
-	if ua == "" {
-		ua = "ferry"
-	}
-	return &tagLister{
-		client: &http.Client{Transport: tr}, host: host, insecure: insecure, userAgent: ua,
-		auth: auth, scope: "repository:" + reference.Path(named) + ":pull",
-	}, nil
+	h      *hostClient
+	auth   types.DockerAuthConfig
+	scopes []string
 }
 
 // certDir is where containers/image would look for host's certificates.
@@ -223,14 +184,11 @@ func certDir(sys *types.SystemContext, host string) string {
 // page reads the page at pathQuery and returns its tags and the path and
 // query of the next page, "" at the end.
 func (l *tagLister) page(ctx context.Context, pathQuery string) ([]string, string, error) {
-	if err := l.ping(ctx); err != nil {
-		return nil, "", err
-	}
-	u := l.scheme + "://" + l.host + pathQuery
-	resp, err := l.get(ctx, u, true)
+	resp, err := l.h.do(ctx, request{method: http.MethodGet, path: pathQuery, auth: l.auth, scopes: l.scopes})
 	if err != nil {
 		return nil, "", err
 	}
+	u := resp.Request.URL.String()
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return nil, "", statusError(u, resp)
@@ -273,152 +231,27 @@ func nextPage(link string) (string, error) {
 	return u.Path, nil
 }
 
-// ping reads the registry's challenge from /v2/, over HTTPS or, for an
-// insecure registry that does not speak it, plain HTTP.
-func (l *tagLister) ping(ctx context.Context) error {
-	if l.scheme != "" {
-		return nil
-	}
-	var err error
-	for _, scheme := range []string{"https", "http"} {
-		if scheme == "http" && !l.insecure {
-			break
-		}
-		var resp *http.Response
-		u := scheme + "://" + l.host + "/v2/"
-		if resp, err = l.get(ctx, u, false); err != nil {
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
-			err = statusError(u, resp)
-			continue
-		}
-		l.scheme, l.challenge = scheme, parseChallenge(resp.Header.Get("WWW-Authenticate"))
-		return nil
-	}
-	return fmt.Errorf("pinging registry %s: %w", l.host, err)
-}
-
-// get sends a GET, authenticated as the ping's challenge says when auth
-// is set. A bearer token refused as expired is renewed once.
-func (l *tagLister) get(ctx context.Context, u string, auth bool) (*http.Response, error) {
-	return l.send(ctx, http.MethodGet, u, auth)
-}
-
-// send is get with another method (DELETE, for delete.go).
-func (l *tagLister) send(ctx context.Context, method, u string, auth bool) (*http.Response, error) {
-	for renewed := false; ; renewed = true {
-		req, err := http.NewRequestWithContext(ctx, method, u, nil)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("User-Agent", l.userAgent)
-		if auth {
-			if err := l.authorize(ctx, req, renewed); err != nil {
-				return nil, err
-			}
-		}
-		resp, err := l.client.Do(req)
-		if err != nil || !auth || renewed || resp.StatusCode != http.StatusUnauthorized || l.challenge.scheme != "bearer" {
-			return resp, err
-		}
-		drainClose(resp)
-	}
-}
-
-// authorize adds the credentials the challenge asks for.
-func (l *tagLister) authorize(ctx context.Context, req *http.Request, renew bool) error {
-	switch l.challenge.scheme {
-	case "basic":
-		if l.auth.Username != "" {
-			req.SetBasicAuth(l.auth.Username, l.auth.Password)
-		}
-	case "bearer":
-		if l.token == "" || renew {
-			token, err := l.fetchToken(ctx)
-			if err != nil {
-				return fmt.Errorf("getting a token from %s: %w", l.challenge.params["realm"], err)
-			}
-			l.token = token
-		}
-		req.Header.Set("Authorization", "Bearer "+l.token)
-	}
-	return nil
-}
-
-// fetchToken asks the challenge's realm for a pull token: with the
-// username and password (GET), or an identity token (OAuth2 POST).
-func (l *tagLister) fetchToken(ctx context.Context) (string, error) {
-	realm := l.challenge.params["realm"]
-	if realm == "" {
-		return "", errors.New("the registry's bearer challenge names no realm")
-	}
-	params := url.Values{}
-	if s := l.challenge.params["service"]; s != "" {
-		params.Set("service", s)
-	}
-	params.Set("scope", l.scope)
-	var req *http.Request
-	var err error
-	if l.auth.IdentityToken != "" {
-		params.Set("grant_type", "refresh_token")
-		params.Set("refresh_token", l.auth.IdentityToken)
-		params.Set("client_id", "containers/image")
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, realm, strings.NewReader(params.Encode()))
-		if err == nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-	} else {
-		if l.auth.Username != "" {
-			params.Set("account", l.auth.Username)
-		}
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, realm, nil)
-		if err == nil {
-			req.URL.RawQuery = params.Encode()
-			if l.auth.Username != "" && l.auth.Password != "" {
-				req.SetBasicAuth(l.auth.Username, l.auth.Password)
-			}
-		}
-	}
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("User-Agent", l.userAgent)
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", statusError(realm, resp)
-	}
-	var tok struct {
-		Token       string `json:"token"`
-		AccessToken string `json:"access_token"`
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBodySize+1))
-	if err == nil && len(body) > maxTokenBodySize {
-		err = fmt.Errorf("the answer is larger than %d bytes", maxTokenBodySize)
-	}
-	if err == nil {
-		err = json.Unmarshal(body, &tok)
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading the token: %w", err)
-	}
-	if tok.Token != "" {
-		return tok.Token, nil
-	}
-	if tok.AccessToken == "" {
-		return "", errors.New("the answer holds no token")
-	}
-	return tok.AccessToken, nil
-}
-
 func statusError(u string, resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	return &StatusError{URL: u, StatusCode: resp.StatusCode, Status: resp.Status, Body: string(body)}
+	return &StatusError{URL: u, StatusCode: resp.StatusCode, Status: resp.Status, Body: string(body),
+		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+}
+
+// maxRetryAfter bounds a Retry-After, so that a huge one cannot overflow
+// time.Duration; the retry policy's Max caps the wait further.
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter reads a Retry-After header (seconds or an HTTP date), 0 when
+// there is none or it does not parse.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Duration(max(min(secs, int64(maxRetryAfter/time.Second)), 0)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), maxRetryAfter)
+	}
+	return 0
 }
 
 func drainClose(resp *http.Response) {

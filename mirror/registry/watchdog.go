@@ -64,10 +64,10 @@ func (e *StallError) Error() string {
 // Is makes a StallError match ErrStalled.
 func (e *StallError) Is(target error) bool { return target == ErrStalled }
 
-// watchdog bounds one attempt of an operation. containers/image makes its
-// own http.Client (it bounds dialling at 30 s and the TLS handshake at
-// 10 s, nothing after), but every request it makes carries the context it
-// is given: the watchdog gives it a context that it cancels when the
+// watchdog bounds one attempt of an operation. The transports (this
+// package's and containers/image's) bound dialling at 30 s and the TLS
+// handshake at 10 s, nothing after, but every request carries the context
+// it is given: the watchdog gives it a context that it cancels when the
 // attempt makes no progress for too long. Progress is seen through
 // httptrace (a request sent, its answer's first byte) and through the
 // blob streams this package hands out (each read, each chunk taken by an
