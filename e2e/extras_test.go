@@ -120,6 +120,46 @@ func TestExtrasCarried(t *testing.T) {
 	if err != nil || !strings.Contains(string(data), mirror.Host+"/"+targetRepo+"/"+tagged.Repository) {
 		t.Errorf("the ImageDigestMirrorSet does not route %s to its own path:\n%s", tagged.Repository, data)
 	}
+	checkTagMirrorSet(t, rendered, idx, mirror.Host+"/"+targetRepo, tagged.Image, byDigest.Image)
+}
+
+// checkTagMirrorSet: the ImageTagMirrorSet apply rendered routes the
+// source of the image named by tag to its path, and not the source of the
+// image named by digest nor the release's, which the ImageDigestMirrorSet
+// routes.
+func checkTagMirrorSet(t *testing.T, rendered string, idx *bundle.Index, to, byTag, byDigest string) {
+	t.Helper()
+	read := func(glob string) string {
+		t.Helper()
+		files, err := filepath.Glob(filepath.Join(rendered, glob))
+		if err != nil || len(files) != 1 {
+			t.Fatalf("rendered %s: %v %v", glob, files, err)
+		}
+		data, err := os.ReadFile(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	itms, idms := read("itms-*.yaml"), read("idms-*.yaml")
+	route := func(a bundle.AdditionalImage) string {
+		return "- source: " + a.Source + "\n      mirrors:\n        - " + to + "/" + a.Target + "\n"
+	}
+	for _, a := range idx.Additional {
+		switch a.Ref {
+		case byTag:
+			if !strings.Contains(itms, route(a)) || !strings.Contains(idms, route(a)) {
+				t.Errorf("%s (by tag) is not routed by tag and digest to its path:\n%s\n%s", a.Ref, itms, idms)
+			}
+		case byDigest:
+			if strings.Contains(itms, "source: "+a.Source+"\n") || !strings.Contains(idms, route(a)) {
+				t.Errorf("%s (by digest) is routed by tag, or not by digest:\n%s\n%s", a.Ref, itms, idms)
+			}
+		}
+	}
+	if rel := idx.Releases[0].Source; strings.Contains(itms, "source: "+rel+"\n") {
+		t.Errorf("the release %s, pulled by digest, is routed by tag:\n%s", rel, itms)
+	}
 }
 
 // TestBlockedComponentRefused: a blocked pattern that matches a release

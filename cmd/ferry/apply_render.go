@@ -35,7 +35,7 @@ func (o *applyOptions) render(r *bundle.Reader, proof *trust.Report, sum *applyS
 // everything into the output directory (or, with --dry-run, only lists
 // it) and returns what to apply.
 func (o *applyOptions) writeRendered(name string, configMaps []manifests.File, proof *trust.Report, sum *applySummary) (*apply.Rendered, error) {
-	rendered, err := apply.Render(apply.RenderOptions{Name: name, ConfigMaps: configMaps, Sources: proof.Sources, Routes: proof.Routes, Target: o.to, ICSP: o.icsp,
+	rendered, err := apply.Render(apply.RenderOptions{Name: name, ConfigMaps: configMaps, Sources: proof.Sources, Routes: proof.Routes, TagRoutes: proof.TagRoutes, Target: o.to, ICSP: o.icsp,
 		Catalogs: proof.Catalogs, TargetVersion: targetVersion(proof), DisableDefaultSources: o.disableDefaultSources,
 		GraphData: proof.GraphData})
 	if err != nil {

@@ -127,6 +127,12 @@ type Report struct {
 	// go to, sorted and distinct: "" (the target repository itself) sorts
 	// first. The mirror sets route the source to each of them.
 	Routes map[string][]string
+	// TagRoutes maps the sources whose images the cluster pulls by tag
+	// (additional images named by tag) to the targets that hold them under
+	// their source tag, sorted and distinct: the ImageTagMirrorSet routes
+	// only these. A digest pull finds an image under any tag; a tag pull
+	// only where the mirror holds the same tag.
+	TagRoutes map[string][]string
 	// ConfigMaps are the bundle files of the proven signature ConfigMaps.
 	ConfigMaps []string
 	// Steps are the upgrades to print, in the order to run them.
@@ -182,6 +188,7 @@ func Check(ctx context.Context, r *bundle.Reader, opts Options) *Report {
 		c.rep.fault("the bundle carries no release and no bundle signature: nothing in it is proven")
 	}
 	c.rep.Images, c.rep.Sources, c.rep.Routes = c.sorted()
+	c.rep.TagRoutes = c.tagRoutes()
 	return c.rep
 }
 
