@@ -101,14 +101,18 @@ type Index struct {
 
 // AdditionalImage is an image carried because the packer named it: Ref as
 // named, the tag it had and the digest it named when packed, and where in
-// the mirror it goes (Target under apply's target, TargetTag).
+// the mirror it goes (Target under apply's target, TargetTag). Narrowed to
+// Platforms, Digest is the rewritten list carried (its own digest: pulls
+// of SourceDigest do not find it) and SourceDigest what Ref named.
 type AdditionalImage struct {
-	Ref       string        `json:"ref"`
-	Source    string        `json:"source"`
-	Tag       string        `json:"tag,omitempty"`
-	Digest    digest.Digest `json:"digest"`
-	Target    string        `json:"target"`
-	TargetTag string        `json:"targetTag,omitempty"`
+	Ref          string        `json:"ref"`
+	Source       string        `json:"source"`
+	Tag          string        `json:"tag,omitempty"`
+	Digest       digest.Digest `json:"digest"`
+	SourceDigest digest.Digest `json:"sourceDigest,omitempty"`
+	Platforms    []string      `json:"platforms,omitempty"`
+	Target       string        `json:"target"`
+	TargetTag    string        `json:"targetTag,omitempty"`
 	// AlreadyCarried names the role of the same image carried for a
 	// release or catalog.
 	AlreadyCarried string `json:"alreadyCarried,omitempty"`
@@ -391,6 +395,11 @@ func (idx *Index) validate() error {
 	for i, a := range idx.Additional {
 		if err := checkDigest(a.Digest); err != nil {
 			return fmt.Errorf("additionalImages[%d] %s: digest: %w", i, a.Ref, err)
+		}
+		if a.SourceDigest != "" {
+			if err := checkDigest(a.SourceDigest); err != nil {
+				return fmt.Errorf("additionalImages[%d] %s: sourceDigest: %w", i, a.Ref, err)
+			}
 		}
 	}
 	for i, k := range idx.KubeVirt {

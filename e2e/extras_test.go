@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/e2e/testbed"
@@ -46,14 +50,7 @@ func TestExtrasCarried(t *testing.T) {
 	single := cat.Bundles[cat.HeadOf(testbed.CatalogPackageDorado, "stable")]
 	blocked := cat.Bundles[cat.HeadOf(testbed.CatalogPackageCygnus, "stable")]
 	component := b.rel.Components[0]
-	packer := testbed.NewKey(t, "packer")
-	packerKey, packerPub := filepath.Join(b.dir, "packer.key"), filepath.Join(b.dir, "packer.pub")
-	if err := os.WriteFile(packerKey, packer.PrivateArmored(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(packerPub, packer.PublicArmored(t), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	packerKey, packerPub := packerKeys(t, b.dir)
 
 	bundlePath := b.pack(t, "--no-self", "--sign-key", packerKey, "--kubevirt-container",
 		"--image", tagged.Image, "--image", byDigest.Image, "--image", single.Image, "--image", blocked.Image,
@@ -160,6 +157,114 @@ func checkTagMirrorSet(t *testing.T, rendered string, idx *bundle.Index, to, byT
 	if rel := idx.Releases[0].Source; strings.Contains(itms, "source: "+rel+"\n") {
 		t.Errorf("the release %s, pulled by digest, is routed by tag:\n%s", rel, itms)
 	}
+}
+
+// packerKeys writes a packer's signing key and its public key into dir.
+func packerKeys(t *testing.T, dir string) (private, public string) {
+	t.Helper()
+	packer := testbed.NewKey(t, "packer")
+	private, public = filepath.Join(dir, "packer.key"), filepath.Join(dir, "packer.pub")
+	if err := os.WriteFile(private, packer.PrivateArmored(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(public, packer.PublicArmored(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return private, public
+}
+
+// TestExtrasNarrowedToPlatforms: a multi-arch image named by tag in
+// ferry.yaml with platforms: [linux/arm64] travels as a rewritten index
+// holding the arm64 image alone, recorded with both digests; apply pushes
+// it under its tag (the ImageTagMirrorSet routes its source there) and the
+// amd64 image never reaches the mirror.
+func TestExtrasNarrowedToPlatforms(t *testing.T) {
+	b := newFaultBed(t, smallRelease)
+	cat := testbed.BuildCatalog(t, b.reg.Host, testbed.CatalogOptions{Multi: true})
+	var tagged testbed.RelatedImage
+	for _, ri := range cat.RelatedImages {
+		if ri.Tag != "" {
+			tagged = ri
+			break
+		}
+	}
+	children := listChildren(t, testbed.NewClient(b.reg.Host), tagged.Repository, tagged.Digest)
+	packerKey, packerPub := packerKeys(t, b.dir)
+	cfg := filepath.Join(t.TempDir(), "ferry.yaml")
+	if err := os.WriteFile(cfg, []byte("apiVersion: ferry/v1alpha1\nkind: Bundle\nadditionalImages:\n  - name: "+tagged.Image+
+		"\n    platforms: [linux/arm64]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bundlePath := b.pack(t, "-f", cfg, "--no-self", "--sign-key", packerKey)
+
+	idx := readIndexFile(t, bundlePath)
+	if len(idx.Additional) != 1 {
+		t.Fatalf("index records %d additional images, want 1", len(idx.Additional))
+	}
+	a := idx.Additional[0]
+	if a.SourceDigest != tagged.Digest || a.Digest == tagged.Digest || !slices.Equal(a.Platforms, []string{"linux/arm64"}) {
+		t.Fatalf("index records %+v; want source digest %s, a new digest, platforms [linux/arm64]", a, tagged.Digest)
+	}
+	narrowed := imageByDigest(t, idx, a.Digest)
+	if !slices.Equal(narrowed.Children, []digest.Digest{children["arm64"]}) {
+		t.Errorf("the narrowed index names %v, want the arm64 image %s alone", narrowed.Children, children["arm64"])
+	}
+	if inspect := mustFerry(t, "inspect", bundlePath); !strings.Contains(inspect, "narrowed to linux/arm64 from "+tagged.Digest.String()) {
+		t.Errorf("inspect does not say the image was narrowed\n%s", inspect)
+	}
+
+	mirror := testbed.NewMemoryRegistry(t)
+	rendered := filepath.Join(t.TempDir(), "manifests")
+	mustFerry(t, "apply", bundlePath, "--to", mirror.Host+"/"+targetRepo, "--dest-tls-verify=false", "--keyring", b.keyFile,
+		"--bundle-keyring", packerPub, "--no-cluster", "--output-dir", rendered, "--quiet")
+	target := testbed.NewClient(mirror.Host)
+	repo := targetRepo + "/" + a.Target
+	if d, err := target.HeadManifest(context.Background(), repo, tagged.Tag); err != nil || d.Digest != a.Digest {
+		t.Errorf("the mirror's %s:%s is %v (%v), want the narrowed %s", repo, tagged.Tag, d.Digest, err, a.Digest)
+	}
+	if _, err := target.HeadManifest(context.Background(), repo, children["arm64"].String()); err != nil {
+		t.Errorf("the arm64 image is not in the mirror: %v", err)
+	}
+	if _, err := target.HeadManifest(context.Background(), repo, children["amd64"].String()); err == nil {
+		t.Errorf("the amd64 image %s reached the mirror", children["amd64"])
+	}
+	checkTagMirrorSet(t, rendered, idx, mirror.Host+"/"+targetRepo, tagged.Image, "")
+}
+
+// listChildren reads the index repo@d from the registry and maps each
+// entry's architecture to its digest.
+func listChildren(t *testing.T, c *testbed.Client, repo string, d digest.Digest) map[string]digest.Digest {
+	t.Helper()
+	data, _, err := c.GetManifest(context.Background(), repo, d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list ocispec.Index
+	if err := json.Unmarshal(data, &list); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]digest.Digest{}
+	for _, m := range list.Manifests {
+		if m.Platform != nil {
+			out[m.Platform.Architecture] = m.Digest
+		}
+	}
+	if out["amd64"] == "" || out["arm64"] == "" {
+		t.Fatalf("%s@%s is not an amd64 and arm64 index: %s", repo, d, data)
+	}
+	return out
+}
+
+// imageByDigest is the index's image with digest d.
+func imageByDigest(t *testing.T, idx *bundle.Index, d digest.Digest) bundle.Image {
+	t.Helper()
+	for _, im := range idx.Images {
+		if im.Digest == d {
+			return im
+		}
+	}
+	t.Fatalf("the index lists no image %s", d)
+	return bundle.Image{}
 }
 
 // TestBlockedComponentRefused: a blocked pattern that matches a release

@@ -23,6 +23,9 @@ type AdditionalImage struct {
 	// TargetTag the tag it gets there (default: its source tag).
 	TargetRepo string
 	TargetTag  string
+	// Platforms, when set, narrow a list to these platforms' images: the
+	// image carried is a rewritten list with its own digest.
+	Platforms []Platform
 }
 
 // Additional is what an additional image resolved to.
@@ -30,9 +33,11 @@ type Additional struct {
 	AdditionalImage
 	Repository string
 	// Tag is the source tag Ref names ("" for a digest reference); Digest
-	// what it named when packed.
-	Tag    string
-	Digest digest.Digest
+	// what is carried: what it named when packed or, narrowed to
+	// Platforms, the rewritten list, and then SourceDigest what it named.
+	Tag          string
+	Digest       digest.Digest
+	SourceDigest digest.Digest
 	// Target is the repository path under the target it goes to, and
 	// TargetTag its tag there ("" for a digest reference).
 	Target    string
@@ -144,6 +149,12 @@ func (w *walk) additionalImage(ctx context.Context, ai AdditionalImage) (Additio
 	if ai.TargetTag != "" {
 		a.TargetTag = ai.TargetTag
 	}
+	if len(ai.Platforms) > 0 {
+		a.SourceDigest = m.Digest
+		if m, err = narrowList(m, ai.Platforms); err != nil {
+			return Additional{}, err
+		}
+	}
 	a.Digest = m.Digest
 	key := imageKey(a.Repository, m.Digest)
 	w.mu.Lock()
@@ -156,6 +167,11 @@ func (w *walk) additionalImage(ctx context.Context, ai AdditionalImage) (Additio
 	img, err := w.addImage(ctx, src, a.Repository, m, RoleAdditional, a.TargetTag)
 	if err != nil {
 		return Additional{}, err
+	}
+	if a.SourceDigest != "" {
+		w.mu.Lock()
+		w.rebuilt[key] = true // no registry holds it: no signature to look up
+		w.mu.Unlock()
 	}
 	w.setTarget(img, a.Target)
 	return a, nil
