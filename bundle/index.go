@@ -116,6 +116,10 @@ type AdditionalImage struct {
 	// AlreadyCarried names the role of the same image carried for a
 	// release or catalog.
 	AlreadyCarried string `json:"alreadyCarried,omitempty"`
+	// MovedFrom is the manifest the inventory the bundle was packed
+	// against (--since) saw under Target:TargetTag, when it is another
+	// than Digest: the tag moved between packs.
+	MovedFrom digest.Digest `json:"movedFrom,omitempty"`
 }
 
 // BlockedImage is an additional image a blockedImages pattern left out.
@@ -322,11 +326,15 @@ type Volume struct {
 	Size int64  `json:"size,omitempty"`
 }
 
-// Prerequisite is a blob an incremental bundle expects in the target.
+// Prerequisite is a blob an incremental bundle expects in the target
+// repository or, with Target, in the repository at that path under it: a
+// registry finds a blob only in the repository a manifest is pushed to, so
+// a blob left out for two repositories is listed once for each.
 type Prerequisite struct {
 	Digest    digest.Digest `json:"digest"`
 	MediaType string        `json:"mediaType"`
 	Size      int64         `json:"size"`
+	Target    string        `json:"target,omitempty"`
 }
 
 // ParseIndex reads and validates an index: unknown fields, unknown format
@@ -396,9 +404,12 @@ func (idx *Index) validate() error {
 		if err := checkDigest(a.Digest); err != nil {
 			return fmt.Errorf("additionalImages[%d] %s: digest: %w", i, a.Ref, err)
 		}
-		if a.SourceDigest != "" {
-			if err := checkDigest(a.SourceDigest); err != nil {
-				return fmt.Errorf("additionalImages[%d] %s: sourceDigest: %w", i, a.Ref, err)
+		for field, d := range map[string]digest.Digest{"sourceDigest": a.SourceDigest, "movedFrom": a.MovedFrom} {
+			if d == "" {
+				continue
+			}
+			if err := checkDigest(d); err != nil {
+				return fmt.Errorf("additionalImages[%d] %s: %s: %w", i, a.Ref, field, err)
 			}
 		}
 	}
@@ -629,7 +640,11 @@ func checkTarget(target string) error {
 }
 
 func validatePrerequisites(ps []Prerequisite) error {
-	seen := make(map[digest.Digest]bool, len(ps))
+	type place struct {
+		target string
+		digest digest.Digest
+	}
+	seen := make(map[place]bool, len(ps))
 	for i, p := range ps {
 		if err := checkDigest(p.Digest); err != nil {
 			return fmt.Errorf("prerequisites[%d]: %w", i, err)
@@ -637,10 +652,13 @@ func validatePrerequisites(ps []Prerequisite) error {
 		if p.Size < 0 || p.Size > maxOffset {
 			return fmt.Errorf("prerequisites[%d] %s: size %d out of range", i, p.Digest, p.Size)
 		}
-		if seen[p.Digest] {
+		if err := checkTarget(p.Target); err != nil {
+			return fmt.Errorf("prerequisites[%d] %s: %w", i, p.Digest, err)
+		}
+		if seen[place{p.Target, p.Digest}] {
 			return fmt.Errorf("prerequisites[%d] %s: listed twice", i, p.Digest)
 		}
-		seen[p.Digest] = true
+		seen[place{p.Target, p.Digest}] = true
 	}
 	return nil
 }

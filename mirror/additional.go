@@ -45,6 +45,10 @@ type Additional struct {
 	// AlreadyCarried names the role of the same image when a release or
 	// catalog carries it already: it is not carried twice.
 	AlreadyCarried string
+	// MovedFrom is the manifest an inventory (pack --since) says the
+	// mirror holds under Target:TargetTag, when it is not Digest: the tag
+	// moved since, and apply will move it in the mirror too.
+	MovedFrom digest.Digest
 }
 
 // Blocked is an image a blockedImages pattern left out.
@@ -178,9 +182,9 @@ func (w *walk) additionalImage(ctx context.Context, ai AdditionalImage) (Additio
 }
 
 // setTarget sends img and its children to the repository path target.
-// Their blobs are always carried: an inventory (pack --since) lists what
-// the target repository holds, not what a repository under it holds, and
-// a registry takes a manifest only with its blobs in its own repository.
+// A registry takes a manifest only with its blobs in its own repository:
+// pack.LeaveOut leaves their blobs out only where the inventory says that
+// repository holds them.
 func (w *walk) setTarget(img *Image, target string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -192,9 +196,6 @@ func (w *walk) setTarget(img *Image, target string) {
 	}
 	for _, im := range images {
 		im.Target = target
-		for _, d := range im.Blobs {
-			w.blobs[d].ReleaseFiles = true
-		}
 	}
 }
 

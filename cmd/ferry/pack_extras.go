@@ -161,3 +161,13 @@ func logExtras(env *environment, plan *mirror.Plan) {
 		env.log.Info("graph-data image built", "version", g.Data.Version, "base", g.Base, "digest", g.Digest)
 	}
 }
+
+// warnMovedTags says which additional images' tags name another image than
+// the inventory saw in the mirror (pack.MovedTags): the site may rely on
+// the old one, and apply will move the tag.
+func warnMovedTags(env *environment, moved []mirror.Additional) {
+	for _, a := range moved {
+		env.log.Warn("additional image's tag moved since the inventory: apply will point it at the new image",
+			"image", a.Ref, "tag", "<target>/"+a.Target+":"+a.TargetTag, "mirror_has", a.MovedFrom, "now", a.Digest)
+	}
+}

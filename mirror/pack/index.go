@@ -175,7 +175,7 @@ func CatalogRecord(c *mirror.Catalog) bundle.Catalog {
 func extrasRecord(idx *bundle.Index, plan *mirror.Plan) {
 	for _, a := range plan.Additional {
 		rec := bundle.AdditionalImage{Ref: a.Ref, Source: a.Repository, Tag: a.Tag, Digest: a.Digest, SourceDigest: a.SourceDigest,
-			Target: a.Target, TargetTag: a.TargetTag, AlreadyCarried: a.AlreadyCarried}
+			Target: a.Target, TargetTag: a.TargetTag, AlreadyCarried: a.AlreadyCarried, MovedFrom: a.MovedFrom}
 		for _, p := range a.Platforms {
 			rec.Platforms = append(rec.Platforms, p.String())
 		}

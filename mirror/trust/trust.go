@@ -205,7 +205,10 @@ type checker struct {
 	order  []string
 	// manifests read and checked, by digest
 	manifests map[digest.Digest][]byte
-	prereqs   map[digest.Digest]bool
+	// prereqs are the prerequisites by prereqKey (target and digest);
+	// prereqDigests by digest alone.
+	prereqs       map[string]bool
+	prereqDigests map[digest.Digest]bool
 	// signatureOf maps a proven image (source@digest) to the digest of
 	// the cosign signature image proven beside it.
 	signatureOf map[string]digest.Digest
@@ -218,10 +221,11 @@ type checker struct {
 
 func newChecker(r *bundle.Reader, opts Options) *checker {
 	c := &checker{r: r, idx: r.Index(), opts: opts, rep: &Report{},
-		proven: map[string]*Image{}, manifests: map[digest.Digest][]byte{}, prereqs: map[digest.Digest]bool{},
+		proven: map[string]*Image{}, manifests: map[digest.Digest][]byte{}, prereqs: map[string]bool{}, prereqDigests: map[digest.Digest]bool{},
 		signatureOf: map[string]digest.Digest{}, children: map[string]bool{}, bootImages: map[digest.Digest][]byte{}}
 	for _, p := range c.idx.Prerequisites {
-		c.prereqs[p.Digest] = true
+		c.prereqs[prereqKey(p.Target, p.Digest)] = true
+		c.prereqDigests[p.Digest] = true
 	}
 	return c
 }
