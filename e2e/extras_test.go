@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/e2e/testbed"
+	"github.com/ferryhq/ferry/mirror/inventory"
 )
 
 // graphDataFixture is the slice of Red Hat's graph data in ../shared.
@@ -322,4 +323,137 @@ func TestKubeVirtProvenByReleaseChain(t *testing.T) {
 	}})
 	wantExit(t, "apply with a forged tag", ferryRun(t, applyArgs(t, forged, b.keyFile, testbed.NewMemoryRegistry(t).Host)...), codeVerification,
 		"tag latest on image")
+}
+
+// pushSingleImage pushes a linux/amd64 OCI image of the given
+// (uncompressed) layers into repo under tag, and returns its digest.
+func pushSingleImage(t *testing.T, c *testbed.Client, repo, tag string, layers ...string) digest.Digest {
+	t.Helper()
+	ctx := context.Background()
+	var m ocispec.Manifest
+	cfg := ocispec.Image{Platform: ocispec.Platform{OS: "linux", Architecture: "amd64"}, RootFS: ocispec.RootFS{Type: "layers"}}
+	for _, l := range layers {
+		d, err := c.PushBlob(ctx, repo, []byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: d, Size: int64(len(l))})
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, d)
+	}
+	cfgData, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgDigest, err := c.PushBlob(ctx, repo, cfgData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SchemaVersion, m.MediaType = 2, ocispec.MediaTypeImageManifest
+	m.Config = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cfgDigest, Size: int64(len(cfgData))}
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.PushManifest(ctx, repo, tag, ocispec.MediaTypeImageManifest, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestExtrasIncremental: an inventory of the mirror reads graph-image and
+// the additional image's path (--repo) with their tags; the next pack
+// --since it leaves out what each of those repositories holds (one
+// prerequisite per repository) and reports the additional image's tag,
+// which moved at the source in between. Apply checks each repository's
+// prerequisites before pushing anything: a mirror holding the release
+// alone is refused, untouched; the mirror the inventory came from takes
+// the bundle and its tag moves.
+func TestExtrasIncremental(t *testing.T) {
+	b := newFaultBed(t, smallRelease)
+	src := testbed.NewClient(b.reg.Host)
+	shared := strings.Repeat("shared base layer ", 64)
+	v1 := pushSingleImage(t, src, "extras/tool", "v1", shared, "tool one")
+	pushSingleImage(t, src, "base/ubi", "latest", "ubi layer")
+	packerKey, packerPub := packerKeys(t, b.dir)
+	extras := []string{"--no-self", "--sign-key", packerKey, "--image", b.rel.Host + "/extras/tool:v1",
+		"--graph-image", "--graph-data-url", graphDataFixture(t), "--graph-base-image", b.rel.Host + "/base/ubi:latest"}
+	first := b.pack(t, extras...)
+	mirror := testbed.NewMemoryRegistry(t)
+	applyTo := func(bundlePath, host string) result {
+		t.Helper()
+		return ferryRun(t, "apply", bundlePath, "--to", host+"/"+targetRepo, "--dest-tls-verify=false", "--keyring", b.keyFile,
+			"--bundle-keyring", packerPub, "--no-cluster", "--output-dir", filepath.Join(t.TempDir(), "manifests"), "--quiet")
+	}
+	wantExit(t, "apply the first bundle", applyTo(first, mirror.Host), codeOK)
+	inv := filepath.Join(t.TempDir(), "inventory.json")
+	mustFerry(t, "inventory", "--to", mirror.Host+"/"+targetRepo, "--repo", "extras/tool", "--dest-tls-verify=false", "-o", inv)
+
+	checkInventoryOfPaths(t, inv, v1)
+	fromBundle := filepath.Join(t.TempDir(), "from-bundle.json")
+	mustFerry(t, "inventory", "--from-bundle", first, "-o", fromBundle)
+	checkInventoryOfPaths(t, fromBundle, v1)
+
+	v2 := pushSingleImage(t, src, "extras/tool", "v1", shared, "tool two")
+	second := filepath.Join(t.TempDir(), "incremental.tar")
+	wantExit(t, "pack --since", ferryRun(t, b.packArgs(second, append(extras, "--since", inv)...)...), codeOK,
+		"tag moved since the inventory", v1.String())
+	idx := readIndexFile(t, second)
+	if len(idx.Additional) != 1 || idx.Additional[0].Digest != v2 || idx.Additional[0].MovedFrom != v1 {
+		t.Fatalf("index records %+v; want extras/tool:v1 at %s, moved from %s", idx.Additional, v2, v1)
+	}
+	if out := mustFerry(t, "inspect", second); !strings.Contains(out, "tag moved: the mirror's inventory had "+v1.String()) {
+		t.Errorf("inspect does not report the moved tag\n%s", out)
+	}
+	sharedDigest := digest.FromString(shared)
+	byTarget := map[string][]digest.Digest{}
+	for _, p := range idx.Prerequisites {
+		byTarget[p.Target] = append(byTarget[p.Target], p.Digest)
+	}
+	if !slices.Contains(byTarget["extras/tool"], sharedDigest) || slices.Contains(byTarget["extras/tool"], digest.FromString("tool two")) {
+		t.Errorf("prerequisites of extras/tool %v: want the shared layer %s, not the new one", byTarget["extras/tool"], sharedDigest)
+	}
+	if !slices.Contains(byTarget["graph-image"], digest.FromString("ubi layer")) || len(byTarget[""]) == 0 {
+		t.Errorf("prerequisites by repository %v: want graph-image's base layer and the release's", byTarget)
+	}
+	for _, f := range idx.Files {
+		if f.Name == bundle.BlobName(sharedDigest) || f.Name == bundle.BlobName(digest.FromString("ubi layer")) {
+			t.Errorf("the incremental bundle carries %s, which the mirror holds where it goes", f.Name)
+		}
+	}
+
+	// A mirror holding the release alone lacks the paths' prerequisites.
+	releaseOnly := testbed.NewMemoryRegistry(t)
+	wantExit(t, "apply the release", applyTo(b.pack(t, "--no-self", "--sign-key", packerKey), releaseOnly.Host), codeOK)
+	wantExit(t, "apply to a mirror without the paths", applyTo(second, releaseOnly.Host), codeVerification, "prerequisites", targetRepo+"/extras/tool")
+	if repos, err := releaseOnly.Client().Catalog(context.Background()); err != nil || !slices.Equal(repos, []string{targetRepo}) {
+		t.Errorf("the mirror without the paths now holds %v (%v)", repos, err)
+	}
+
+	wantExit(t, "apply the incremental bundle", applyTo(second, mirror.Host), codeOK)
+	if d, err := testbed.NewClient(mirror.Host).HeadManifest(context.Background(), targetRepo+"/extras/tool", "v1"); err != nil || d.Digest != v2 {
+		t.Errorf("the mirror's extras/tool:v1 is %v (%v), want %s", d.Digest, err, v2)
+	}
+}
+
+// checkInventoryOfPaths: the inventory at path knows extras/tool:v1 as
+// tool and the graph-data image's repository, each apart from the target.
+func checkInventoryOfPaths(t *testing.T, path string, tool digest.Digest) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	inv, err := inventory.Parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, g := inv.Repository("extras/tool"), inv.Repository("graph-image")
+	if r == nil || r.TagDigest("v1") != tool || g == nil || len(g.Tags) != 1 || len(g.Blobs) == 0 {
+		t.Errorf("%s (%s): extras/tool %+v, graph-image %+v; want v1 -> %s and the graph-data image", path, inv.Source, r, g, tool)
+	}
+	if _, ok := inv.BlobSet()[digest.FromString("tool one")]; ok {
+		t.Errorf("%s claims the tool's layer for the target repository", path)
+	}
 }
