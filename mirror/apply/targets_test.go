@@ -115,6 +115,39 @@ func TestPushAllChecksPrerequisitesFirst(t *testing.T) {
 	}
 }
 
+// TestPushAllChecksPathPrerequisitesFirst: a prerequisite of a path under
+// the target is looked for in that path's repository, before anything is
+// written, even the target repository, which sorts first and holds the
+// blob: a registry does not look for a blob in another repository.
+func TestPushAllChecksPathPrerequisitesFirst(t *testing.T) {
+	_, _, r, proof := bundleWithTool(t)
+	reg := testbed.NewMemoryRegistry(t)
+	layer := []byte("a layer the target holds, its path not")
+	d, err := reg.PushBlob(context.Background(), targetRepo, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prereq := bundle.Prerequisite{Digest: d, MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Size: int64(len(layer)), Target: toolTarget}
+	_, err = apply.PushAll(context.Background(), apply.BundleSource{Reader: r}, proof.Images, opener(), reg.Host+"/"+targetRepo,
+		apply.Options{Prerequisites: []bundle.Prerequisite{prereq}})
+	var mp *apply.MissingPrerequisitesError
+	if !errors.As(err, &mp) || mp.Target != reg.Host+"/"+targetRepo+"/"+toolTarget {
+		t.Fatalf("got %v, want a MissingPrerequisitesError for %s", err, toolTarget)
+	}
+	if tags, err := reg.Client().Tags(context.Background(), targetRepo); err == nil && len(tags) > 0 {
+		t.Fatalf("the target repository was written: tags %v", tags)
+	}
+	// Held where it is needed, it is found there and left out of the push.
+	if _, err := reg.PushBlob(context.Background(), targetRepo+"/"+toolTarget, layer); err != nil {
+		t.Fatal(err)
+	}
+	res, err := apply.PushAll(context.Background(), apply.BundleSource{Reader: r}, proof.Images, opener(), reg.Host+"/"+targetRepo,
+		apply.Options{Prerequisites: []bundle.Prerequisite{prereq}})
+	if err != nil || res.Prerequisites != 1 {
+		t.Fatalf("push with the path's prerequisite present: %+v, %v", res, err)
+	}
+}
+
 // idmsMirrors reads the routes of a rendered ImageDigestMirrorSet.
 func idmsMirrors(t *testing.T, r *apply.Rendered) map[string][]string {
 	t.Helper()
