@@ -387,7 +387,12 @@ func TestExtrasIncremental(t *testing.T) {
 	}
 	wantExit(t, "apply the first bundle", applyTo(first, mirror.Host), codeOK)
 	inv := filepath.Join(t.TempDir(), "inventory.json")
-	mustFerry(t, "inventory", "--to", mirror.Host+"/"+targetRepo, "--repo", "extras/tool", "--dest-tls-verify=false", "-o", inv)
+	out := mustFerry(t, "inventory", "--to", mirror.Host+"/"+targetRepo, "--repo", "extras/tool", "--dest-tls-verify=false", "-o", inv)
+	for _, want := range []string{"under it, extras/tool: 1 tags", "under it, graph-image: 1 tags"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inventory does not say %q\n%s", want, out)
+		}
+	}
 
 	checkInventoryOfPaths(t, inv, v1)
 	fromBundle := filepath.Join(t.TempDir(), "from-bundle.json")

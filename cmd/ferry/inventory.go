@@ -207,6 +207,16 @@ type inventorySummary struct {
 	Manifests int      `json:"manifests"`
 	Blobs     int      `json:"blobs"`
 	Bytes     int64    `json:"bytes"`
+	// Repositories are the paths under the target read, with their tags
+	// and blobs.
+	Repositories []inventoryRepository `json:"repositories,omitempty"`
+}
+
+// inventoryRepository is one repository under the target in the summary.
+type inventoryRepository struct {
+	Path  string `json:"path"`
+	Tags  int    `json:"tags"`
+	Blobs int    `json:"blobs"`
 }
 
 func (o *inventoryOptions) printSummary(env *environment, inv *inventory.Inventory, size int64) error {
@@ -216,6 +226,10 @@ func (o *inventoryOptions) printSummary(env *environment, inv *inventory.Invento
 		s.Releases = append(s.Releases, r.Version+"-"+r.Arch)
 	}
 	sort.Strings(s.Releases)
+	for _, r := range inv.Repositories {
+		s.Repositories = append(s.Repositories, inventoryRepository{Path: r.Path, Tags: len(r.Tags), Blobs: len(r.Blobs)})
+	}
+	sort.Slice(s.Repositories, func(i, j int) bool { return s.Repositories[i].Path < s.Repositories[j].Path })
 	if o.json {
 		return jsonEncode(env.stdout, s)
 	}
@@ -223,8 +237,11 @@ func (o *inventoryOptions) printSummary(env *environment, inv *inventory.Invento
 	if len(s.Releases) > 0 {
 		releases = strings.Join(s.Releases, ", ")
 	}
-	fmt.Fprintf(env.stdout, "%s: releases %s; %d manifests, %d blobs (%s)\nwrote %s (%s)\n",
-		s.Source, releases, s.Manifests, s.Blobs, formatBytes(s.Bytes), s.Inventory, formatBytes(s.Size))
+	fmt.Fprintf(env.stdout, "%s: releases %s; %d manifests, %d blobs (%s)\n", s.Source, releases, s.Manifests, s.Blobs, formatBytes(s.Bytes))
+	for _, r := range s.Repositories {
+		fmt.Fprintf(env.stdout, "  under it, %s: %d tags, %d blobs\n", r.Path, r.Tags, r.Blobs)
+	}
+	fmt.Fprintf(env.stdout, "wrote %s (%s)\n", s.Inventory, formatBytes(s.Size))
 	return nil
 }
 
