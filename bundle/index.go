@@ -101,17 +101,25 @@ type Index struct {
 
 // AdditionalImage is an image carried because the packer named it: Ref as
 // named, the tag it had and the digest it named when packed, and where in
-// the mirror it goes (Target under apply's target, TargetTag).
+// the mirror it goes (Target under apply's target, TargetTag). Narrowed to
+// Platforms, Digest is the rewritten list carried (its own digest: pulls
+// of SourceDigest do not find it) and SourceDigest what Ref named.
 type AdditionalImage struct {
-	Ref       string        `json:"ref"`
-	Source    string        `json:"source"`
-	Tag       string        `json:"tag,omitempty"`
-	Digest    digest.Digest `json:"digest"`
-	Target    string        `json:"target"`
-	TargetTag string        `json:"targetTag,omitempty"`
+	Ref          string        `json:"ref"`
+	Source       string        `json:"source"`
+	Tag          string        `json:"tag,omitempty"`
+	Digest       digest.Digest `json:"digest"`
+	SourceDigest digest.Digest `json:"sourceDigest,omitempty"`
+	Platforms    []string      `json:"platforms,omitempty"`
+	Target       string        `json:"target"`
+	TargetTag    string        `json:"targetTag,omitempty"`
 	// AlreadyCarried names the role of the same image carried for a
 	// release or catalog.
 	AlreadyCarried string `json:"alreadyCarried,omitempty"`
+	// MovedFrom is the manifest the inventory the bundle was packed
+	// against (--since) saw under Target:TargetTag, when it is another
+	// than Digest: the tag moved between packs.
+	MovedFrom digest.Digest `json:"movedFrom,omitempty"`
 }
 
 // BlockedImage is an additional image a blockedImages pattern left out.
@@ -318,11 +326,15 @@ type Volume struct {
 	Size int64  `json:"size,omitempty"`
 }
 
-// Prerequisite is a blob an incremental bundle expects in the target.
+// Prerequisite is a blob an incremental bundle expects in the target
+// repository or, with Target, in the repository at that path under it: a
+// registry finds a blob only in the repository a manifest is pushed to, so
+// a blob left out for two repositories is listed once for each.
 type Prerequisite struct {
 	Digest    digest.Digest `json:"digest"`
 	MediaType string        `json:"mediaType"`
 	Size      int64         `json:"size"`
+	Target    string        `json:"target,omitempty"`
 }
 
 // ParseIndex reads and validates an index: unknown fields, unknown format
@@ -391,6 +403,14 @@ func (idx *Index) validate() error {
 	for i, a := range idx.Additional {
 		if err := checkDigest(a.Digest); err != nil {
 			return fmt.Errorf("additionalImages[%d] %s: digest: %w", i, a.Ref, err)
+		}
+		for field, d := range map[string]digest.Digest{"sourceDigest": a.SourceDigest, "movedFrom": a.MovedFrom} {
+			if d == "" {
+				continue
+			}
+			if err := checkDigest(d); err != nil {
+				return fmt.Errorf("additionalImages[%d] %s: %s: %w", i, a.Ref, field, err)
+			}
 		}
 	}
 	for i, k := range idx.KubeVirt {
@@ -620,7 +640,11 @@ func checkTarget(target string) error {
 }
 
 func validatePrerequisites(ps []Prerequisite) error {
-	seen := make(map[digest.Digest]bool, len(ps))
+	type place struct {
+		target string
+		digest digest.Digest
+	}
+	seen := make(map[place]bool, len(ps))
 	for i, p := range ps {
 		if err := checkDigest(p.Digest); err != nil {
 			return fmt.Errorf("prerequisites[%d]: %w", i, err)
@@ -628,10 +652,13 @@ func validatePrerequisites(ps []Prerequisite) error {
 		if p.Size < 0 || p.Size > maxOffset {
 			return fmt.Errorf("prerequisites[%d] %s: size %d out of range", i, p.Digest, p.Size)
 		}
-		if seen[p.Digest] {
+		if err := checkTarget(p.Target); err != nil {
+			return fmt.Errorf("prerequisites[%d] %s: %w", i, p.Digest, err)
+		}
+		if seen[place{p.Target, p.Digest}] {
 			return fmt.Errorf("prerequisites[%d] %s: listed twice", i, p.Digest)
 		}
-		seen[p.Digest] = true
+		seen[place{p.Target, p.Digest}] = true
 	}
 	return nil
 }

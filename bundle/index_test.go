@@ -103,6 +103,19 @@ func TestParseIndexRefuses(t *testing.T) {
 			p := Prerequisite{Digest: digest.FromString("p"), MediaType: "x", Size: 1}
 			idx.Prerequisites = []Prerequisite{p, p}
 		}, "listed twice"},
+		{"prerequisite twice in one path", func(idx *Index) {
+			p := Prerequisite{Digest: digest.FromString("p"), MediaType: "x", Size: 1, Target: "org/tool"}
+			idx.Prerequisites = []Prerequisite{p, p}
+		}, "listed twice"},
+		{"prerequisite target climbing out", func(idx *Index) {
+			idx.Prerequisites = []Prerequisite{{Digest: digest.FromString("p"), MediaType: "x", Size: 1, Target: "../other"}}
+		}, `target "../other" is not a repository path`},
+		{"additional image's moved-from digest", func(idx *Index) {
+			idx.Additional = []AdditionalImage{{Ref: "r/x:v1", Source: "r/x", Digest: digest.FromString("x"), MovedFrom: "sha256:1", Target: "x"}}
+		}, "additionalImages[0] r/x:v1: movedFrom"},
+		{"additional image's source digest", func(idx *Index) {
+			idx.Additional = []AdditionalImage{{Ref: "r/x:v1", Source: "r/x", Digest: digest.FromString("x"), SourceDigest: "md5:1", Target: "x"}}
+		}, "additionalImages[0] r/x:v1: sourceDigest"},
 		{"one digest, two media types", func(idx *Index) {
 			im := idx.Images[0]
 			im.Source, im.MediaType = "docker.io/library/nginx", "application/vnd.oci.image.index.v1+json"
@@ -146,6 +159,23 @@ func TestParseIndexTargets(t *testing.T) {
 		if _, err := ParseIndex(bytes.NewReader(data)); err != nil {
 			t.Errorf("target %q: %v", target, err)
 		}
+	}
+}
+
+// TestParseIndexPrerequisitePerPath: one blob may be a prerequisite of the
+// target and of a path under it, once each.
+func TestParseIndexPrerequisitePerPath(t *testing.T) {
+	idx := validIndex()
+	p := Prerequisite{Digest: digest.FromString("p"), MediaType: "x", Size: 1}
+	inPath := p
+	inPath.Target = "graph-image"
+	idx.Prerequisites = []Prerequisite{p, inPath}
+	data, err := json.Marshal(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseIndex(bytes.NewReader(data)); err != nil {
+		t.Errorf("a prerequisite of the target and of graph-image: %v", err)
 	}
 }
 

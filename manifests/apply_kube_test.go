@@ -38,9 +38,12 @@ func TestKubeApplier(t *testing.T) {
 	sigs2 := [][]byte{[]byte("only one")}
 	cm1 := render(t, d1, sigs1)
 	cm2 := render(t, d2, sigs2)
-	m, err := manifests.MirrorSets("4.15.0-x86_64", []string{
-		"quay.io/openshift-release-dev/ocp-release", "quay.io/openshift-release-dev/ocp-v4.0-art-dev",
-	}, "registry.example:5000/ocp4/openshift4")
+	// Both sources routed by tag too, so that the real CRD takes an
+	// ImageTagMirrorSet as ferry renders it.
+	m, err := manifests.RoutedMirrorSets("4.15.0-x86_64", []manifests.Route{
+		{Source: "quay.io/openshift-release-dev/ocp-release", Mirrors: []string{"registry.example:5000/ocp4/openshift4"}, ByTag: true},
+		{Source: "quay.io/openshift-release-dev/ocp-v4.0-art-dev", Mirrors: []string{"registry.example:5000/ocp4/openshift4"}, ByTag: true},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

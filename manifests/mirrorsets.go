@@ -34,13 +34,17 @@ type MirrorConfig struct {
 	Name string
 	// Sources are the source repositories, sorted and without duplicates.
 	Sources []string
-	// Routes are the sources with their mirrors, in the order of Sources.
-	Routes []Route
+	// Routes are the sources with their mirrors, in the order of Sources;
+	// TagRoutes those of them pulled by tag too, with the mirrors that
+	// hold their tags (Route.ByTag), in the same order.
+	Routes    []Route
+	TagRoutes []Route
 
 	// ImageDigestMirrorSet (config.openshift.io/v1) serves pulls by digest,
 	// which is how the cluster pulls release and component images (4.13+).
 	ImageDigestMirrorSet []byte
-	// ImageTagMirrorSet (config.openshift.io/v1) serves pulls by tag (4.13+).
+	// ImageTagMirrorSet (config.openshift.io/v1) serves pulls by tag
+	// (4.13+) of the TagRoutes; nil when there are none.
 	ImageTagMirrorSet []byte
 	// ImageContentSourcePolicy (operator.openshift.io/v1alpha1) is the legacy
 	// form for clusters older than 4.13. Do not apply it beside the mirror
@@ -56,13 +60,15 @@ type File struct {
 	Data []byte
 }
 
-// Files are the manifests for a 4.13+ cluster, ImageDigestMirrorSet and
-// ImageTagMirrorSet, named "idms-<name>.yaml" and "itms-<name>.yaml".
+// Files are the manifests for a 4.13+ cluster, ImageDigestMirrorSet and,
+// when some source is pulled by tag, ImageTagMirrorSet, named
+// "idms-<name>.yaml" and "itms-<name>.yaml".
 func (m *MirrorConfig) Files() []File {
-	return []File{
-		{Name: "idms-" + m.Name + ".yaml", Data: m.ImageDigestMirrorSet},
-		{Name: "itms-" + m.Name + ".yaml", Data: m.ImageTagMirrorSet},
+	files := []File{{Name: "idms-" + m.Name + ".yaml", Data: m.ImageDigestMirrorSet}}
+	if m.ImageTagMirrorSet != nil {
+		files = append(files, File{Name: "itms-" + m.Name + ".yaml", Data: m.ImageTagMirrorSet})
 	}
+	return files
 }
 
 // Route sends pulls of one source repository to its mirror repositories,
@@ -70,11 +76,17 @@ func (m *MirrorConfig) Files() []File {
 type Route struct {
 	Source  string
 	Mirrors []string
+	// ByTag says the mirrors hold the source's images under their source
+	// tags too (an image named by tag, pushed with it), so that the
+	// ImageTagMirrorSet routes pulls by tag there. A digest pull finds
+	// an image whatever its tag; a tag pull finds it only under the tag
+	// it had, so only such routes serve tags.
+	ByTag bool
 }
 
-// MirrorSets renders the mirror configuration that sends pulls of every
-// repository in sources to target: RoutedMirrorSets with one mirror for
-// all.
+// MirrorSets renders the mirror configuration that sends pulls by digest
+// of every repository in sources to target: RoutedMirrorSets with one
+// mirror for all and no tag routes.
 func MirrorSets(id string, sources []string, target string) (*MirrorConfig, error) {
 	routes := make([]Route, len(sources))
 	for i, s := range sources {
@@ -89,7 +101,8 @@ func MirrorSets(id string, sources []string, target string) (*MirrorConfig, erro
 // it is typically the release version or the bundle id. Sources and mirrors
 // must be fully qualified repositories without tag or digest; sources are
 // sorted, and a source given twice gets the mirrors of both, each once, in
-// the order given.
+// the order given. Every route serves pulls by digest; the ByTag ones also
+// serve pulls by tag, in the ImageTagMirrorSet.
 func RoutedMirrorSets(id string, routes []Route) (*MirrorConfig, error) {
 	name, err := MirrorSetName(id)
 	if err != nil {
@@ -98,7 +111,7 @@ func RoutedMirrorSets(id string, routes []Route) (*MirrorConfig, error) {
 	if len(routes) == 0 {
 		return nil, fmt.Errorf("mirror sets %s: no source repositories", name)
 	}
-	mirrors := map[string][]string{}
+	mirrors, tagMirrors := map[string][]string{}, map[string][]string{}
 	for _, r := range routes {
 		if err := checkRepository(r.Source); err != nil {
 			return nil, fmt.Errorf("mirror source: %w", err)
@@ -110,8 +123,9 @@ func RoutedMirrorSets(id string, routes []Route) (*MirrorConfig, error) {
 			if err := checkRepository(target); err != nil {
 				return nil, fmt.Errorf("mirror target: %w", err)
 			}
-			if !slices.Contains(mirrors[r.Source], target) {
-				mirrors[r.Source] = append(mirrors[r.Source], target)
+			mirrors[r.Source] = appendNew(mirrors[r.Source], target)
+			if r.ByTag {
+				tagMirrors[r.Source] = appendNew(tagMirrors[r.Source], target)
 			}
 		}
 	}
@@ -119,35 +133,47 @@ func RoutedMirrorSets(id string, routes []Route) (*MirrorConfig, error) {
 	for _, s := range slices.Sorted(maps.Keys(mirrors)) {
 		m.Sources = append(m.Sources, s)
 		m.Routes = append(m.Routes, Route{Source: s, Mirrors: mirrors[s]})
+		if t, ok := tagMirrors[s]; ok {
+			m.TagRoutes = append(m.TagRoutes, Route{Source: s, Mirrors: t, ByTag: true})
+		}
 	}
-	if m.ImageDigestMirrorSet, err = render(m.object(ConfigAPIVersion, KindImageDigestMirrorSet, "imageDigestMirrors")); err != nil {
+	if m.ImageDigestMirrorSet, err = render(m.object(ConfigAPIVersion, KindImageDigestMirrorSet, "imageDigestMirrors", m.Routes)); err != nil {
 		return nil, err
 	}
-	if m.ImageTagMirrorSet, err = render(m.object(ConfigAPIVersion, KindImageTagMirrorSet, "imageTagMirrors")); err != nil {
+	if len(m.TagRoutes) > 0 {
+		if m.ImageTagMirrorSet, err = render(m.object(ConfigAPIVersion, KindImageTagMirrorSet, "imageTagMirrors", m.TagRoutes)); err != nil {
+			return nil, err
+		}
+	}
+	if m.ImageContentSourcePolicy, err = render(m.object(OperatorAPIVersion, KindImageContentSourcePolicy, "repositoryDigestMirrors", m.Routes)); err != nil {
 		return nil, err
 	}
-	if m.ImageContentSourcePolicy, err = render(m.object(OperatorAPIVersion, KindImageContentSourcePolicy, "repositoryDigestMirrors")); err != nil {
-		return nil, err
-	}
-	if m.InstallConfig, err = render(mapping("imageDigestSources", m.mirrors())); err != nil {
+	if m.InstallConfig, err = render(mapping("imageDigestSources", mirrorList(m.Routes))); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-func (m *MirrorConfig) object(apiVersion, kind, listField string) *yaml.Node {
+func appendNew(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+func (m *MirrorConfig) object(apiVersion, kind, listField string, routes []Route) *yaml.Node {
 	return mapping(
 		"apiVersion", apiVersion,
 		"kind", kind,
 		"metadata", mapping("name", m.Name),
-		"spec", mapping(listField, m.mirrors()),
+		"spec", mapping(listField, mirrorList(routes)),
 	)
 }
 
-// mirrors is the list every form shares: [{source, mirrors: [...]}].
-func (m *MirrorConfig) mirrors() *yaml.Node {
+// mirrorList is the list every form shares: [{source, mirrors: [...]}].
+func mirrorList(routes []Route) *yaml.Node {
 	list := sequence()
-	for _, r := range m.Routes {
+	for _, r := range routes {
 		targets := sequence()
 		for _, target := range r.Mirrors {
 			targets.Content = append(targets.Content, str(target))

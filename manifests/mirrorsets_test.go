@@ -57,7 +57,6 @@ func TestMirrorSets(t *testing.T) {
 		apiVersion, kind, key string
 	}{
 		{m.ImageDigestMirrorSet, "config.openshift.io/v1", "ImageDigestMirrorSet", "imageDigestMirrors"},
-		{m.ImageTagMirrorSet, "config.openshift.io/v1", "ImageTagMirrorSet", "imageTagMirrors"},
 		{m.ImageContentSourcePolicy, "operator.openshift.io/v1alpha1", "ImageContentSourcePolicy", "repositoryDigestMirrors"},
 	} {
 		var obj mirrorObject
@@ -81,9 +80,48 @@ func TestMirrorSets(t *testing.T) {
 	if !slices.EqualFunc(ic.ImageDigestSources, wantMirrors, mirrorEqual) {
 		t.Errorf("install-config: %+v", ic.ImageDigestSources)
 	}
+	// Releases are pulled by digest: no tag routes, no ImageTagMirrorSet.
 	files := m.Files()
-	if len(files) != 2 || files[0].Name != "idms-ferry-4-15-0-x86-64.yaml" || files[1].Name != "itms-ferry-4-15-0-x86-64.yaml" ||
-		string(files[0].Data) != string(m.ImageDigestMirrorSet) || string(files[1].Data) != string(m.ImageTagMirrorSet) {
+	if len(files) != 1 || files[0].Name != "idms-ferry-4-15-0-x86-64.yaml" || string(files[0].Data) != string(m.ImageDigestMirrorSet) ||
+		m.ImageTagMirrorSet != nil || len(m.TagRoutes) != 0 {
+		t.Errorf("files %+v, tag routes %+v", files, m.TagRoutes)
+	}
+}
+
+// TestMirrorSetsByTag: an image named by tag routes its source in the
+// ImageTagMirrorSet to the mirrors that hold its tag, and only there; a
+// digest-only source stays out of it; the digest forms route both.
+func TestMirrorSetsByTag(t *testing.T) {
+	const toolRepo, pinnedRepo = "registry.example/extras/tool", "registry.example/extras/pinned"
+	m, err := RoutedMirrorSets("x", []Route{
+		{Source: releaseRepo, Mirrors: []string{mirrorRepo}},
+		{Source: toolRepo, Mirrors: []string{mirrorRepo + "/extras/tool"}, ByTag: true},
+		{Source: toolRepo, Mirrors: []string{mirrorRepo}},
+		{Source: pinnedRepo, Mirrors: []string{mirrorRepo + "/extras/pinned"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var itms, idms mirrorObject
+	decodeStrict(t, m.ImageTagMirrorSet, &itms)
+	decodeStrict(t, m.ImageDigestMirrorSet, &idms)
+	if itms.Kind != KindImageTagMirrorSet || itms.APIVersion != ConfigAPIVersion || itms.Metadata.Name != "ferry-x" {
+		t.Errorf("tag mirror set %s %s %s", itms.APIVersion, itms.Kind, itms.Metadata.Name)
+	}
+	wantTag := []mirror{{Source: toolRepo, Mirrors: []string{mirrorRepo + "/extras/tool"}}}
+	if !slices.EqualFunc(itms.Spec["imageTagMirrors"], wantTag, mirrorEqual) || len(itms.Spec) != 1 {
+		t.Errorf("imageTagMirrors %+v, want %+v", itms.Spec, wantTag)
+	}
+	wantDigest := []mirror{
+		{Source: releaseRepo, Mirrors: []string{mirrorRepo}},
+		{Source: pinnedRepo, Mirrors: []string{mirrorRepo + "/extras/pinned"}},
+		{Source: toolRepo, Mirrors: []string{mirrorRepo + "/extras/tool", mirrorRepo}},
+	}
+	if !slices.EqualFunc(idms.Spec["imageDigestMirrors"], wantDigest, mirrorEqual) {
+		t.Errorf("imageDigestMirrors %+v, want %+v", idms.Spec, wantDigest)
+	}
+	files := m.Files()
+	if len(files) != 2 || files[1].Name != "itms-ferry-x.yaml" || string(files[1].Data) != string(m.ImageTagMirrorSet) {
 		t.Errorf("files %+v", files)
 	}
 }
@@ -172,7 +210,7 @@ func TestRoutedMirrorSets(t *testing.T) {
 		{Source: otherRepo, Mirrors: []string{mirrorRepo, mirrorRepo + "/org/both"}},
 		{Source: toolRepo, Mirrors: []string{mirrorRepo + "/extras/tool"}},
 	}
-	for key, data := range map[string][]byte{"imageDigestMirrors": m.ImageDigestMirrorSet, "imageTagMirrors": m.ImageTagMirrorSet,
+	for key, data := range map[string][]byte{"imageDigestMirrors": m.ImageDigestMirrorSet,
 		"repositoryDigestMirrors": m.ImageContentSourcePolicy} {
 		var obj mirrorObject
 		decodeStrict(t, data, &obj)
@@ -199,11 +237,11 @@ func TestMirrorSetsAreOneRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	routed, err := RoutedMirrorSets("x", []Route{{componentRepo, []string{mirrorRepo}}, {releaseRepo, []string{mirrorRepo}}})
+	routed, err := RoutedMirrorSets("x", []Route{{Source: componentRepo, Mirrors: []string{mirrorRepo}}, {Source: releaseRepo, Mirrors: []string{mirrorRepo}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pair := range [][2][]byte{{one.ImageDigestMirrorSet, routed.ImageDigestMirrorSet}, {one.ImageTagMirrorSet, routed.ImageTagMirrorSet},
+	for _, pair := range [][2][]byte{{one.ImageDigestMirrorSet, routed.ImageDigestMirrorSet},
 		{one.ImageContentSourcePolicy, routed.ImageContentSourcePolicy}, {one.InstallConfig, routed.InstallConfig}} {
 		if string(pair[0]) != string(pair[1]) {
 			t.Errorf("MirrorSets:\n%s\nRoutedMirrorSets:\n%s", pair[0], pair[1])

@@ -23,6 +23,9 @@ type AdditionalImage struct {
 	// TargetTag the tag it gets there (default: its source tag).
 	TargetRepo string
 	TargetTag  string
+	// Platforms, when set, narrow a list to these platforms' images: the
+	// image carried is a rewritten list with its own digest.
+	Platforms []Platform
 }
 
 // Additional is what an additional image resolved to.
@@ -30,9 +33,11 @@ type Additional struct {
 	AdditionalImage
 	Repository string
 	// Tag is the source tag Ref names ("" for a digest reference); Digest
-	// what it named when packed.
-	Tag    string
-	Digest digest.Digest
+	// what is carried: what it named when packed or, narrowed to
+	// Platforms, the rewritten list, and then SourceDigest what it named.
+	Tag          string
+	Digest       digest.Digest
+	SourceDigest digest.Digest
 	// Target is the repository path under the target it goes to, and
 	// TargetTag its tag there ("" for a digest reference).
 	Target    string
@@ -40,6 +45,10 @@ type Additional struct {
 	// AlreadyCarried names the role of the same image when a release or
 	// catalog carries it already: it is not carried twice.
 	AlreadyCarried string
+	// MovedFrom is the manifest an inventory (pack --since) says the
+	// mirror holds under Target:TargetTag, when it is not Digest: the tag
+	// moved since, and apply will move it in the mirror too.
+	MovedFrom digest.Digest
 }
 
 // Blocked is an image a blockedImages pattern left out.
@@ -144,6 +153,12 @@ func (w *walk) additionalImage(ctx context.Context, ai AdditionalImage) (Additio
 	if ai.TargetTag != "" {
 		a.TargetTag = ai.TargetTag
 	}
+	if len(ai.Platforms) > 0 {
+		a.SourceDigest = m.Digest
+		if m, err = narrowList(m, ai.Platforms); err != nil {
+			return Additional{}, err
+		}
+	}
 	a.Digest = m.Digest
 	key := imageKey(a.Repository, m.Digest)
 	w.mu.Lock()
@@ -157,14 +172,19 @@ func (w *walk) additionalImage(ctx context.Context, ai AdditionalImage) (Additio
 	if err != nil {
 		return Additional{}, err
 	}
+	if a.SourceDigest != "" {
+		w.mu.Lock()
+		w.rebuilt[key] = true // no registry holds it: no signature to look up
+		w.mu.Unlock()
+	}
 	w.setTarget(img, a.Target)
 	return a, nil
 }
 
 // setTarget sends img and its children to the repository path target.
-// Their blobs are always carried: an inventory (pack --since) lists what
-// the target repository holds, not what a repository under it holds, and
-// a registry takes a manifest only with its blobs in its own repository.
+// A registry takes a manifest only with its blobs in its own repository:
+// pack.LeaveOut leaves their blobs out only where the inventory says that
+// repository holds them.
 func (w *walk) setTarget(img *Image, target string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -176,9 +196,6 @@ func (w *walk) setTarget(img *Image, target string) {
 	}
 	for _, im := range images {
 		im.Target = target
-		for _, d := range im.Blobs {
-			w.blobs[d].ReleaseFiles = true
-		}
 	}
 }
 

@@ -167,8 +167,9 @@ type Blob struct {
 	// already holds them: a release image's config and each of its layers
 	// the walk read release-manifests/ from, the payloads of cosign
 	// signature images and a catalog's catalog layer (the offline proof
-	// and checks read exactly these again), and the blobs of images that
-	// go to a repository under the target (see walk.setTarget).
+	// and checks read exactly these again). The blobs of images that go to
+	// a repository under the target are left out only where that same
+	// repository holds them (pack.LeaveOut).
 	ReleaseFiles bool
 }
 

@@ -345,11 +345,7 @@ func (w *walk) sigstoreTags(ctx context.Context) error {
 			// Apply proves the signatures again from the bundle, so their
 			// payloads travel even when the target holds them (the
 			// config, which no check reads, need not).
-			carry := sig.Blobs[1:]
-			if sig.Target != "" {
-				carry = sig.Blobs // see setTarget
-			}
-			for _, d := range carry {
+			for _, d := range sig.Blobs[1:] {
 				w.blobs[d].ReleaseFiles = true
 			}
 			w.mu.Unlock()

@@ -72,7 +72,7 @@ component digest. Nothing is pushed until all of it holds.
 Then it pushes every blob straight from the tar (no extraction; blobs the target has
 are skipped), every manifest byte for byte, and the tags <version>-<arch> and
 <version>-<arch>-<component>; renders the signature ConfigMaps, ImageDigestMirrorSet
-and ImageTagMirrorSet into --output-dir; applies them with server-side apply; and
+(and, for images named by tag, ImageTagMirrorSet) into --output-dir; applies them with server-side apply; and
 prints the 'oc adm upgrade' command to run next. An interrupted apply, rerun,
 continues where it stopped.
 

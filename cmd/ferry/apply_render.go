@@ -37,7 +37,7 @@ func (o *applyOptions) render(env *environment, r *bundle.Reader, proof *trust.R
 func (o *applyOptions) writeRendered(env *environment, name string, configMaps []manifests.File, proof *trust.Report, sum *applySummary) (_ *apply.Rendered, err error) {
 	step := beginStep(o.progress(env), "rendering manifests into "+o.outDir(name))
 	defer func() { step.Done(plural(len(sum.Rendered), "file"), err) }()
-	rendered, err := apply.Render(apply.RenderOptions{Name: name, ConfigMaps: configMaps, Sources: proof.Sources, Routes: proof.Routes, Target: o.to, ICSP: o.icsp,
+	rendered, err := apply.Render(apply.RenderOptions{Name: name, ConfigMaps: configMaps, Sources: proof.Sources, Routes: proof.Routes, TagRoutes: proof.TagRoutes, Target: o.to, ICSP: o.icsp,
 		Catalogs: proof.Catalogs, TargetVersion: targetVersion(proof), DisableDefaultSources: o.disableDefaultSources,
 		GraphData: proof.GraphData})
 	if err != nil {

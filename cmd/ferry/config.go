@@ -147,6 +147,9 @@ func parsePackConfig(path string, data []byte) (*packConfig, error) {
 		}
 	}
 	for _, a := range cfg.AdditionalImages {
+		if _, err := a.platforms(); err != nil {
+			return nil, fmt.Errorf("%s:%d: additionalImages %s: platforms: %w", path, keys.lineOf("platforms"), a.Name, err)
+		}
 		if a.TargetRepo == "" {
 			continue
 		}

@@ -46,6 +46,10 @@ imageSignatureStores:
 additionalImages:
   - name: registry.redhat.io/openshift4/ose-must-gather:latest
     targetRepo: tools/must-gather
+  - name: registry.example/tools/debug:1.0
+    platforms:
+      - linux/amd64
+      - linux/arm64/v8
 blockedImages:
   - -debug$
 kubeVirtContainer: true
@@ -89,6 +93,7 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"misspelt operators key", "apiVersion: ferry/v1alpha1\nkind: Bundle\noperators:\n  - catalog: r.example/index:v1\n    packges: []\n", []string{":5:", `"packges"`}},
 		{"bad blocked pattern", "apiVersion: ferry/v1alpha1\nkind: Bundle\nblockedImages: [\"(\"]\n", []string{"blockedImages", "("}},
 		{"bad target repo", "apiVersion: ferry/v1alpha1\nkind: Bundle\nadditionalImages:\n  - name: r.example/a:1\n    targetRepo: ../x\n", []string{"targetRepo", "../x"}},
+		{"bad platform", "apiVersion: ferry/v1alpha1\nkind: Bundle\nadditionalImages:\n  - name: r.example/a:1\n    platforms: [amd64]\n", []string{":5:", "platforms", "amd64", "linux/amd64"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

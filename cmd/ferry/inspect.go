@@ -253,6 +253,12 @@ func printExtrasRecord(out io.Writer, idx *bundle.Index) {
 		if a.AlreadyCarried != "" {
 			fmt.Fprintf(out, " (already carried as %s)", clean(a.AlreadyCarried))
 		}
+		if a.MovedFrom != "" {
+			fmt.Fprintf(out, "\n  tag moved: the mirror's inventory had %s under it", a.MovedFrom)
+		}
+		if a.SourceDigest != "" {
+			fmt.Fprintf(out, "\n  narrowed to %s from %s: a new digest, which pulls by the source digest do not find", clean(strings.Join(a.Platforms, ", ")), a.SourceDigest)
+		}
 		fmt.Fprintln(out)
 	}
 	for _, b := range idx.Blocked {

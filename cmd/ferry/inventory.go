@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -16,12 +17,14 @@ import (
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/internal/fileio"
 	"github.com/ferryhq/ferry/internal/regularfile"
+	"github.com/ferryhq/ferry/mirror"
 	"github.com/ferryhq/ferry/mirror/inventory"
 	"github.com/ferryhq/ferry/mirror/registry"
 )
 
 type inventoryOptions struct {
 	to         string
+	repos      cli.StringSlice
 	fromBundle string
 	// operators and kubeconfig: the cluster's installed OLM operators
 	// instead of the mirror's contents.
@@ -38,6 +41,8 @@ func inventoryCommand(env *environment) *cli.Command {
 	o := &inventoryOptions{registry: registryFlags{prefix: "dest"}}
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "to", Usage: "mirror `REGISTRY/REPO` to read, as given to 'ferry apply --to'", Destination: &o.to},
+		&cli.StringSliceFlag{Name: "repo", Usage: "with --to: also read the repository `PATH` under it, where an additional image went " +
+			"(repeatable; " + mirror.GraphImageTarget + ", the graph-data image's, is always read)", Destination: &o.repos},
 		&cli.StringFlag{Name: "from-bundle", Usage: "derive the inventory from a `BUNDLE` applied to the mirror instead", Destination: &o.fromBundle},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "inventory.json", Usage: "inventory `FILE` to write (- for stdout)", Destination: &o.output},
 		&cli.IntFlag{Name: "parallel", Value: registry.DefaultParallel, Usage: "manifests read at once", Destination: &o.parallel},
@@ -58,7 +63,11 @@ the connected side: 'ferry pack --since inventory.json' then leaves all of that 
 the next bundle. The file holds no credentials and nothing secret.
 
 With --to ferry reads the registry: it lists the repository's tags and reads each
-manifest (a registry cannot list blobs, but holds a manifest only with its blobs).
+manifest (a registry cannot list blobs, but holds a manifest only with its blobs); and
+the same, with every tag, for the repositories under it that ferry pushes to: graph-image
+and each --repo PATH (an additional image's path, as 'ferry inspect' shows it). A bundle
+packed --since the inventory then leaves out what each of those already holds too, and
+reports a tag that names another image than when the inventory was made.
 With --from-bundle it derives the same from a bundle that was applied to the mirror
 (its manifests, their blobs and its prerequisites), without any network access; data
 volumes are found beside BUNDLE by name, or given after it.
@@ -71,6 +80,7 @@ next update and which version of each to carry.
 
 Examples:
   ferry inventory --to registry.example:5000/ocp4/openshift4 -o inventory.json
+  ferry inventory --to registry.example:5000/ocp4/openshift4 --repo openshift4/ose-must-gather -o inventory.json
   ferry inventory --from-bundle ocp-4.15.0.tar -o inventory.json
   ferry inventory --operators --kubeconfig ~/kubeconfig`,
 		Flags: flags,
@@ -94,6 +104,8 @@ func (o *inventoryOptions) check() error {
 		return errors.New("give either --to REGISTRY/REPO or --from-bundle BUNDLE")
 	case len(o.volumes) > 0 && o.fromBundle == "":
 		return errors.New("VOLUME arguments go with --from-bundle")
+	case len(o.repos.Value()) > 0 && o.to == "":
+		return errors.New("--repo goes with --to (a bundle names its repositories itself)")
 	case o.output == "":
 		return errors.New("--output: give a file, or - for stdout")
 	case o.parallel < 1:
@@ -104,7 +116,24 @@ func (o *inventoryOptions) check() error {
 			return fmt.Errorf("--to %q: %w", o.to, err)
 		}
 	}
+	for _, p := range o.repos.Value() {
+		if err := mirror.CheckTargetRepo(p); err != nil {
+			return fmt.Errorf("--repo: %w", err)
+		}
+	}
 	return nil
+}
+
+// paths are the repositories under --to to read: graph-image and --repo,
+// each once.
+func (o *inventoryOptions) paths() []string {
+	paths := []string{mirror.GraphImageTarget}
+	for _, p := range o.repos.Value() {
+		if !slices.Contains(paths, p) {
+			paths = append(paths, p)
+		}
+	}
+	return paths
 }
 
 func (o *inventoryOptions) run(ctx context.Context, env *environment) error {
@@ -175,12 +204,16 @@ func (o *inventoryOptions) collect(ctx context.Context, env *environment) (*inve
 	inv, err := inventory.Scan(ctx, o.to, inventory.ScanOptions{
 		Registry: regOpts,
 		Parallel: o.parallel,
+		Paths:    o.paths(),
 		Progress: func(_, total int) {
 			announce.Do(func() { env.log.Info("reading the manifest of every tag", "repository", o.to, "tags", total) })
 		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("inventory of %s: %w", o.to, err)
+	}
+	for _, r := range inv.Repositories {
+		env.log.Info("repository under the target read", "path", r.Path, "tags", len(r.Tags), "blobs", len(r.Blobs))
 	}
 	if len(inv.Manifests) == 0 {
 		env.log.Warn("the repository holds no tagged image: the inventory is empty, and a bundle packed against it is complete", "repository", o.to)
@@ -197,6 +230,16 @@ type inventorySummary struct {
 	Manifests int      `json:"manifests"`
 	Blobs     int      `json:"blobs"`
 	Bytes     int64    `json:"bytes"`
+	// Repositories are the paths under the target read, with their tags
+	// and blobs.
+	Repositories []inventoryRepository `json:"repositories,omitempty"`
+}
+
+// inventoryRepository is one repository under the target in the summary.
+type inventoryRepository struct {
+	Path  string `json:"path"`
+	Tags  int    `json:"tags"`
+	Blobs int    `json:"blobs"`
 }
 
 func (o *inventoryOptions) printSummary(env *environment, inv *inventory.Inventory, size int64) error {
@@ -206,6 +249,10 @@ func (o *inventoryOptions) printSummary(env *environment, inv *inventory.Invento
 		s.Releases = append(s.Releases, r.Version+"-"+r.Arch)
 	}
 	sort.Strings(s.Releases)
+	for _, r := range inv.Repositories {
+		s.Repositories = append(s.Repositories, inventoryRepository{Path: r.Path, Tags: len(r.Tags), Blobs: len(r.Blobs)})
+	}
+	sort.Slice(s.Repositories, func(i, j int) bool { return s.Repositories[i].Path < s.Repositories[j].Path })
 	if o.json {
 		return jsonEncode(env.stdout, s)
 	}
@@ -213,8 +260,11 @@ func (o *inventoryOptions) printSummary(env *environment, inv *inventory.Invento
 	if len(s.Releases) > 0 {
 		releases = strings.Join(s.Releases, ", ")
 	}
-	fmt.Fprintf(env.stdout, "%s: releases %s; %d manifests, %d blobs (%s)\nwrote %s (%s)\n",
-		s.Source, releases, s.Manifests, s.Blobs, formatBytes(s.Bytes), s.Inventory, formatBytes(s.Size))
+	fmt.Fprintf(env.stdout, "%s: releases %s; %d manifests, %d blobs (%s)\n", s.Source, releases, s.Manifests, s.Blobs, formatBytes(s.Bytes))
+	for _, r := range s.Repositories {
+		fmt.Fprintf(env.stdout, "  under it, %s: %d tags, %d blobs\n", r.Path, r.Tags, r.Blobs)
+	}
+	fmt.Fprintf(env.stdout, "wrote %s (%s)\n", s.Inventory, formatBytes(s.Size))
 	return nil
 }
 

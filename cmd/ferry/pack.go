@@ -97,9 +97,11 @@ releases share are stored once, and the index records the path so that 'ferry ap
 prints the update steps in order.
 
 With --since (an inventory written by 'ferry inventory' on the bastion) the bundle
-leaves out every config and layer the mirror already holds and lists them as
-prerequisites: 'ferry apply' checks they are all in the target before it pushes
-anything. Manifests, and the release image layers the chain of trust is read from,
+leaves out every config and layer the mirror already holds (in the repository each
+image goes to: the target, or the path under it of an additional or graph-data image)
+and lists them as prerequisites: 'ferry apply' checks they are all there before it
+pushes anything; a tag of an additional image that names another image than the
+inventory saw is reported. Manifests, and the release image layers the chain of trust is read from,
 are always carried. Such a bundle applies wherever its prerequisites are present.
 
 With --sign-key the packer signs the bundle: a detached OpenPGP signature of the index
@@ -171,6 +173,7 @@ func (o *packOptions) run(ctx context.Context, env *environment) error {
 	}
 	defer plan.Close()
 	blobs, prereqs, mismatches := pack.LeaveOut(plan, inv)
+	warnMovedTags(env, pack.MovedTags(plan, inv))
 	for _, m := range mismatches {
 		env.log.Warn("the inventory gives a blob another size; carrying it", "blob", m.Digest, "size", m.Size, "inventory", m.InventorySize)
 	}

@@ -35,6 +35,21 @@ type configImage struct {
 	Name       string `yaml:"name" json:"name"`
 	TargetRepo string `yaml:"targetRepo,omitempty" json:"targetRepo,omitempty"`
 	TargetTag  string `yaml:"targetTag,omitempty" json:"targetTag,omitempty"`
+	// Platforms narrow a list to these os/arch[/variant] (all by default).
+	Platforms []string `yaml:"platforms,omitempty" json:"platforms,omitempty"`
+}
+
+// platforms parses the entry's platforms.
+func (c configImage) platforms() ([]mirror.Platform, error) {
+	var out []mirror.Platform
+	for _, s := range c.Platforms {
+		p, err := mirror.ParsePlatform(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 func (f *extrasFlags) flags() []cli.Flag {
@@ -73,7 +88,11 @@ func (f *extrasFlags) additional() ([]mirror.AdditionalImage, error) {
 				return nil, usageError(fmt.Errorf("additionalImages %s: %w", c.Name, err))
 			}
 		}
-		out = append(out, mirror.AdditionalImage{Ref: c.Name, TargetRepo: c.TargetRepo, TargetTag: c.TargetTag})
+		platforms, err := c.platforms()
+		if err != nil {
+			return nil, usageError(fmt.Errorf("additionalImages %s: %w", c.Name, err))
+		}
+		out = append(out, mirror.AdditionalImage{Ref: c.Name, TargetRepo: c.TargetRepo, TargetTag: c.TargetTag, Platforms: platforms})
 	}
 	return out, nil
 }
@@ -126,6 +145,12 @@ func logExtras(env *environment, plan *mirror.Plan) {
 		if a.AlreadyCarried != "" {
 			env.log.Info("additional image already carried", "image", a.Ref, "as", a.AlreadyCarried)
 		}
+		if a.SourceDigest != "" {
+			env.log.Warn("additional image narrowed to its platforms: its digest changed, and pulls by the source digest will not find it "+
+				"(the ImageDigestMirrorSet cannot serve them); pull it by tag, or by the new digest",
+				"image", a.Ref, "platforms", a.Platforms, "source_digest", a.SourceDigest, "digest", a.Digest,
+				"pull", "<target>/"+a.Target+"@"+a.Digest.String())
+		}
 	}
 	for _, r := range plan.Releases {
 		for _, k := range r.KubeVirt {
@@ -134,5 +159,15 @@ func logExtras(env *environment, plan *mirror.Plan) {
 	}
 	if g := plan.Graph; g != nil {
 		env.log.Info("graph-data image built", "version", g.Data.Version, "base", g.Base, "digest", g.Digest)
+	}
+}
+
+// warnMovedTags says which additional images' tags name another image than
+// the inventory saw in the mirror (pack.MovedTags): the site may rely on
+// the old one, and apply will move the tag.
+func warnMovedTags(env *environment, moved []mirror.Additional) {
+	for _, a := range moved {
+		env.log.Warn("additional image's tag moved since the inventory: apply will point it at the new image",
+			"image", a.Ref, "tag", "<target>/"+a.Target+":"+a.TargetTag, "mirror_has", a.MovedFrom, "now", a.Digest)
 	}
 }

@@ -73,11 +73,24 @@ func FromPlan(plan *mirror.Plan, signed map[digest.Digest][]signature.Accepted, 
 	for _, c := range plan.Catalogs {
 		p.Catalogs = append(p.Catalogs, trust.Catalog{Catalog: pack.CatalogRecord(c), Proof: trust.SourceRegistry})
 	}
+	p.TagRoutes = tagRoutes(plan)
 	if g := plan.Graph; g != nil {
 		p.GraphData = &trust.GraphData{Proof: trust.SourceRegistry, GraphData: bundle.GraphData{Version: g.Data.Version, Releases: g.Data.Versions,
 			Base: g.Base, Source: g.Repository, Digest: g.Digest, Target: g.Target, Tag: g.Tag}}
 	}
 	return p, nil
+}
+
+// tagRoutes are the paths that hold the plan's additional images named by
+// tag under that tag, by source (as trust.Report.TagRoutes).
+func tagRoutes(plan *mirror.Plan) map[string][]string {
+	routes := map[string][]string{}
+	for _, a := range plan.Additional {
+		if a.Tag != "" && a.TargetTag == a.Tag && a.AlreadyCarried == "" && !slices.Contains(routes[a.Repository], a.Target) {
+			routes[a.Repository] = append(routes[a.Repository], a.Target)
+		}
+	}
+	return routes
 }
 
 // catalogImages are the images of a plan that came with its catalogs

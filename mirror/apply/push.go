@@ -52,6 +52,9 @@ type Options struct {
 	// Retry is the policy for reopening a non-seekable blob stream.
 	Retry    registry.RetryPolicy
 	Progress mirror.Progress
+	// checked says the Prerequisites were checked already (PushAll checks
+	// every repository's before pushing anything).
+	checked bool
 }
 
 // Result counts what Push did (or, with DryRun, would do).
@@ -93,26 +96,37 @@ type Opener func(ctx context.Context, repo string) (*registry.Destination, error
 
 // PushAll copies images from src into the target repository to and the
 // repositories under it their Target names (to + "/" + Target), one
-// Push per repository: to's first, so that its prerequisites are checked
-// before anything is pushed, then the others in the order of their paths.
-// Prerequisites concern to alone: an image under a path carries its blobs
-// in the bundle (trust.Check refuses one that does not), because a
-// registry looks for a blob in one repository only. The Result sums them
-// all; on error it counts what was done before it.
+// Push per repository: to's first, then the others in the order of their
+// paths. Each prerequisite is checked in the repository its Target names,
+// all of them before anything is pushed: a registry finds a blob only in
+// the repository a manifest is pushed to. The Result sums them all; on
+// error it counts what was done before it.
 func PushAll(ctx context.Context, src Source, images []trust.Image, open Opener, to string, opts Options) (*Result, error) {
 	groups := map[string][]trust.Image{}
 	for _, img := range images {
 		groups[img.Target] = append(groups[img.Target], img)
 	}
-	if _, ok := groups[""]; !ok && len(opts.Prerequisites) > 0 {
-		groups[""] = nil // still checked, as when to has images
+	prereqs := map[string][]bundle.Prerequisite{}
+	for _, p := range opts.Prerequisites {
+		prereqs[p.Target] = append(prereqs[p.Target], p)
+		if _, ok := groups[p.Target]; !ok {
+			groups[p.Target] = nil // still checked, as when it has images
+		}
 	}
 	total := &Result{}
+	// The target's own are checked by its Push, which comes first; those
+	// of the paths under it here, before it.
+	for _, target := range slices.Sorted(maps.Keys(prereqs)) {
+		if target == "" {
+			continue
+		}
+		if err := checkPrerequisitesIn(ctx, open, MirrorOf(to, target), opts, prereqs[target], total); err != nil {
+			return total, err
+		}
+	}
 	for _, target := range slices.Sorted(maps.Keys(groups)) { // "" (to itself) sorts first
 		repo, groupOpts := MirrorOf(to, target), opts
-		if target != "" {
-			groupOpts.Prerequisites = nil
-		}
+		groupOpts.Prerequisites, groupOpts.checked = prereqs[target], target != ""
 		res, err := pushTo(ctx, src, groups[target], open, repo, groupOpts)
 		total.add(res)
 		if err != nil {
@@ -120,6 +134,21 @@ func PushAll(ctx context.Context, src Source, images []trust.Image, open Opener,
 		}
 	}
 	return total, nil
+}
+
+// checkPrerequisitesIn opens repo and checks prereqs there, counting them
+// in res.
+func checkPrerequisitesIn(ctx context.Context, open Opener, repo string, opts Options, prereqs []bundle.Prerequisite, res *Result) (err error) {
+	dest, err := open(ctx, repo)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", repo, err)
+	}
+	defer fileio.CloseInto(&err, dest, repo)
+	if opts.Parallel < 1 {
+		opts.Parallel = 1
+	}
+	opts.Prerequisites = prereqs
+	return checkPrerequisites(ctx, dest, opts, res)
 }
 
 // pushTo opens repo and pushes images into it.
@@ -157,11 +186,13 @@ func Push(ctx context.Context, src Source, images []trust.Image, dest *registry.
 		opts.Progress = mirror.NoProgress
 	}
 	res := &Result{}
-	step := stepIf(opts, len(opts.Prerequisites) > 0, fmt.Sprintf("checking %d prerequisites in %s", len(opts.Prerequisites), dest.Repository()))
-	err := checkPrerequisites(ctx, dest, opts, res)
-	step.Done("all in the target", err)
-	if err != nil {
-		return res, err
+	if !opts.checked {
+		step := stepIf(opts, len(opts.Prerequisites) > 0, fmt.Sprintf("checking %d prerequisites in %s", len(opts.Prerequisites), dest.Repository()))
+		err := checkPrerequisites(ctx, dest, opts, res)
+		step.Done("all in the target", err)
+		if err != nil {
+			return res, err
+		}
 	}
 	blobs := blobsOf(images, opts.Prerequisites)
 	order := ManifestOrder(images)
@@ -171,8 +202,8 @@ func Push(ctx context.Context, src Source, images []trust.Image, dest *registry.
 	if err := pushBlobs(ctx, src, dest, blobs, owners(images), opts, res); err != nil {
 		return res, err
 	}
-	step = stepIf(opts, len(order) > 0, fmt.Sprintf("pushing %d manifests", len(order)))
-	err = pushManifests(ctx, src, dest, order, res)
+	step := stepIf(opts, len(order) > 0, fmt.Sprintf("pushing %d manifests", len(order)))
+	err := pushManifests(ctx, src, dest, order, res)
 	step.Done(fmt.Sprintf("%d pushed", res.Manifests), err)
 	if err != nil {
 		return res, err

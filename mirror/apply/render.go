@@ -11,7 +11,8 @@ import (
 // Rendered is what the cluster needs for a set of proven images.
 type Rendered struct {
 	// Objects are applied to the cluster, in order: the signature
-	// ConfigMaps, the ImageDigestMirrorSet and ImageTagMirrorSet, the
+	// ConfigMaps, the ImageDigestMirrorSet and, when an image is pulled by
+	// tag, the ImageTagMirrorSet, the
 	// CatalogSources and, on request, the OperatorHub that turns the
 	// default sources off.
 	Objects []manifests.File
@@ -35,7 +36,12 @@ type RenderOptions struct {
 	// itself for "" or when Routes does not name it.
 	Sources []string
 	Routes  map[string][]string
-	Target  string
+	// TagRoutes are the paths that hold a source's images under their
+	// source tags (trust.Report.TagRoutes): the ImageTagMirrorSet routes
+	// pulls by tag of those sources there, and renders nothing without
+	// them.
+	TagRoutes map[string][]string
+	Target    string
 	// ICSP adds the legacy ImageContentSourcePolicy.
 	ICSP bool
 	// Catalogs are the proven operator catalogs, each served from Target
@@ -85,7 +91,8 @@ func Render(o RenderOptions) (*Rendered, error) {
 }
 
 // routes are the mirror-set routes of o's sources, in the order of their
-// paths: the target itself (path "") first.
+// paths: the target itself (path "") first; a source pulled by tag has a
+// second route, by tag, to the paths that hold its tags.
 func (o RenderOptions) routes() []manifests.Route {
 	routes := make([]manifests.Route, 0, len(o.Sources))
 	for _, s := range o.Sources {
@@ -98,6 +105,13 @@ func (o RenderOptions) routes() []manifests.Route {
 			r.Mirrors = append(r.Mirrors, MirrorOf(o.Target, p))
 		}
 		routes = append(routes, r)
+		if tagged := o.TagRoutes[s]; len(tagged) > 0 {
+			r := manifests.Route{Source: s, ByTag: true}
+			for _, p := range slices.Sorted(slices.Values(tagged)) {
+				r.Mirrors = append(r.Mirrors, MirrorOf(o.Target, p))
+			}
+			routes = append(routes, r)
+		}
 	}
 	return routes
 }

@@ -115,26 +115,68 @@ func TestPushAllChecksPrerequisitesFirst(t *testing.T) {
 	}
 }
 
+// TestPushAllChecksPathPrerequisitesFirst: a prerequisite of a path under
+// the target is looked for in that path's repository, before anything is
+// written, even the target repository, which sorts first and holds the
+// blob: a registry does not look for a blob in another repository.
+func TestPushAllChecksPathPrerequisitesFirst(t *testing.T) {
+	_, _, r, proof := bundleWithTool(t)
+	reg := testbed.NewMemoryRegistry(t)
+	layer := []byte("a layer the target holds, its path not")
+	d, err := reg.PushBlob(context.Background(), targetRepo, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prereq := bundle.Prerequisite{Digest: d, MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Size: int64(len(layer)), Target: toolTarget}
+	_, err = apply.PushAll(context.Background(), apply.BundleSource{Reader: r}, proof.Images, opener(), reg.Host+"/"+targetRepo,
+		apply.Options{Prerequisites: []bundle.Prerequisite{prereq}})
+	var mp *apply.MissingPrerequisitesError
+	if !errors.As(err, &mp) || mp.Target != reg.Host+"/"+targetRepo+"/"+toolTarget {
+		t.Fatalf("got %v, want a MissingPrerequisitesError for %s", err, toolTarget)
+	}
+	if tags, err := reg.Client().Tags(context.Background(), targetRepo); err == nil && len(tags) > 0 {
+		t.Fatalf("the target repository was written: tags %v", tags)
+	}
+	// Held where it is needed, it is found there and left out of the push.
+	if _, err := reg.PushBlob(context.Background(), targetRepo+"/"+toolTarget, layer); err != nil {
+		t.Fatal(err)
+	}
+	res, err := apply.PushAll(context.Background(), apply.BundleSource{Reader: r}, proof.Images, opener(), reg.Host+"/"+targetRepo,
+		apply.Options{Prerequisites: []bundle.Prerequisite{prereq}})
+	if err != nil || res.Prerequisites != 1 {
+		t.Fatalf("push with the path's prerequisite present: %+v, %v", res, err)
+	}
+}
+
 // idmsMirrors reads the routes of a rendered ImageDigestMirrorSet.
 func idmsMirrors(t *testing.T, r *apply.Rendered) map[string][]string {
 	t.Helper()
+	return renderedMirrors(t, r, "idms-", "imageDigestMirrors")
+}
+
+// renderedMirrors reads the mirrors of the rendered object whose file
+// name starts with prefix, from its spec's list field; nil when no such
+// object is rendered.
+func renderedMirrors(t *testing.T, r *apply.Rendered, prefix, field string) map[string][]string {
+	t.Helper()
 	var obj struct {
-		Spec struct {
-			ImageDigestMirrors []struct {
-				Source  string   `yaml:"source"`
-				Mirrors []string `yaml:"mirrors"`
-			} `yaml:"imageDigestMirrors"`
+		Spec map[string][]struct {
+			Source  string   `yaml:"source"`
+			Mirrors []string `yaml:"mirrors"`
 		} `yaml:"spec"`
 	}
 	for _, f := range r.Objects {
-		if strings.HasPrefix(f.Name, "idms-") {
+		if strings.HasPrefix(f.Name, prefix) {
 			if err := yaml.Unmarshal(f.Data, &obj); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
+	if obj.Spec == nil {
+		return nil
+	}
 	out := map[string][]string{}
-	for _, m := range obj.Spec.ImageDigestMirrors {
+	for _, m := range obj.Spec[field] {
 		out[m.Source] = m.Mirrors
 	}
 	return out
@@ -157,9 +199,12 @@ func TestRenderRoutes(t *testing.T) {
 			t.Fatal(err)
 		}
 		all := slices.Concat(r.Objects, r.Extra)
-		want := map[string][]byte{"idms-ferry-x.yaml": old.ImageDigestMirrorSet, "itms-ferry-x.yaml": old.ImageTagMirrorSet,
+		want := map[string][]byte{"idms-ferry-x.yaml": old.ImageDigestMirrorSet,
 			"icsp-ferry-x.yaml": old.ImageContentSourcePolicy, "install-config-snippet.yaml": old.InstallConfig}
 		for _, f := range all {
+			if strings.HasPrefix(f.Name, "itms-") {
+				t.Errorf("routes %v: %s rendered though nothing is pulled by tag", routes, f.Name)
+			}
 			if w, ok := want[f.Name]; ok && !bytes.Equal(f.Data, w) {
 				t.Errorf("routes %v: %s changed:\n%s\nwant\n%s", routes, f.Name, f.Data, w)
 			}
@@ -200,6 +245,49 @@ func TestRenderProvenRoutes(t *testing.T) {
 	got := idmsMirrors(t, r)
 	if !slices.Equal(got[toolRepo], []string{to + "/" + toolTarget}) || !slices.Equal(got[trusttest.ReleaseRepo], []string{to}) {
 		t.Errorf("routes %v", got)
+	}
+}
+
+// TestRenderTagRoutes: of two additional images under their paths, the
+// one named by tag routes its source by tag to its path, the one named by
+// digest only by digest; both route by digest, and the release stays out
+// of the ImageTagMirrorSet.
+func TestRenderTagRoutes(t *testing.T) {
+	const pinnedRepo, pinnedTarget = "registry.example/extras/pinned", "extras/pinned"
+	fx := trusttest.Write(t, t.TempDir(), []string{"etcd"}, bundle.WriteOptions{})
+	tool := fx.Image(t, toolRepo, bundle.RoleAdditional, "v1.2", []byte("tool layer"))
+	pinned := fx.Image(t, pinnedRepo, bundle.RoleAdditional, "", []byte("pinned layer"))
+	pinned.Tags = nil // named by digest: no tag
+	tool.Target, pinned.Target = toolTarget, pinnedTarget
+	idx := &bundle.Index{Tool: fx.Index.Tool, Releases: fx.Index.Releases, Images: append(slices.Clone(fx.Index.Images), tool, pinned),
+		Additional: []bundle.AdditionalImage{
+			{Ref: toolRepo + ":v1.2", Source: toolRepo, Tag: "v1.2", Digest: tool.Digest, Target: toolTarget, TargetTag: "v1.2"},
+			{Ref: pinnedRepo + "@" + pinned.Digest.String(), Source: pinnedRepo, Digest: pinned.Digest, Target: pinnedTarget},
+		}}
+	path := filepath.Join(t.TempDir(), "extras.tar")
+	trusttest.WriteFiles(t, path, fx.Files, idx, bundle.WriteOptions{})
+	r, err := bundle.Open(path, bundle.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	proof := trust.Check(context.Background(), r, trust.Options{Keyring: fx.Keyring, AllowUnproven: true})
+	if !proof.OK() {
+		t.Fatalf("proof: %v", proof.Faults)
+	}
+	const to = "registry.example:5000/ocp4/openshift4"
+	rendered, err := apply.Render(apply.RenderOptions{Name: "x", Sources: proof.Sources, Routes: proof.Routes, TagRoutes: proof.TagRoutes, Target: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTag := renderedMirrors(t, rendered, "itms-", "imageTagMirrors")
+	if len(byTag) != 1 || !slices.Equal(byTag[toolRepo], []string{to + "/" + toolTarget}) {
+		t.Errorf("imageTagMirrors %v, want only %s -> %s/%s", byTag, toolRepo, to, toolTarget)
+	}
+	byDigest := idmsMirrors(t, rendered)
+	if !slices.Equal(byDigest[toolRepo], []string{to + "/" + toolTarget}) || !slices.Equal(byDigest[pinnedRepo], []string{to + "/" + pinnedTarget}) ||
+		!slices.Equal(byDigest[trusttest.ReleaseRepo], []string{to}) {
+		t.Errorf("imageDigestMirrors %v", byDigest)
 	}
 }
 

@@ -38,13 +38,15 @@ type Builder struct {
 	manifests map[digest.Digest]bool
 	blobs     map[digest.Digest]Blob
 	releases  map[string]Release // by <version>-<arch>
+	tags      map[string]digest.Digest
 	// maxEntries replaces MaxEntries when > 0, for tests.
 	maxEntries int
 }
 
 // NewBuilder returns an empty Builder.
 func NewBuilder() *Builder {
-	return &Builder{manifests: map[digest.Digest]bool{}, blobs: map[digest.Digest]Blob{}, releases: map[string]Release{}}
+	return &Builder{manifests: map[digest.Digest]bool{}, blobs: map[digest.Digest]Blob{}, releases: map[string]Release{},
+		tags: map[string]digest.Digest{}}
 }
 
 // HasManifest reports whether the manifest d was added.
@@ -137,6 +139,33 @@ func (b *Builder) AddRelease(version, arch string, d digest.Digest) {
 	b.releases[version+"-"+arch] = Release{Version: version, Arch: arch, Digest: d}
 }
 
+// AddTag records that tag names the manifest d. Only a Repository
+// lists tags.
+func (b *Builder) AddTag(tag string, d digest.Digest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tags[tag] = d
+}
+
+// Repository returns what was collected as the repository at path under
+// the target: tags, manifests and blobs (releases are not kept).
+func (b *Builder) Repository(path string) Repository {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := Repository{Path: path, Tags: make([]Tag, 0, len(b.tags)), Manifests: make([]digest.Digest, 0, len(b.manifests)),
+		Blobs: make([]Blob, 0, len(b.blobs))}
+	for name, d := range b.tags {
+		r.Tags = append(r.Tags, Tag{Name: name, Digest: d})
+	}
+	for d := range b.manifests {
+		r.Manifests = append(r.Manifests, d)
+	}
+	for _, bl := range b.blobs {
+		r.Blobs = append(r.Blobs, bl)
+	}
+	return r
+}
+
 // Inventory returns what was collected, with the given source, created
 // now.
 func (b *Builder) Inventory(source string) *Inventory {
@@ -163,13 +192,25 @@ func (b *Builder) Inventory(source string) *Inventory {
 
 // FromBundle derives what a mirror holds once the bundle has been applied
 // to it: every manifest the bundle carries and every blob they reference
-// (carried or prerequisite), its prerequisites, and its releases. Only the
-// index and the manifests (in volume 0) are read; each manifest is checked
-// against its digest.
+// (carried or prerequisite), its prerequisites, and its releases; the
+// images under a path of the target (Image.Target) in the Repositories,
+// with their tags. Only the index and the manifests (in volume 0) are
+// read; each manifest is checked against its digest.
 func FromBundle(r *bundle.Reader) (*Inventory, error) {
 	idx := r.Index()
-	b := NewBuilder()
+	root := NewBuilder()
+	under := map[string]*Builder{}
 	for _, img := range idx.Images {
+		b := root
+		if img.Target != "" {
+			if b = under[img.Target]; b == nil {
+				b = NewBuilder()
+				under[img.Target] = b
+			}
+			for _, tag := range img.Tags {
+				b.AddTag(tag, img.Digest)
+			}
+		}
 		data, err := r.ReadImageManifest(img.Digest)
 		if err != nil {
 			return nil, err
@@ -179,12 +220,22 @@ func FromBundle(r *bundle.Reader) (*Inventory, error) {
 		}
 	}
 	for _, p := range idx.Prerequisites {
+		b := root
+		if p.Target != "" {
+			if b = under[p.Target]; b == nil {
+				continue // no image of the bundle goes there: nothing was pushed
+			}
+		}
 		b.AddBlob(Blob{Digest: p.Digest, Size: p.Size, MediaType: p.MediaType})
 	}
 	for _, rel := range idx.Releases {
-		b.AddRelease(rel.Version, rel.Arch, rel.Digest)
+		root.AddRelease(rel.Version, rel.Arch, rel.Digest)
 	}
-	return b.Inventory("bundle " + idx.ID), nil
+	inv := root.Inventory("bundle " + idx.ID)
+	for path, b := range under {
+		inv.Repositories = append(inv.Repositories, b.Repository(path))
+	}
+	return inv, nil
 }
 
 // releaseTag reports whether a tag and the manifest it points at look like

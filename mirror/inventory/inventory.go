@@ -6,7 +6,9 @@
 // bundle applied there ([FromBundle]), and carried back across the gap to
 // `ferry pack --since`. It lists manifest digests, the configs and layers
 // those manifests reference (digest, size, media type) and the releases
-// tagged <version>-<arch>. It holds nothing secret: no credentials, no
+// tagged <version>-<arch>; and, in Repositories, the same with every tag
+// for the repositories under the target that ferry pushes to (additional
+// images, the graph-data image). It holds nothing secret: no credentials, no
 // host names beyond the source it was read from.
 //
 // An inventory is a claim, not a proof: a bundle packed against it records
@@ -57,6 +59,27 @@ type Inventory struct {
 	Releases  []Release       `json:"releases"`
 	Manifests []digest.Digest `json:"manifests"`
 	Blobs     []Blob          `json:"blobs"`
+	// Repositories are what repositories under the target hold, by their
+	// path under it; absent from inventories made before ferry read them
+	// (then nothing is known of them).
+	Repositories []Repository `json:"repositories,omitempty"`
+}
+
+// Repository is what one repository under the target holds: its tags and
+// the manifests and blobs they lead to. A registry looks for a blob in the
+// repository a manifest is pushed to, so these blobs count for this
+// repository alone.
+type Repository struct {
+	Path      string          `json:"path"`
+	Tags      []Tag           `json:"tags"`
+	Manifests []digest.Digest `json:"manifests"`
+	Blobs     []Blob          `json:"blobs"`
+}
+
+// Tag is a tag and the manifest it named when read.
+type Tag struct {
+	Name   string        `json:"name"`
+	Digest digest.Digest `json:"digest"`
 }
 
 // Release is a release image present in the mirror.
@@ -131,8 +154,41 @@ func (inv *Inventory) validate() error {
 		}
 		releases[key] = true
 	}
-	manifests := make(map[digest.Digest]bool, len(inv.Manifests))
-	for i, d := range inv.Manifests {
+	if err := validateHoldings(inv.Manifests, inv.Blobs); err != nil {
+		return err
+	}
+	paths := make(map[string]bool, len(inv.Repositories))
+	for i, r := range inv.Repositories {
+		if r.Path == "" || len(r.Path) > maxTextLength || paths[r.Path] {
+			return fmt.Errorf("repositories[%d]: path %q empty, longer than %d characters or listed twice", i, r.Path, maxTextLength)
+		}
+		paths[r.Path] = true
+		if err := r.validate(); err != nil {
+			return fmt.Errorf("repositories[%d] %s: %w", i, r.Path, err)
+		}
+	}
+	return nil
+}
+
+func (r *Repository) validate() error {
+	tags := make(map[string]bool, len(r.Tags))
+	for i, t := range r.Tags {
+		if t.Name == "" || len(t.Name) > maxTextLength || tags[t.Name] {
+			return fmt.Errorf("tags[%d]: %q empty, longer than %d characters or listed twice", i, t.Name, maxTextLength)
+		}
+		tags[t.Name] = true
+		if err := checkDigest(t.Digest); err != nil {
+			return fmt.Errorf("tags[%d] %s: %w", i, t.Name, err)
+		}
+	}
+	return validateHoldings(r.Manifests, r.Blobs)
+}
+
+// validateHoldings checks manifests and blobs: well-formed, in range, each
+// listed once.
+func validateHoldings(ms []digest.Digest, bs []Blob) error {
+	manifests := make(map[digest.Digest]bool, len(ms))
+	for i, d := range ms {
 		if err := checkDigest(d); err != nil {
 			return fmt.Errorf("manifests[%d]: %w", i, err)
 		}
@@ -141,8 +197,8 @@ func (inv *Inventory) validate() error {
 		}
 		manifests[d] = true
 	}
-	blobs := make(map[digest.Digest]bool, len(inv.Blobs))
-	for i, b := range inv.Blobs {
+	blobs := make(map[digest.Digest]bool, len(bs))
+	for i, b := range bs {
 		if err := checkDigest(b.Digest); err != nil {
 			return fmt.Errorf("blobs[%d]: %w", i, err)
 		}
@@ -183,6 +239,15 @@ func (inv *Inventory) Marshal() ([]byte, error) {
 	})
 	out.Manifests = sortedCopy(inv.Manifests, func(a, b digest.Digest) int { return cmp.Compare(a, b) })
 	out.Blobs = sortedCopy(inv.Blobs, func(a, b Blob) int { return cmp.Compare(a.Digest, b.Digest) })
+	if len(inv.Repositories) > 0 {
+		out.Repositories = sortedCopy(inv.Repositories, func(a, b Repository) int { return cmp.Compare(a.Path, b.Path) })
+		for i, r := range out.Repositories {
+			r.Tags = sortedCopy(r.Tags, func(a, b Tag) int { return cmp.Compare(a.Name, b.Name) })
+			r.Manifests = sortedCopy(r.Manifests, func(a, b digest.Digest) int { return cmp.Compare(a, b) })
+			r.Blobs = sortedCopy(r.Blobs, func(a, b Blob) int { return cmp.Compare(a.Digest, b.Digest) })
+			out.Repositories[i] = r
+		}
+	}
 	if err := out.validate(); err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
@@ -200,13 +265,43 @@ func sortedCopy[T any](list []T, compare func(a, b T) int) []T {
 	return out
 }
 
-// BlobSet returns the inventory's blobs by digest.
+// BlobSet returns the inventory's blobs (the target repository's) by
+// digest.
 func (inv *Inventory) BlobSet() map[digest.Digest]Blob {
-	set := make(map[digest.Digest]Blob, len(inv.Blobs))
-	for _, b := range inv.Blobs {
+	return blobSet(inv.Blobs)
+}
+
+func blobSet(blobs []Blob) map[digest.Digest]Blob {
+	set := make(map[digest.Digest]Blob, len(blobs))
+	for _, b := range blobs {
 		set[b.Digest] = b
 	}
 	return set
+}
+
+// Repository is what the inventory knows of the repository at path under
+// the target, or nil when it was not read.
+func (inv *Inventory) Repository(path string) *Repository {
+	for i := range inv.Repositories {
+		if inv.Repositories[i].Path == path {
+			return &inv.Repositories[i]
+		}
+	}
+	return nil
+}
+
+// BlobSet returns the repository's blobs by digest.
+func (r *Repository) BlobSet() map[digest.Digest]Blob { return blobSet(r.Blobs) }
+
+// TagDigest is the manifest the tag named when the repository was read,
+// or "" when it had no such tag.
+func (r *Repository) TagDigest(tag string) digest.Digest {
+	for _, t := range r.Tags {
+		if t.Name == tag {
+			return t.Digest
+		}
+	}
+	return ""
 }
 
 // Bytes is the total size of the inventory's blobs.

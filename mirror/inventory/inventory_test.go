@@ -57,6 +57,24 @@ func TestMarshalParseRoundTrip(t *testing.T) {
 	}
 }
 
+// TestInventoryWithoutRepositories: a file written before inventories
+// read repositories under the target has no such key, and still parses,
+// knowing nothing of them.
+func TestInventoryWithoutRepositories(t *testing.T) {
+	data, err := sample().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "repositories") {
+		t.Errorf("an inventory without repositories writes the key:\n%s", data)
+	}
+	old := `{"formatVersion":1,"kind":"FerryInventory","created":"2026-01-02T03:04:05Z","source":"registry r/x","releases":[],"manifests":[],"blobs":[]}`
+	inv, err := Parse(strings.NewReader(old))
+	if err != nil || inv.Repository("graph-image") != nil {
+		t.Errorf("Parse of a version-1 file without repositories: %v, %+v", err, inv)
+	}
+}
+
 func TestEmptyInventoryHasLists(t *testing.T) {
 	data, err := (&Inventory{Source: "registry r/x"}).Marshal()
 	if err != nil {
@@ -100,6 +118,21 @@ func TestParseRefuses(t *testing.T) {
 		{"duplicate manifest", edit(func(m map[string]any) { m["manifests"] = append(m["manifests"].([]any), m["manifests"].([]any)[0]) }), "listed twice"},
 		{"release without arch", edit(func(m map[string]any) { m["releases"].([]any)[0].(map[string]any)["arch"] = "" }), "version and arch required"},
 		{"trailing data", string(valid) + "{}", "after top-level value"},
+		{"repository without path", edit(func(m map[string]any) {
+			m["repositories"] = []any{map[string]any{"path": "", "tags": []any{}, "manifests": []any{}, "blobs": []any{}}}
+		}), "repositories[0]"},
+		{"repository read twice", edit(func(m map[string]any) {
+			r := map[string]any{"path": "tool", "tags": []any{}, "manifests": []any{}, "blobs": []any{}}
+			m["repositories"] = []any{r, r}
+		}), "listed twice"},
+		{"tag twice", edit(func(m map[string]any) {
+			tag := map[string]any{"name": "v1", "digest": digest.FromString("x").String()}
+			m["repositories"] = []any{map[string]any{"path": "tool", "tags": []any{tag, tag}, "manifests": []any{}, "blobs": []any{}}}
+		}), "tags[1]"},
+		{"tag with a bad digest", edit(func(m map[string]any) {
+			m["repositories"] = []any{map[string]any{"path": "tool", "tags": []any{map[string]any{"name": "v1", "digest": "sha256:1"}},
+				"manifests": []any{}, "blobs": []any{}}}
+		}), "tags[0] v1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

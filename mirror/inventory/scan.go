@@ -20,8 +20,14 @@ type ScanOptions struct {
 	// registry.DefaultParallel.
 	Parallel int
 	// Progress, when set, is called after each tag is read with the tags
-	// done and the total. It must be safe for concurrent use.
+	// done and the total, per repository. It must be safe for concurrent
+	// use.
 	Progress func(done, total int)
+	// Paths are repositories under repo to read too (repo + "/" + path:
+	// where ferry pushes additional images and the graph-data image),
+	// recorded in Inventory.Repositories with their tags; one the registry
+	// does not know is recorded empty.
+	Paths []string
 }
 
 // Scan reads what repo (host/path, without tag or digest) holds. A registry
@@ -42,25 +48,44 @@ func Scan(ctx context.Context, repo string, opts ScanOptions) (*Inventory, error
 		return nil, fmt.Errorf("invalid repository %q: give it without tag or digest", repo)
 	}
 	source := "registry " + named.String()
-	// One client for the listing and the reads: one pool of connections.
+	// One client for every listing and read: one pool of connections.
 	client := registry.New(opts.Registry)
+	root := NewBuilder()
+	if err := scanRepository(ctx, client, named.String(), opts, root, false); err != nil {
+		return nil, err
+	}
+	inv := root.Inventory(source)
+	for _, p := range opts.Paths {
+		b := NewBuilder()
+		if err := scanRepository(ctx, client, named.String()+"/"+p, opts, b, true); err != nil {
+			return nil, err
+		}
+		inv.Repositories = append(inv.Repositories, b.Repository(p))
+	}
+	return inv, nil
+}
+
+// scanRepository reads every tag of repo into b, recording the tags too
+// when withTags; a repository the registry does not know adds nothing.
+func scanRepository(ctx context.Context, client *registry.Client, repo string, opts ScanOptions, b *Builder, withTags bool) error {
+	named, err := reference.ParseNormalizedNamed(repo)
+	if err != nil {
+		return fmt.Errorf("invalid repository %q: %w", repo, err)
+	}
 	tags, err := listTags(ctx, client, named)
 	if errors.Is(err, registry.ErrNotFound) {
-		return NewBuilder().Inventory(source), nil
+		return nil
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	src, err := client.Source(ctx, named.String())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer src.Close()
-	s := &scan{src: src, b: NewBuilder(), opts: opts, total: len(tags)}
-	if err := s.tags(ctx, tags); err != nil {
-		return nil, err
-	}
-	return s.b.Inventory(source), nil
+	s := &scan{src: src, b: b, opts: opts, total: len(tags), withTags: withTags}
+	return s.tags(ctx, tags)
 }
 
 // scan is the state of one Scan.
@@ -69,6 +94,8 @@ type scan struct {
 	b     *Builder
 	opts  ScanOptions
 	total int
+	// withTags records each tag and the manifest it names.
+	withTags bool
 }
 
 func (s *scan) tags(ctx context.Context, tags []string) error {
@@ -103,6 +130,9 @@ func (s *scan) tag(ctx context.Context, tag string) error {
 	children, err := s.b.AddManifest(m.Digest, m.MediaType, m.Bytes)
 	if err != nil {
 		return fmt.Errorf("%s:%s: %w", s.src.Repository(), tag, err)
+	}
+	if s.withTags {
+		s.b.AddTag(tag, m.Digest)
 	}
 	for _, child := range children {
 		if s.b.HasManifest(child) {

@@ -1,13 +1,17 @@
 package inventory
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferryhq/ferry/e2e/testbed"
 	"github.com/ferryhq/ferry/mirror/registry"
@@ -102,5 +106,75 @@ func TestScanUnreachable(t *testing.T) {
 	reg.Close()
 	if _, err := Scan(context.Background(), reg.Host+"/"+mirrorRepo, scanOptions(t)); err == nil {
 		t.Error("scanning a stopped registry succeeded")
+	}
+}
+
+// pushImage pushes a one-layer OCI image into repo under tag and returns
+// its digest and its blobs.
+func pushImage(t *testing.T, c *testbed.Client, repo, tag, layer string) (digest.Digest, []digest.Digest) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := c.PushBlob(ctx, repo, []byte(`{"architecture":"amd64","os":"linux"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.PushBlob(ctx, repo, []byte(layer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":37},"layers":[{"mediaType":%q,"digest":%q,"size":%d}]}`,
+		ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageConfig, cfg, ocispec.MediaTypeImageLayerGzip, l, len(layer))
+	d, err := c.PushManifest(ctx, repo, tag, ocispec.MediaTypeImageManifest, []byte(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, []digest.Digest{cfg, l}
+}
+
+// TestScanReadsPathsUnderTarget: the repositories under the target named
+// in Paths are read with their tags, each on its own: their blobs do not
+// count for the target, nor the target's for them; a path the registry
+// does not know is recorded empty.
+func TestScanReadsPathsUnderTarget(t *testing.T) {
+	reg := testbed.NewMemoryRegistry(t)
+	c := testbed.NewClient(reg.Host)
+	_, rootBlobs := pushImage(t, c, mirrorRepo, "4.15.0-x86_64", "release layer")
+	tool, toolBlobs := pushImage(t, c, mirrorRepo+"/extras/tool", "v1", "tool layer")
+	opts := scanOptions(t)
+	opts.Paths = []string{"extras/tool", "graph-image"}
+	inv, err := Scan(context.Background(), reg.Host+"/"+mirrorRepo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := inv.BlobSet()[toolBlobs[1]]; ok || len(inv.Blobs) != 2 {
+		t.Errorf("the target's blobs %+v hold the tool's layer, or not just its own", inv.Blobs)
+	}
+	r := inv.Repository("extras/tool")
+	if r == nil || r.TagDigest("v1") != tool || len(r.Tags) != 1 || !slices.Equal(r.Manifests, []digest.Digest{tool}) {
+		t.Fatalf("repository extras/tool: %+v, want v1 -> %s", r, tool)
+	}
+	if held := r.BlobSet(); len(held) != 2 || held[toolBlobs[1]].Size != int64(len("tool layer")) {
+		t.Errorf("extras/tool blobs %+v", r.Blobs)
+	}
+	if _, ok := r.BlobSet()[rootBlobs[1]]; ok {
+		t.Errorf("the target's layer is claimed for extras/tool")
+	}
+	if g := inv.Repository("graph-image"); g == nil || len(g.Tags)+len(g.Blobs)+len(g.Manifests) != 0 {
+		t.Errorf("graph-image, not in the registry: %+v, want recorded empty", g)
+	}
+	if inv.Repository("other") != nil {
+		t.Error("a repository not read is known")
+	}
+	data, err := inv.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("Parse(Marshal()): %v\n%s", err, data)
+	}
+	again, err := back.Marshal()
+	if err != nil || !bytes.Equal(again, data) || back.Repository("extras/tool").TagDigest("v1") != tool {
+		t.Errorf("the repositories do not round-trip (%v):\n%s\n%s", err, data, again)
 	}
 }

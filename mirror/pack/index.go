@@ -174,8 +174,12 @@ func CatalogRecord(c *mirror.Catalog) bundle.Catalog {
 // KubeVirt containers and the graph-data image of a plan.
 func extrasRecord(idx *bundle.Index, plan *mirror.Plan) {
 	for _, a := range plan.Additional {
-		idx.Additional = append(idx.Additional, bundle.AdditionalImage{Ref: a.Ref, Source: a.Repository, Tag: a.Tag, Digest: a.Digest,
-			Target: a.Target, TargetTag: a.TargetTag, AlreadyCarried: a.AlreadyCarried})
+		rec := bundle.AdditionalImage{Ref: a.Ref, Source: a.Repository, Tag: a.Tag, Digest: a.Digest, SourceDigest: a.SourceDigest,
+			Target: a.Target, TargetTag: a.TargetTag, AlreadyCarried: a.AlreadyCarried, MovedFrom: a.MovedFrom}
+		for _, p := range a.Platforms {
+			rec.Platforms = append(rec.Platforms, p.String())
+		}
+		idx.Additional = append(idx.Additional, rec)
 	}
 	for _, b := range plan.Blocked {
 		idx.Blocked = append(idx.Blocked, bundle.BlockedImage{Ref: b.Ref, Pattern: b.Pattern})

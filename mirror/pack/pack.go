@@ -218,11 +218,16 @@ func BlobBytes(blobs []*mirror.Blob) int64 {
 	return n
 }
 
-// PrerequisiteBytes is the total size of prereqs.
+// PrerequisiteBytes is the total size of prereqs, each blob once though
+// two repositories hold it: what the bundle is spared.
 func PrerequisiteBytes(prereqs []bundle.Prerequisite) int64 {
 	var n int64
+	seen := make(map[digest.Digest]bool, len(prereqs))
 	for _, p := range prereqs {
-		n += p.Size
+		if !seen[p.Digest] {
+			seen[p.Digest] = true
+			n += p.Size
+		}
 	}
 	return n
 }

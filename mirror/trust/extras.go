@@ -42,3 +42,26 @@ func (c *checker) graphData() {
 	}
 	c.rep.GraphData = &GraphData{GraphData: *g, Proof: proof}
 }
+
+// tagRoutes are the places the additional images named by tag go to with
+// their source tag, for the ImageTagMirrorSet: only a proven image holding
+// that tag there serves a pull by tag. An image given another target tag,
+// or carried already for a release or catalog (and so under no path of its
+// own), is pulled by digest or by its new name.
+func (c *checker) tagRoutes() map[string][]string {
+	routes := map[string][]string{}
+	for _, a := range c.idx.Additional {
+		if a.Tag == "" || a.TargetTag != a.Tag || a.AlreadyCarried != "" {
+			continue
+		}
+		img, ok := c.proven[placeKey(a.Target, a.Source, a.Digest)]
+		if !ok || !slices.Contains(img.Tags, a.Tag) {
+			continue
+		}
+		routes[a.Source] = appendNew(routes[a.Source], a.Target)
+	}
+	for _, targets := range routes {
+		slices.Sort(targets)
+	}
+	return routes
+}

@@ -258,18 +258,19 @@ func (c *checker) sameImage(e bundle.Image, img *Image) {
 }
 
 // checkBlobs requires every blob of a proven image in the bundle or among
-// the prerequisites the target must hold. Prerequisites are checked in the
-// target repository alone, so an image going under a target path must
-// carry all its blobs.
+// the prerequisites of the repository the image goes to. Apply checks
+// prerequisites in their own repository, and a registry finds a blob only
+// in the repository a manifest is pushed to, so a prerequisite of another
+// repository does not do.
 func (c *checker) checkBlobs() {
 	for _, k := range c.order {
 		img := c.proven[k]
 		for _, d := range img.Blobs {
-			if c.prereqs[d] && img.Target == "" {
+			if c.prereqs[prereqKey(img.Target, d)] {
 				continue
 			}
-			if _, _, err := c.r.Blob(d); err != nil && c.prereqs[d] {
-				c.rep.fault("image %s: blob %s is a prerequisite, but an image under a target path must carry its blobs", k, d)
+			if _, _, err := c.r.Blob(d); err != nil && c.prereqDigests[d] {
+				c.rep.fault("image %s: blob %s is a prerequisite of another repository than %s, where the image goes", k, d, targetName(img.Target))
 			} else if err != nil {
 				c.rep.fault("image %s: blob %s is neither in the bundle nor a prerequisite", k, d)
 			}
@@ -352,4 +353,16 @@ func appendNew(list []string, items ...string) []string {
 		}
 	}
 	return list
+}
+
+// prereqKey names a prerequisite where apply checks it: the digest in the
+// repository at target ("" for the target itself).
+func prereqKey(target string, d digest.Digest) string { return target + "@" + d.String() }
+
+// targetName says which repository a Target is, for messages.
+func targetName(target string) string {
+	if target == "" {
+		return "the target repository"
+	}
+	return "<target>/" + target
 }

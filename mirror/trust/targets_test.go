@@ -160,28 +160,29 @@ func TestCheckTargetsRefuse(t *testing.T) {
 }
 
 // TestCheckTargetCarriesItsBlobs: a blob left out as a prerequisite is
-// looked for in the target repository alone, so an image under a path
-// must carry it.
+// looked for in the repository of its prerequisite alone, so an image under
+// a path may leave out only what that path holds: a prerequisite of the
+// target repository does not do for it.
 func TestCheckTargetCarriesItsBlobs(t *testing.T) {
 	key, kr := packerKey(t)
-	for _, target := range []string{"", toolTarget} {
+	for _, tc := range []struct{ image, prereq string }{{"", ""}, {toolTarget, toolTarget}, {toolTarget, ""}, {"", toolTarget}} {
 		fx := trusttest.Write(t, t.TempDir(), []string{"etcd"}, bundle.WriteOptions{})
 		tool, _ := toolImages(t, fx)
-		tool.Target, tool.Tags = target, []string{"v1"}
+		tool.Target, tool.Tags = tc.image, []string{"v1"}
 		layer := tool.Blobs[1]
 		size := int64(len(fx.Files[bundle.BlobName(layer)]))
 		delete(fx.Files, bundle.BlobName(layer))
 		forged := rewrite(t, fx, func(idx *bundle.Index) {
 			idx.Images = append(idx.Images, tool)
-			idx.Prerequisites = []bundle.Prerequisite{{Digest: layer, MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Size: size}}
+			idx.Prerequisites = []bundle.Prerequisite{{Digest: layer, MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Size: size, Target: tc.prereq}}
 		}, signWith(key))
 		rep := check(t, forged, Options{Keyring: fx.Keyring, BundleKeyring: kr})
 		faults := strings.Join(rep.Faults, "\n")
-		if target == "" && !rep.OK() {
-			t.Errorf("a prerequisite of the target repository's image: faults %q", rep.Faults)
+		if tc.image == tc.prereq && !rep.OK() {
+			t.Errorf("image under %q, prerequisite of %q: faults %q", tc.image, tc.prereq, rep.Faults)
 		}
-		if target != "" && !strings.Contains(faults, "is a prerequisite, but an image under a target path must carry its blobs") {
-			t.Errorf("a prerequisite of an image under %s: faults %q", target, rep.Faults)
+		if tc.image != tc.prereq && !strings.Contains(faults, "is a prerequisite of another repository than") {
+			t.Errorf("image under %q, prerequisite of %q: faults %q", tc.image, tc.prereq, rep.Faults)
 		}
 	}
 }

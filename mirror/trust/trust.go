@@ -127,6 +127,12 @@ type Report struct {
 	// go to, sorted and distinct: "" (the target repository itself) sorts
 	// first. The mirror sets route the source to each of them.
 	Routes map[string][]string
+	// TagRoutes maps the sources whose images the cluster pulls by tag
+	// (additional images named by tag) to the targets that hold them under
+	// their source tag, sorted and distinct: the ImageTagMirrorSet routes
+	// only these. A digest pull finds an image under any tag; a tag pull
+	// only where the mirror holds the same tag.
+	TagRoutes map[string][]string
 	// ConfigMaps are the bundle files of the proven signature ConfigMaps.
 	ConfigMaps []string
 	// Steps are the upgrades to print, in the order to run them.
@@ -182,6 +188,7 @@ func Check(ctx context.Context, r *bundle.Reader, opts Options) *Report {
 		c.rep.fault("the bundle carries no release and no bundle signature: nothing in it is proven")
 	}
 	c.rep.Images, c.rep.Sources, c.rep.Routes = c.sorted()
+	c.rep.TagRoutes = c.tagRoutes()
 	return c.rep
 }
 
@@ -198,7 +205,10 @@ type checker struct {
 	order  []string
 	// manifests read and checked, by digest
 	manifests map[digest.Digest][]byte
-	prereqs   map[digest.Digest]bool
+	// prereqs are the prerequisites by prereqKey (target and digest);
+	// prereqDigests by digest alone.
+	prereqs       map[string]bool
+	prereqDigests map[digest.Digest]bool
 	// signatureOf maps a proven image (source@digest) to the digest of
 	// the cosign signature image proven beside it.
 	signatureOf map[string]digest.Digest
@@ -211,10 +221,11 @@ type checker struct {
 
 func newChecker(r *bundle.Reader, opts Options) *checker {
 	c := &checker{r: r, idx: r.Index(), opts: opts, rep: &Report{},
-		proven: map[string]*Image{}, manifests: map[digest.Digest][]byte{}, prereqs: map[digest.Digest]bool{},
+		proven: map[string]*Image{}, manifests: map[digest.Digest][]byte{}, prereqs: map[string]bool{}, prereqDigests: map[digest.Digest]bool{},
 		signatureOf: map[string]digest.Digest{}, children: map[string]bool{}, bootImages: map[digest.Digest][]byte{}}
 	for _, p := range c.idx.Prerequisites {
-		c.prereqs[p.Digest] = true
+		c.prereqs[prereqKey(p.Target, p.Digest)] = true
+		c.prereqDigests[p.Digest] = true
 	}
 	return c
 }
