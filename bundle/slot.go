@@ -20,6 +20,9 @@ type Slot struct {
 	h        hash.Hash
 	n        int64
 	overflow bool
+	// handed is the volume offset up to which the data went to the
+	// volume's cacheDropper; 0 before the first hand-on.
+	handed int64
 
 	// guarded by w.mu
 	committed bool
@@ -45,13 +48,39 @@ func (s *Slot) Write(p []byte) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("writing %s to volume %s: %w", s.name, s.vol.name, err)
 	}
+	if s.offset+s.n-max(s.handed, s.offset) >= writebackChunk {
+		return n, s.handOn(s.offset + s.n)
+	}
 	return n, nil
+}
+
+// handOn gives the whole pages of the data written up to volume offset
+// end, and not handed on yet, to the volume's cacheDropper. A writeback
+// failure fails the writer: the data may be lost, and the final fsync
+// need not report it again.
+func (s *Slot) handOn(end int64) error {
+	if s.vol.cache == nil {
+		return nil
+	}
+	sp := span{max(s.handed, pageUp(s.offset)), pageDown(end)}
+	if sp.end <= sp.off {
+		return nil
+	}
+	s.handed = sp.end
+	if err := s.vol.cache.done(sp); err != nil {
+		err = fmt.Errorf("writing %s to volume %s: %w", s.name, s.vol.name, err)
+		s.w.mu.Lock()
+		defer s.w.mu.Unlock()
+		return s.w.fail(err)
+	}
+	return nil
 }
 
 // Reset rewinds the slot so that its data can be written again (a retried
 // download); a committed slot becomes uncommitted.
 func (s *Slot) Reset() {
 	s.n = 0
+	s.handed = 0
 	s.overflow = false
 	s.h.Reset()
 	s.w.mu.Lock()
@@ -73,6 +102,9 @@ func (s *Slot) Commit() error {
 	sum := hex.EncodeToString(s.h.Sum(nil))
 	if s.want != "" && sum != s.want {
 		return fmt.Errorf("%s: %w: expected sha256 %s, got %s", s.name, ErrDigestMismatch, s.want, sum)
+	}
+	if err := s.handOn(s.offset + s.size); err != nil {
+		return fmt.Errorf("committing %s: %w", s.name, err)
 	}
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()

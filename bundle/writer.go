@@ -96,6 +96,7 @@ type volume struct {
 	f       *os.File
 	end     int64 // where the next entry's header goes
 	renamed bool
+	cache   *cacheDropper // nil: pages stay cached
 }
 
 type volumeMarker struct {
@@ -339,6 +340,7 @@ func (w *Writer) newVolume() (*volume, error) {
 		return nil, w.fail(fmt.Errorf("creating volume %d: %w", n, err))
 	}
 	v.f = f
+	v.cache = &cacheDropper{f: f}
 	w.vols = append(w.vols, v)
 	marker, err := json.Marshal(volumeMarker{Bundle: w.id, Volume: n})
 	if err != nil {

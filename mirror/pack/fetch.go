@@ -17,7 +17,10 @@ import (
 )
 
 // copyBufferSize is each worker's buffer: large enough for few syscalls,
-// small enough that memory does not grow with Options.Parallel.
+// small enough that memory does not grow with Options.Parallel. The
+// workers pass Parallel buffers around instead of allocating one per
+// blob: a fresh megabyte is page faults (dear on a virtual machine) each
+// time the Go runtime has handed freed memory back.
 const copyBufferSize = 1 << 20
 
 // fetchBlobs reserves every blob's place in the bundle, then fills the
@@ -41,10 +44,16 @@ func (p *writer) fetchBlobs(ctx context.Context, w *bundle.Writer) error {
 	defer phase.End()
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.opts.Parallel)
+	bufs := make(chan []byte, p.opts.Parallel)
+	for range p.opts.Parallel {
+		bufs <- make([]byte, copyBufferSize)
+	}
 	for i, b := range p.blobs {
 		g.Go(func() error {
+			buf := <-bufs
+			defer func() { bufs <- buf }()
 			item := phase.Item(mirror.ItemName(owners[b.Digest], b.Digest), b.Size)
-			err := p.fetchBlob(ctx, b, slots[i], item)
+			err := p.fetchBlob(ctx, b, slots[i], item, buf)
 			item.Done(err)
 			return err
 		})
@@ -52,10 +61,11 @@ func (p *writer) fetchBlobs(ctx context.Context, w *bundle.Writer) error {
 	return g.Wait()
 }
 
-// fetchBlob fills one reservation, from the cache when it holds the blob,
-// retrying transient registry failures from the start of the blob.
-func (p *writer) fetchBlob(ctx context.Context, b *mirror.Blob, slot *bundle.Slot, item mirror.ItemProgress) error {
-	if p.opts.CacheDir != "" && p.fromCache(b, slot, item) {
+// fetchBlob fills one reservation through buf, from the cache when it
+// holds the blob, retrying transient registry failures from the start of
+// the blob.
+func (p *writer) fetchBlob(ctx context.Context, b *mirror.Blob, slot *bundle.Slot, item mirror.ItemProgress, buf []byte) error {
+	if p.opts.CacheDir != "" && p.fromCache(b, slot, item, buf) {
 		return nil
 	}
 	return registry.Do(ctx, p.opts.Retry, "fetch blob "+b.Digest.String(), func(ctx context.Context) error {
@@ -67,7 +77,6 @@ func (p *writer) fetchBlob(ctx context.Context, b *mirror.Blob, slot *bundle.Slo
 		}
 		defer rc.Close()
 		dst, finishCache := p.cacheWriter(b, slot)
-		buf := make([]byte, copyBufferSize)
 		if _, err := io.CopyBuffer(counting{dst, item}, rc, buf); err != nil {
 			finishCache(false)
 			return fmt.Errorf("fetch blob %s from %s: %w", b.Digest, b.Repository, err)
@@ -125,14 +134,16 @@ func (p *writer) cachePath(d digest.Digest) string {
 
 // fromCache fills slot from the cache; a missing or corrupt entry returns
 // false (and a corrupt one is removed).
-func (p *writer) fromCache(b *mirror.Blob, slot *bundle.Slot, item mirror.ItemProgress) bool {
+func (p *writer) fromCache(b *mirror.Blob, slot *bundle.Slot, item mirror.ItemProgress, buf []byte) bool {
 	f, err := os.Open(p.cachePath(b.Digest))
 	if err != nil {
 		return false
 	}
 	defer f.Close()
 	slot.Reset()
-	if _, err := io.CopyBuffer(counting{slot, item}, f, make([]byte, copyBufferSize)); err == nil {
+	// Hiding f's WriteTo makes the copy use buf, not a 32 KiB buffer of
+	// its own.
+	if _, err := io.CopyBuffer(counting{slot, item}, struct{ io.Reader }{f}, buf); err == nil {
 		if err := slot.Commit(); err == nil {
 			return true
 		}
