@@ -80,13 +80,9 @@ func (c *Client) ManifestDeleter(repo string) (*ManifestDeleter, error) {
 		return nil, fmt.Errorf("invalid repository %q: %w", repo, err)
 	}
 	named = reference.TrimNamed(named)
-	h, err := c.hostFor(named)
+	h, auth, err := c.access(named, "deleting in")
 	if err != nil {
-		return nil, fmt.Errorf("deleting in %s: %w", named, err)
-	}
-	auth, err := c.credentials(named)
-	if err != nil {
-		return nil, fmt.Errorf("deleting in %s: %w", named, err)
+		return nil, err
 	}
 	scopes := []string{"repository:" + reference.Path(named) + ":*"}
 	return &ManifestDeleter{c: c, named: named, h: h, auth: auth, scopes: scopes}, nil

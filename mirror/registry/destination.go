@@ -36,13 +36,9 @@ func (c *Client) Destination(ctx context.Context, repo string) (*Destination, er
 	if !reference.IsNameOnly(named) {
 		return nil, fmt.Errorf("invalid repository %q: give it without tag or digest", repo)
 	}
-	h, err := c.hostFor(named)
+	h, auth, err := c.access(named, "pushing to")
 	if err != nil {
-		return nil, fmt.Errorf("pushing to %s: %w", named, err)
-	}
-	auth, err := c.credentials(named)
-	if err != nil {
-		return nil, fmt.Errorf("pushing to %s: %w", named, err)
+		return nil, err
 	}
 	return &Destination{c: c, repo: named, h: h, auth: auth}, nil
 }

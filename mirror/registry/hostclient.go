@@ -353,6 +353,20 @@ func (c *Client) credentials(named reference.Named) (types.DockerAuthConfig, err
 	return auth, nil
 }
 
+// access is what every request to repo needs: the pool of its registry
+// host and the credentials for the repository. doing names the operation
+// in errors ("pushing to").
+func (c *Client) access(repo reference.Named, doing string) (*hostClient, types.DockerAuthConfig, error) {
+	h, err := c.hostFor(repo)
+	if err == nil {
+		var auth types.DockerAuthConfig
+		if auth, err = c.credentials(repo); err == nil {
+			return h, auth, nil
+		}
+	}
+	return nil, types.DockerAuthConfig{}, fmt.Errorf("%s %s: %w", doing, repo, err)
+}
+
 // pullScope and pushScope are the token scopes for reading and for
 // writing the repository named.
 func pullScope(named reference.Named) string {

@@ -30,13 +30,9 @@ func (c *Client) direct(repo reference.Named) (*directReader, error) {
 	if !c.readsDirect(repo) {
 		return nil, nil
 	}
-	h, err := c.hostFor(repo)
+	h, auth, err := c.access(repo, "reading")
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", repo, err)
-	}
-	auth, err := c.credentials(repo)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", repo, err)
+		return nil, err
 	}
 	return &directReader{h: h, repo: repo, auth: auth, scopes: []string{pullScope(repo)}}, nil
 }

@@ -107,13 +107,9 @@ func (c *Client) ListTags(ctx context.Context, repo string) ([]string, error) {
 		return nil, fmt.Errorf("invalid repository %q: %w", repo, err)
 	}
 	named = reference.TrimNamed(named)
-	h, err := c.hostFor(named)
+	h, auth, err := c.access(named, "listing tags of")
 	if err != nil {
-		return nil, fmt.Errorf("listing tags of %s: %w", named, err)
-	}
-	auth, err := c.credentials(named)
-	if err != nil {
-		return nil, fmt.Errorf("listing tags of %s: %w", named, err)
+		return nil, err
 	}
 	l := &tagLister{h: h, auth: auth, scopes: []string{pullScope(named)}}
 	next := "/v2/" + reference.Path(named) + "/tags/list?n=" + strconv.Itoa(tagsPageSize)
