@@ -174,18 +174,21 @@ func TestWriterOutputChecksFirst(t *testing.T) {
 	t.Parallel()
 	b := newFaultBed(t, testbed.ReleaseOptions{Components: 2})
 	dir := t.TempDir()
+	// A directory named as the bundle is a wrong argument (2); a missing
+	// directory is a missing path, like a missing bundle (1).
 	for _, tc := range []struct {
 		name, out string
 		extra     []string
+		code      int
 		says      string
 	}{
-		{"-o a directory", dir, nil, "-o " + dir + " is a directory"},
-		{"-o a directory with --force", dir, []string{"--force"}, "-o " + dir + " is a directory"},
-		{"-o in a missing directory", filepath.Join(dir, "missing", "b.tar"), nil, filepath.Join(dir, "missing")},
+		{"-o a directory", dir, nil, codeUsage, "-o " + dir + " is a directory"},
+		{"-o a directory with --force", dir, []string{"--force"}, codeUsage, "-o " + dir + " is a directory"},
+		{"-o in a missing directory", filepath.Join(dir, "missing", "b.tar"), nil, codeFailure, filepath.Join(dir, "missing")},
 	} {
 		b.proxy.ResetStats()
 		b.storeProxy.ResetStats()
-		wantExit(t, "pack "+tc.name, ferryRun(t, b.packArgs(tc.out, tc.extra...)...), codeUsage, tc.says)
+		wantExit(t, "pack "+tc.name, ferryRun(t, b.packArgs(tc.out, tc.extra...)...), tc.code, tc.says)
 		if n, m := b.proxy.Stats().Requests, b.storeProxy.Stats().Requests; n+m != 0 {
 			t.Errorf("pack %s: %d registry and %d signature store requests before failing, want none", tc.name, n, m)
 		}

@@ -145,8 +145,10 @@ func (h *hostClient) do(ctx context.Context, r request) (*http.Response, error) 
 	if err := h.ping(ctx); err != nil {
 		return nil, err
 	}
+	// A path ("/v2/...") is on this registry; anything else is an
+	// absolute URL (an upload's Location), taken as the registry gave it.
 	u := r.path
-	if !strings.Contains(u, "://") {
+	if strings.HasPrefix(u, "/") {
 		u = h.scheme + "://" + h.host + u
 	}
 	for renewed := false; ; renewed = true {

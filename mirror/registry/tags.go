@@ -218,7 +218,7 @@ func nextPage(link string) (string, error) {
 	}
 	target, _, _ := strings.Cut(link, ";")
 	u, err := url.Parse(strings.Trim(strings.TrimSpace(target), "<>"))
-	if err != nil || u.Path == "" {
+	if err != nil || !strings.HasPrefix(u.Path, "/") {
 		return "", fmt.Errorf("invalid Link header %q", link)
 	}
 	if u.RawQuery != "" {
