@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -119,6 +120,45 @@ func TestExtrasCarried(t *testing.T) {
 		t.Errorf("the ImageDigestMirrorSet does not route %s to its own path:\n%s", tagged.Repository, data)
 	}
 	checkTagMirrorSet(t, rendered, idx, mirror.Host+"/"+targetRepo, tagged.Image, byDigest.Image)
+	checkAdditionalInLayout(t, bundlePath, idx)
+}
+
+// checkAdditionalInLayout: every additional image is in the unpacked
+// bundle's OCI layout byte for byte: read by skopeo under its target tag
+// (containers/image's oci transport for Docker media types, which Debian's
+// skopeo 1.9 does not look up in an OCI index), and, named by digest only
+// (no tag to look it up by), as the blob its digest names.
+func checkAdditionalInLayout(t *testing.T, bundlePath string, idx *bundle.Index) {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("tar", "-xf", bundlePath, "-C", dir).CombinedOutput(); err != nil {
+		t.Fatalf("tar -xf %s: %v\n%s", bundlePath, err, out)
+	}
+	layout := filepath.Join(dir, "mirror", "oci")
+	mediaTypes := map[digest.Digest]string{}
+	for _, img := range idx.Images {
+		mediaTypes[img.Digest] = img.MediaType
+	}
+	read := 0
+	for _, a := range idx.Additional {
+		var raw []byte
+		if a.TargetTag != "" {
+			raw = testbed.ReadLayoutManifest(t, layout, a.TargetTag, mediaTypes[a.Digest])
+			read++
+		} else {
+			var err error
+			if raw, err = os.ReadFile(filepath.Join(layout, "blobs", a.Digest.Algorithm().String(), a.Digest.Encoded())); err != nil {
+				t.Errorf("additional image %s: its manifest is not in the layout: %v", a.Ref, err)
+				continue
+			}
+		}
+		if got := digest.FromBytes(raw); got != a.Digest {
+			t.Errorf("additional image %s: the layout holds %s, want %s", a.Ref, got, a.Digest)
+		}
+	}
+	if read == 0 {
+		t.Errorf("no additional image with a tag to read from the layout: %+v", idx.Additional)
+	}
 }
 
 // checkTagMirrorSet: the ImageTagMirrorSet apply rendered routes the

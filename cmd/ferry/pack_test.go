@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -11,8 +10,6 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
-	ocilayout "go.podman.io/image/v5/oci/layout"
-	"go.podman.io/image/v5/types"
 
 	"github.com/ferryhq/ferry/bundle"
 	"github.com/ferryhq/ferry/e2e/testbed"
@@ -99,7 +96,7 @@ func TestPackVerifyAndReadBackWithSkopeo(t *testing.T) {
 			continue
 		}
 		for _, tag := range img.Tags {
-			if raw := readLayoutManifest(t, filepath.Join(dir, "mirror", "oci"), tag, img.MediaType); !bytes.Equal(raw, src.Manifest) {
+			if raw := testbed.ReadLayoutManifest(t, filepath.Join(dir, "mirror", "oci"), tag, img.MediaType); !bytes.Equal(raw, src.Manifest) {
 				t.Errorf("oci layout manifest %s differs from the source manifest", tag)
 			}
 			checked++
@@ -255,31 +252,6 @@ func largestBlob(idx *bundle.Index) bundle.File {
 		}
 	}
 	return best
-}
-
-// readLayoutManifest reads a tagged manifest out of an OCI layout: with
-// Debian's skopeo for OCI media types, and with containers/image's own oci
-// transport (what current skopeo runs) for Docker media types, which
-// skopeo 1.9 does not look up in an OCI index.
-func readLayoutManifest(t *testing.T, layout, tag, mediaType string) []byte {
-	t.Helper()
-	if strings.HasPrefix(mediaType, "application/vnd.oci.") {
-		return bytes.TrimSuffix(testbed.Skopeo(t, "inspect", "--raw", "oci:"+layout+":"+tag), []byte("\n"))
-	}
-	ref, err := ocilayout.NewReference(layout, tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := ref.NewImageSource(context.Background(), &types.SystemContext{})
-	if err != nil {
-		t.Fatalf("open %s in the OCI layout: %v", tag, err)
-	}
-	defer src.Close()
-	raw, _, err := src.GetManifest(context.Background(), nil)
-	if err != nil {
-		t.Fatalf("read %s from the OCI layout: %v", tag, err)
-	}
-	return raw
 }
 
 func untar(t *testing.T, tarPath, dir string) {

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	ocilayout "go.podman.io/image/v5/oci/layout"
+	"go.podman.io/image/v5/types"
 )
 
 const (
@@ -66,4 +69,30 @@ func RunSkopeo(t testing.TB, args ...string) (stdout, stderr []byte, err error) 
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()
 	return out.Bytes(), errb.Bytes(), err
+}
+
+// ReadLayoutManifest reads a tagged manifest out of an OCI layout (an
+// unpacked bundle's mirror/oci): with Debian's skopeo for OCI media types,
+// and with containers/image's own oci transport (what current skopeo runs)
+// for Docker media types, which skopeo 1.9 does not look up in an OCI
+// index.
+func ReadLayoutManifest(t testing.TB, layout, tag, mediaType string) []byte {
+	t.Helper()
+	if strings.HasPrefix(mediaType, "application/vnd.oci.") {
+		return bytes.TrimSuffix(Skopeo(t, "inspect", "--raw", "oci:"+layout+":"+tag), []byte("\n"))
+	}
+	ref, err := ocilayout.NewReference(layout, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := ref.NewImageSource(context.Background(), &types.SystemContext{})
+	if err != nil {
+		t.Fatalf("open %s in the OCI layout: %v", tag, err)
+	}
+	defer src.Close()
+	raw, _, err := src.GetManifest(context.Background(), nil)
+	if err != nil {
+		t.Fatalf("read %s from the OCI layout: %v", tag, err)
+	}
+	return raw
 }
