@@ -119,13 +119,15 @@ func (c *Client) ListTags(ctx context.Context, repo string) ([]string, error) {
 			return nil, &TagListBoundError{Repository: named.String(), Bound: "maxTagPages", Limit: maxTagPages}
 		}
 		var page []string
+		var after string
 		op := "listing tags of " + named.String()
 		err := Do(ctx, c.opts.Retry, op, func(ctx context.Context) error {
 			// Each page within the response timeout: a registry that goes
-			// silent mid-listing fails like any other call.
+			// silent mid-listing fails like any other call. A failed try
+			// leaves next as it was, so the retry asks for the same page.
 			return c.opts.Bounded(ctx, op, func(ctx context.Context) error {
 				var err error
-				page, next, err = l.page(ctx, next)
+				page, after, err = l.page(ctx, next)
 				if err != nil {
 					return fmt.Errorf("%s: %w", op, classify(err))
 				}
@@ -135,6 +137,7 @@ func (c *Client) ListTags(ctx context.Context, repo string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		next = after
 		for _, tag := range page {
 			if _, err := reference.WithTag(named, tag); err != nil {
 				// Nexus sends nulls and Artifactory digests among the

@@ -40,6 +40,36 @@ func TestListTagsPages(t *testing.T) {
 	}
 }
 
+// TestListTagsRetriesThePage: a page whose first try fails (503) is
+// asked for again, the same page: the listing is complete, not restarted
+// nor cut short.
+func TestListTagsRetriesThePage(t *testing.T) {
+	ctx := ctxT(t)
+	reg := testbed.NewMemoryRegistry(t)
+	img := makeImage("a", "amd64")
+	img.push(t, reg.URL, "ocp/many", "")
+	var want []string
+	for i := range tagsPageSize + 5 {
+		tag := fmt.Sprintf("t%05d", i)
+		pushManifest(t, reg.URL, "ocp/many", tag, img.mediaType, img.manifest)
+		want = append(want, tag)
+	}
+	p := testbed.NewFaultProxy(t, reg.URL)
+	secondPage := func(r *http.Request) bool {
+		return strings.HasSuffix(r.URL.Path, "/tags/list") && r.URL.Query().Get("last") != ""
+	}
+	p.SetFaults(testbed.Faults{Errors: 1, Times: 1, Match: secondPage})
+	var retries atomic.Int32
+	tags, err := New(testOptions(t, &retries)).ListTags(ctx, p.Host+"/ocp/many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(tags)
+	if !slices.Equal(tags, want) || retries.Load() != 1 {
+		t.Errorf("listed %d tags of %d after %d retries; want all after 1", len(tags), len(want), retries.Load())
+	}
+}
+
 // TestListTagsUnknownRepository: a 404 is ErrNotFound, which Scan takes
 // for an empty repository.
 func TestListTagsUnknownRepository(t *testing.T) {
