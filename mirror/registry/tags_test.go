@@ -12,10 +12,10 @@ import (
 	"github.com/ferryhq/ferry/e2e/testbed"
 )
 
-// TestListTagsPages: a repository of more tags than one page holds is
-// listed in full, page by page, behind bearer-token auth.
-func TestListTagsPages(t *testing.T) {
-	ctx := ctxT(t)
+// manyTags is a registry whose repository ocp/many holds more tags than
+// one page lists, and those tags, sorted.
+func manyTags(t *testing.T) (*testbed.Registry, []string) {
+	t.Helper()
 	reg := testbed.NewMemoryRegistry(t)
 	img := makeImage("a", "amd64")
 	img.push(t, reg.URL, "ocp/many", "")
@@ -25,6 +25,14 @@ func TestListTagsPages(t *testing.T) {
 		pushManifest(t, reg.URL, "ocp/many", tag, img.mediaType, img.manifest)
 		want = append(want, tag)
 	}
+	return reg, want
+}
+
+// TestListTagsPages: a repository of more tags than one page holds is
+// listed in full, page by page, behind bearer-token auth.
+func TestListTagsPages(t *testing.T) {
+	ctx := ctxT(t)
+	reg, want := manyTags(t)
 	p := testbed.NewFaultProxy(t, reg.URL)
 	p.SetAuth(&testbed.TokenAuth{Username: "user", Password: "secret"})
 	tags, err := New(authOptions(t, nil, p.Host, "user", "secret")).ListTags(ctx, p.Host+"/ocp/many")
@@ -45,15 +53,7 @@ func TestListTagsPages(t *testing.T) {
 // nor cut short.
 func TestListTagsRetriesThePage(t *testing.T) {
 	ctx := ctxT(t)
-	reg := testbed.NewMemoryRegistry(t)
-	img := makeImage("a", "amd64")
-	img.push(t, reg.URL, "ocp/many", "")
-	var want []string
-	for i := range tagsPageSize + 5 {
-		tag := fmt.Sprintf("t%05d", i)
-		pushManifest(t, reg.URL, "ocp/many", tag, img.mediaType, img.manifest)
-		want = append(want, tag)
-	}
+	reg, want := manyTags(t)
 	p := testbed.NewFaultProxy(t, reg.URL)
 	secondPage := func(r *http.Request) bool {
 		return strings.HasSuffix(r.URL.Path, "/tags/list") && r.URL.Query().Get("last") != ""
