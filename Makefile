@@ -67,7 +67,7 @@ FUZZTIME ?= 200000x
 # progress shown; a few tries keep the corpus entries small without
 # stalling slow targets (RSA verification, writing a bundle per input).
 FUZZMINIMIZETIME ?= 10x
-FUZZ_PKGS := ./bundle ./internal/safetext ./manifests ./mirror/catalog ./mirror/graph ./mirror/graphdata ./mirror/internal/httpget ./mirror/inventory ./mirror/prune ./mirror/registry ./mirror/release ./mirror/sigstore ./mirror/signature ./mirror/trust
+FUZZ_PKGS := ./bundle ./internal/safetext ./manifests ./mirror/catalog ./mirror/graph ./mirror/graphdata ./mirror/internal/httpget ./mirror/inventory ./mirror/prune ./mirror/registry ./mirror/release ./mirror/retry ./mirror/sigstore ./mirror/signature ./mirror/trust
 fuzz:
 	@set -e; for pkg in $(FUZZ_PKGS); do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \

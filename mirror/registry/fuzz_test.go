@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 // FuzzAnswerHeaders feeds the headers ferry reads from a registry's
@@ -17,7 +19,7 @@ func FuzzAnswerHeaders(f *testing.F) {
 	f.Add(`Basic realm="x\"y"`, `<https://evil.example/v2/x/tags/list>`, "Fri, 04 Dec 2026 17:00:00 GMT", []byte(`{}`))
 	f.Add(`bearer a=,b="`, `<//evil.example/x?u=http://evil.example/>`, "-5", []byte(`[`))
 	now := time.Date(2026, 12, 4, 17, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, challengeHeader, link, retry string, body []byte) {
+	f.Fuzz(func(t *testing.T, challengeHeader, link, retryHeader string, body []byte) {
 		c := parseChallenge(challengeHeader)
 		if len(c.params) > len(challengeHeader) {
 			t.Fatalf("%d parameters from a %d-byte header", len(c.params), len(challengeHeader))
@@ -31,8 +33,8 @@ func FuzzAnswerHeaders(f *testing.F) {
 				t.Fatalf("next page %q (from %q) leads to host %q", next, link, u.Host)
 			}
 		}
-		if d := retryAfter(retry, now); d < 0 || d > maxRetryAfter {
-			t.Fatalf("Retry-After %q gives %v, outside [0, %v]", retry, d, maxRetryAfter)
+		if d := retryAfter(retryHeader, now); d < 0 || d > retry.MaxAfter {
+			t.Fatalf("Retry-After %q gives %v, outside [0, %v]", retryHeader, d, retry.MaxAfter)
 		}
 		_ = hasErrorCode(body, "UNSUPPORTED")
 	})

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/ferryhq/ferry/mirror/retry"
 )
 
 // TestRetryAfter: a registry's Retry-After, in seconds or as a date,
@@ -20,7 +22,7 @@ func TestRetryAfter(t *testing.T) {
 		{"", 0}, {"7", 7 * time.Second}, {"-3", 0}, {"soon", 0},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-		{"99999999999", maxRetryAfter},
+		{"99999999999", retry.MaxAfter},
 	} {
 		if got := retryAfter(c.header, now); got != c.want {
 			t.Errorf("Retry-After %q: %s, want %s", c.header, got, c.want)

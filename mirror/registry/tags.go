@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryhq/ferry/mirror/retry"
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/types"
@@ -236,21 +237,11 @@ func statusError(u string, resp *http.Response) error {
 		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 }
 
-// maxRetryAfter bounds a Retry-After, so that a huge one cannot overflow
-// time.Duration; the retry policy's Max caps the wait further.
-const maxRetryAfter = 24 * time.Hour
-
-// retryAfter reads a Retry-After header (seconds or an HTTP date), 0 when
-// there is none or it does not parse.
+// retryAfter is the wait a Retry-After header asks for, 0 when there is
+// none or it does not parse.
 func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return time.Duration(max(min(secs, int64(maxRetryAfter/time.Second)), 0)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), maxRetryAfter)
-	}
-	return 0
+	d, _ := retry.ParseAfter(v, now)
+	return d
 }
 
 func drainClose(resp *http.Response) {

@@ -294,7 +294,7 @@ func (g *Getter) request(ctx context.Context, u *url.URL, shown string, cancel c
 	}
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		after, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		after, ok := retry.ParseAfter(resp.Header.Get("Retry-After"), time.Now())
 		return nil, &transientError{err: err, retryAfter: after, hasRetryAfter: ok}
 	case resp.StatusCode == http.StatusNotImplemented || resp.StatusCode == http.StatusHTTPVersionNotSupported:
 		return nil, err // server errors that will not go away

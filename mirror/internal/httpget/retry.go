@@ -7,9 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -44,29 +41,6 @@ type transientError struct {
 
 func (e *transientError) Error() string { return e.err.Error() }
 func (e *transientError) Unwrap() error { return e.err }
-
-// maxRetryAfter bounds a Retry-After given in seconds, so that a huge one
-// cannot overflow time.Duration.
-const maxRetryAfter = 24 * time.Hour
-
-// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP
-// date. ok is false when there is none or it does not parse.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		return time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
-}
 
 // transientNetError tells whether a request failure may go away on its
 // own: a refused, reset or timed-out connection, or one closed early.

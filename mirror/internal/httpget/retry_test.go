@@ -11,30 +11,7 @@ import (
 	"net/url"
 	"syscall"
 	"testing"
-	"time"
 )
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	for _, tt := range []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"", 0, false},
-		{"0", 0, true},
-		{" 120 ", 2 * time.Minute, true},
-		{"-1", 0, false},
-		{"99999999999", 24 * time.Hour, true},
-		{"Wed, 01 May 2024 12:00:30 GMT", 30 * time.Second, true},
-		{"Wed, 01 May 2024 11:00:00 GMT", 0, true}, // in the past
-		{"soon", 0, false},
-	} {
-		if got, ok := parseRetryAfter(tt.in, now); got != tt.want || ok != tt.ok {
-			t.Errorf("parseRetryAfter(%q) = %s, %t; want %s, %t", tt.in, got, ok, tt.want, tt.ok)
-		}
-	}
-}
 
 // timeoutError is a net.Error that timed out.
 type timeoutError struct{}
@@ -67,17 +44,4 @@ func TestTransientNetError(t *testing.T) {
 			t.Errorf("%s: transientNetError(%v) = %t, want %t", tt.name, tt.err, got, tt.want)
 		}
 	}
-}
-
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"0", "120", "-5", "Wed, 01 May 2024 12:00:30 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "x"} {
-		f.Add(s)
-	}
-	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, v string) {
-		d, ok := parseRetryAfter(v, now)
-		if d < 0 || (!ok && d != 0) {
-			t.Fatalf("parseRetryAfter(%q) = %s, %t", v, d, ok)
-		}
-	})
 }
