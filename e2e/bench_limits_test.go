@@ -204,7 +204,7 @@ func getInto(ctx context.Context, hc *http.Client, u, accept string, w io.Writer
 // pushUnverified copies a bundle into repo at base (a URL) the plainest
 // way: every config and layer read at its offset in the tar and uploaded
 // with POST and one PUT (parallel at once), then every manifest by digest,
-// single images before lists, then the tags. Nothing is hashed on this
+// single images before lists, then the tags (parallel at once too). Nothing is hashed on this
 // side. It returns the bytes of blobs and manifests sent.
 func pushUnverified(ctx context.Context, hc *http.Client, bundlePath, base, repo string, parallel int) (int64, error) {
 	r, err := bundle.Open(bundlePath, bundle.ReadOptions{})
@@ -232,7 +232,7 @@ func pushUnverified(ctx context.Context, hc *http.Client, bundlePath, base, repo
 			}
 		}
 	}
-	singlesFirst(images, func(img bundle.Image) string { return img.MediaType })
+	singles := singlesFirst(images, func(img bundle.Image) string { return img.MediaType })
 
 	sizes := make([]int64, len(blobs))
 	g, gctx := errgroup.WithContext(ctx)
@@ -263,17 +263,27 @@ func pushUnverified(ctx context.Context, hc *http.Client, bundlePath, base, repo
 		if manifests[i], err = io.ReadAll(sr); err != nil {
 			return 0, err
 		}
-		if err := putManifest(ctx, hc, base, repo, img.Digest.String(), img.MediaType, manifests[i]); err != nil {
-			return 0, err
-		}
 		total += size
 	}
+	err = inWaves(ctx, parallel, singles, len(images), func(ctx context.Context, i int) error {
+		return putManifest(ctx, hc, base, repo, images[i].Digest.String(), images[i].MediaType, manifests[i])
+	})
+	if err != nil {
+		return 0, err
+	}
+	type tagged struct{ image, tag int }
+	var tags []tagged
 	for i, img := range images {
-		for _, tag := range img.Tags {
-			if err := putManifest(ctx, hc, base, repo, tag, img.MediaType, manifests[i]); err != nil {
-				return 0, err
-			}
+		for t := range img.Tags {
+			tags = append(tags, tagged{i, t})
 		}
+	}
+	err = inWaves(ctx, parallel, len(tags), len(tags), func(ctx context.Context, n int) error {
+		img := images[tags[n].image]
+		return putManifest(ctx, hc, base, repo, img.Tags[tags[n].tag], img.MediaType, manifests[tags[n].image])
+	})
+	if err != nil {
+		return 0, err
 	}
 	return total, nil
 }

@@ -57,11 +57,13 @@ func fetchAndPush(ctx context.Context, rel *testbed.Release, srcHost, dstHost, r
 	c := testbed.NewClient(dstHost)
 	c.HTTP = hc
 	images := slices.Clone(rel.Images)
-	singlesFirst(images, func(img testbed.ImageInfo) string { return img.MediaType })
-	for _, img := range images {
-		if _, err := c.PushManifest(ctx, repo, img.Digest.String(), img.MediaType, img.Manifest); err != nil {
-			return 0, err
-		}
+	singles := singlesFirst(images, func(img testbed.ImageInfo) string { return img.MediaType })
+	err := inWaves(ctx, registry.DefaultParallel, singles, len(images), func(ctx context.Context, i int) error {
+		_, err := c.PushManifest(ctx, repo, images[i].Digest.String(), images[i].MediaType, images[i].Manifest)
+		return err
+	})
+	if err != nil {
+		return 0, err
 	}
 	return total, nil
 }

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryhq/ferry/e2e/testbed"
 	"github.com/ferryhq/ferry/mirror/registry"
@@ -490,8 +492,9 @@ func settle() {
 func coldCache() bool { return os.Getenv("FERRY_BENCH_CACHE") == "cold" }
 
 // singlesFirst orders manifests so that single images come before the
-// lists that name them, as a registry requires.
-func singlesFirst[T any](images []T, mediaType func(T) string) {
+// lists that name them, as a registry requires, and says how many single
+// images there are.
+func singlesFirst[T any](images []T, mediaType func(T) string) int {
 	isList := func(img T) bool {
 		mt := mediaType(img)
 		return mt == ocispec.MediaTypeImageIndex || mt == testbed.MediaTypeDockerManifestList
@@ -506,6 +509,24 @@ func singlesFirst[T any](images []T, mediaType func(T) string) {
 			return 1
 		}
 	})
+	return len(images) - len(slices.DeleteFunc(slices.Clone(images), func(img T) bool { return !isList(img) }))
+}
+
+// inWaves runs do for the items [0, split) and then for [split, n), each
+// wave parallel at once: the limits push single images before the lists
+// naming them, as ferry does, and as concurrently.
+func inWaves(ctx context.Context, parallel, split, n int, do func(ctx context.Context, i int) error) error {
+	for _, wave := range [][2]int{{0, split}, {split, n}} {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(parallel)
+		for i := wave[0]; i < wave[1]; i++ {
+			g.Go(func() error { return do(gctx, i) })
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // procField returns the value of the first line of a /proc file whose key

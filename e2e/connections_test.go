@@ -34,11 +34,15 @@ const connParallel = 6
 
 // maxConnections bounds the connections of one pack or apply: each of the
 // --parallel workers holds one connection at a time, and the pool keeps
-// all of them idle between blobs; beside them run the manifest, token and
-// tag requests of the walk (at most --parallel more at once), and the
-// one HTTPS attempt that finds a plain-HTTP registry. Before the shared
-// pool, a pack of connRelease opened about 200.
-const maxConnections = 2*connParallel + 2
+// all of them idle between blobs. Beside them run as many requests again:
+// in pack, the walk reads manifests with --parallel workers while as many
+// look up signature tags; in apply, as many existence checks (HEAD) run
+// ahead of the uploads. The pool never holds more than 2×--parallel+2
+// connections to a host at once (those being dialled included); beyond
+// that, the one HTTPS attempt that finds a plain-HTTP registry, and one to
+// spare should the registry close one. Before the shared pool, a pack of
+// connRelease opened about 200.
+const maxConnections = 2*connParallel + 4
 
 // connBed is a release in an in-process registry behind a counting proxy,
 // built through it, and the key and signature store that prove it.

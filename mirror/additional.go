@@ -168,14 +168,14 @@ func (w *walk) additionalImage(ctx context.Context, ai AdditionalImage) (Additio
 		a.AlreadyCarried = prior.Role
 		return a, nil
 	}
-	img, err := w.addImage(ctx, src, a.Repository, m, RoleAdditional, a.TargetTag)
-	if err != nil {
-		return Additional{}, err
-	}
 	if a.SourceDigest != "" {
 		w.mu.Lock()
 		w.rebuilt[key] = true // no registry holds it: no signature to look up
 		w.mu.Unlock()
+	}
+	img, err := w.addImage(ctx, src, a.Repository, m, RoleAdditional, a.TargetTag)
+	if err != nil {
+		return Additional{}, err
 	}
 	w.setTarget(img, a.Target)
 	return a, nil

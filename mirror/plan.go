@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryhq/ferry/mirror/catalog"
 	"github.com/ferryhq/ferry/mirror/graphdata"
@@ -220,16 +221,43 @@ const DefaultGraphBaseImage = "registry.access.redhat.com/ubi9/ubi:latest"
 
 // Plan resolves each release and walks everything it references.
 func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
-	w := &walk{planner: p, images: map[string]*Image{}, blobs: map[digest.Digest]*Blob{}, sources: map[string]*registry.Source{},
-		signatures: map[string]*Image{}, generated: map[digest.Digest][]byte{}, rebuilt: map[string]bool{}}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := newWalk(ctx, p)
 	plan := &Plan{sources: w.sources, generated: w.generated}
+	err := p.walkAll(w.probeCtx, w, refs, plan)
+	// The Sigstore lookups still running end before the plan does: they
+	// use its registry sources.
+	step := p.step(err == nil, "looking up Sigstore signatures")
+	if err != nil {
+		cancel()
+	}
+	probeErr := w.probes.Wait()
+	if err == nil || (errors.Is(err, context.Canceled) && probeErr != nil) {
+		err = probeErr
+	}
+	step.Done(w.walked(nil), err)
+	if err == nil {
+		w.placeSignatures()
+		plan.Images, plan.Blobs = w.sorted()
+		plan.Sigstore, err = w.checkSigstore(ctx, plan)
+	}
+	if err != nil {
+		plan.Close()
+		return nil, err
+	}
+	return plan, nil
+}
+
+// walkAll walks the releases, catalogs, additional images and graph
+// image into plan, in that order.
+func (p *Planner) walkAll(ctx context.Context, w *walk, refs []release.Ref, plan *Plan) error {
 	for _, ref := range refs {
 		step := BeginStep(p.Progress, "walking release "+refLabel(ref))
 		rel, err := w.release(ctx, ref)
 		step.Done(w.walked(rel), err)
 		if err != nil {
-			plan.Close()
-			return nil, fmt.Errorf("release %s: %w", ref, err)
+			return fmt.Errorf("release %s: %w", ref, err)
 		}
 		plan.Releases = append(plan.Releases, rel)
 	}
@@ -237,42 +265,22 @@ func (p *Planner) Plan(ctx context.Context, refs []release.Ref) (*Plan, error) {
 	catalogs, err := w.catalogs(ctx)
 	step.Done(w.walked(nil), err)
 	if err != nil {
-		plan.Close()
-		return nil, err
+		return err
 	}
 	plan.Catalogs = catalogs
 	if err := checkBlocked(p.Blocked, plan); err != nil {
-		plan.Close()
-		return nil, err
+		return err
 	}
 	step = p.step(len(p.Images) > 0, fmt.Sprintf("reading %d additional images", len(p.Images)))
 	plan.Additional, plan.Blocked, err = w.additionalImages(ctx)
 	step.Done(w.walked(nil), err)
 	if err != nil {
-		plan.Close()
-		return nil, err
+		return err
 	}
 	if p.GraphImage != nil {
-		if plan.Graph, err = w.graphImage(ctx); err != nil {
-			plan.Close()
-			return nil, err
-		}
+		plan.Graph, err = w.graphImage(ctx)
 	}
-	step = p.step(true, "looking up Sigstore signatures")
-	err = w.sigstoreTags(ctx)
-	step.Done(w.walked(nil), err)
-	if err != nil {
-		plan.Close()
-		return nil, err
-	}
-	plan.Images, plan.Blobs = w.sorted()
-	report, err := w.checkSigstore(ctx, plan)
-	if err != nil {
-		plan.Close()
-		return nil, err
-	}
-	plan.Sigstore = report
-	return plan, nil
+	return err
 }
 
 // refLabel names a release for a step: its tag, or its short digest.
@@ -324,6 +332,21 @@ type walk struct {
 	// manifestBytes is what the manifests in images take, and those being
 	// walked: at most MaxPlanManifestBytes.
 	manifestBytes int64
+	// probes are the Sigstore tag lookups (probeSigstore), probeCtx their
+	// context and the walk's, cancelled when one fails; probeSlots bounds
+	// how many run at once.
+	probes     *errgroup.Group
+	probeCtx   context.Context
+	probeSlots chan struct{}
+}
+
+// newWalk starts the state of one Plan call; ctx bounds the walk and its
+// Sigstore lookups, which a failed lookup cancels.
+func newWalk(ctx context.Context, p *Planner) *walk {
+	probes, probeCtx := errgroup.WithContext(ctx)
+	return &walk{planner: p, images: map[string]*Image{}, blobs: map[digest.Digest]*Blob{}, sources: map[string]*registry.Source{},
+		signatures: map[string]*Image{}, generated: map[digest.Digest][]byte{}, rebuilt: map[string]bool{},
+		probes: probes, probeCtx: probeCtx, probeSlots: make(chan struct{}, p.parallel())}
 }
 
 // source returns the one registry source kept per repository.

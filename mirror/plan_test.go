@@ -267,3 +267,24 @@ func wantBound(t *testing.T, err error, bound, image string, limit, got int64) {
 		t.Errorf("error %q does not name the image and the bound", err)
 	}
 }
+
+// TestPlanFailsOnASignatureLookup: the Sigstore lookups run beside the
+// walk; one that fails (its connection reset at every try) fails the plan
+// with its own error, naming the tag, not with the cancellation it caused
+// in the walk.
+func TestPlanFailsOnASignatureLookup(t *testing.T) {
+	reg := testbed.NewMemoryRegistry(t)
+	proxy := testbed.NewFaultProxy(t, reg.URL)
+	rel := testbed.BuildRelease(t, proxy.Host, testbed.ReleaseOptions{Components: 12})
+	tag := SigstoreTag(rel.Digest)
+	proxy.OnRequest(func(_ int64, r *http.Request) bool {
+		return !strings.HasSuffix(r.URL.Path, "/manifests/"+tag)
+	})
+	pl, err := plan(t, testPlanner(t), rel.DigestSpec())
+	if pl != nil || err == nil {
+		t.Fatal("the plan succeeded though its release's signature tag could not be looked up")
+	}
+	if errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "look up "+proxy.Host+"/"+rel.Repository+":"+tag) {
+		t.Errorf("error = %v, want the lookup of %s's failure", err, tag)
+	}
+}

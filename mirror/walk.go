@@ -220,6 +220,9 @@ func (w *walk) addImage(ctx context.Context, src *registry.Source, repo string, 
 	}
 	w.images[key] = img
 	w.order = append(w.order, key)
+	if role != RoleSigstore && !w.rebuilt[key] {
+		w.probeSigstore(src, img)
+	}
 	return img, nil
 }
 
@@ -304,55 +307,63 @@ type blobInfo struct {
 	mediaType string
 }
 
-// sigstoreTags adds the cosign signature of every manifest that has one: the
-// tag sha256-<hex>.sig in the same repository. A tag that is not what cosign
-// writes fails the plan (see SigstoreError).
-func (w *walk) sigstoreTags(ctx context.Context) error {
-	w.mu.Lock()
-	var targets []*Image
-	for _, k := range w.order {
-		if img := w.images[k]; img.Role != RoleSigstore && !w.rebuilt[k] {
-			targets = append(targets, img)
+// probeSigstore looks up the cosign signature of img, a manifest just
+// read from a registry: the tag sha256-<hex>.sig in the same repository. The
+// lookups run beside the walk (at most Parallel at once, on top of the
+// walk's own requests), so that over a slow link their round trips overlap
+// the manifests still being read instead of following them; Plan waits for
+// them all. A tag that is not what cosign writes fails the plan (see
+// SigstoreError).
+func (w *walk) probeSigstore(src *registry.Source, img *Image) {
+	w.probes.Go(func() error {
+		select {
+		case w.probeSlots <- struct{}{}:
+		case <-w.probeCtx.Done():
+			return w.probeCtx.Err()
 		}
+		defer func() { <-w.probeSlots }()
+		return w.sigstoreTag(w.probeCtx, src, img)
+	})
+}
+
+// sigstoreTag adds the cosign signature of img, if its repository has one.
+func (w *walk) sigstoreTag(ctx context.Context, src *registry.Source, img *Image) error {
+	tag := SigstoreTag(img.Digest)
+	m, err := src.ManifestByTag(ctx, tag)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil
 	}
-	w.mu.Unlock()
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(w.planner.parallel())
-	for _, img := range targets {
-		g.Go(func() error {
-			src, err := w.source(ctx, img.Repository)
-			if err != nil {
-				return err
-			}
-			tag := SigstoreTag(img.Digest)
-			m, err := src.ManifestByTag(ctx, tag)
-			if errors.Is(err, registry.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("look up %s:%s: %w", img.Repository, tag, err)
-			}
-			if err := checkSigstore(img.Repository, tag, m); err != nil {
-				return err
-			}
-			sig, err := w.addImage(ctx, src, img.Repository, m, RoleSigstore, tag)
-			if err != nil {
-				return err
-			}
-			w.mu.Lock()
-			sig.Target = img.Target // the nodes look for it beside the image
-			w.signatures[imageKey(img.Repository, img.Digest)] = sig
-			// Apply proves the signatures again from the bundle, so their
-			// payloads travel even when the target holds them (the
-			// config, which no check reads, need not).
-			for _, d := range sig.Blobs[1:] {
-				w.blobs[d].ReleaseFiles = true
-			}
-			w.mu.Unlock()
-			return nil
-		})
+	if err != nil {
+		return fmt.Errorf("look up %s:%s: %w", img.Repository, tag, err)
 	}
-	return g.Wait()
+	if err := checkSigstore(img.Repository, tag, m); err != nil {
+		return err
+	}
+	sig, err := w.addImage(ctx, src, img.Repository, m, RoleSigstore, tag)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.signatures[imageKey(img.Repository, img.Digest)] = sig
+	// Apply proves the signatures again from the bundle, so their payloads
+	// travel even when the target holds them (the config, which no check
+	// reads, need not).
+	for _, d := range sig.Blobs[1:] {
+		w.blobs[d].ReleaseFiles = true
+	}
+	return nil
+}
+
+// placeSignatures sends each signature where its image goes, once every
+// image has its target (additional images get theirs after their probe
+// began): the nodes look for a signature beside its image.
+func (w *walk) placeSignatures() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for key, sig := range w.signatures {
+		sig.Target = w.images[key].Target
+	}
 }
 
 // SigstoreTag is the tag cosign stores the signature of d under.

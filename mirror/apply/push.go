@@ -203,50 +203,83 @@ func Push(ctx context.Context, src Source, images []trust.Image, dest *registry.
 		return res, err
 	}
 	step := stepIf(opts, len(order) > 0, fmt.Sprintf("pushing %d manifests", len(order)))
-	err := pushManifests(ctx, src, dest, order, res)
+	err := pushManifests(ctx, src, dest, order, opts.Parallel, res)
 	step.Done(fmt.Sprintf("%d pushed", res.Manifests), err)
 	if err != nil {
 		return res, err
 	}
 	step = stepIf(opts, len(order) > 0, "writing tags")
-	err = pushTags(ctx, src, dest, order, res)
+	err = pushTags(ctx, src, dest, order, opts.Parallel, res)
 	step.Done(fmt.Sprintf("%d written", res.Tags), err)
 	return res, err
 }
 
-// pushManifests pushes every manifest byte for byte, in order.
-func pushManifests(ctx context.Context, src Source, dest *registry.Destination, order []trust.Image, res *Result) error {
-	for _, img := range order {
-		data, err := src.Manifest(ctx, img.Digest)
+// pushManifests pushes every manifest byte for byte, Parallel at once:
+// every single-image manifest first, then the lists, so that a registry
+// never sees a list before a child it names. Over a slow link one at a
+// time would cost a round trip each.
+func pushManifests(ctx context.Context, src Source, dest *registry.Destination, order []trust.Image, parallel int, res *Result) error {
+	lists := slices.IndexFunc(order, func(img trust.Image) bool { return manifest.MIMETypeIsMultiImage(img.MediaType) })
+	if lists < 0 {
+		lists = len(order)
+	}
+	for _, wave := range [][]trust.Image{order[:lists], order[lists:]} {
+		done, err := inParallel(ctx, parallel, wave, func(ctx context.Context, img trust.Image) error {
+			data, err := src.Manifest(ctx, img.Digest)
+			if err != nil {
+				return err
+			}
+			return dest.PutManifest(ctx, data, img.Digest)
+		})
+		res.Manifests += done
 		if err != nil {
 			return err
 		}
-		if err := dest.PutManifest(ctx, data, img.Digest); err != nil {
-			return err
-		}
-		res.Manifests++
 	}
 	return nil
 }
 
-// pushTags writes every tag, once the manifests are all in.
-func pushTags(ctx context.Context, src Source, dest *registry.Destination, order []trust.Image, res *Result) error {
+// pushTags writes every tag, Parallel at once, once the manifests are all
+// in.
+func pushTags(ctx context.Context, src Source, dest *registry.Destination, order []trust.Image, parallel int, res *Result) error {
+	type tagged struct {
+		img trust.Image
+		tag string
+	}
+	var tags []tagged
 	for _, img := range order {
-		if len(img.Tags) == 0 {
-			continue
+		for _, tag := range img.Tags {
+			tags = append(tags, tagged{img, tag})
 		}
-		data, err := src.Manifest(ctx, img.Digest)
+	}
+	done, err := inParallel(ctx, parallel, tags, func(ctx context.Context, t tagged) error {
+		data, err := src.Manifest(ctx, t.img.Digest)
 		if err != nil {
 			return err
 		}
-		for _, tag := range img.Tags {
-			if err := dest.Tag(ctx, tag, data); err != nil {
+		return dest.Tag(ctx, t.tag, data)
+	})
+	res.Tags += done
+	return err
+}
+
+// inParallel runs do on every item, at most parallel at once, and says how
+// many succeeded; the first error stops the items not yet begun.
+func inParallel[T any](ctx context.Context, parallel int, items []T, do func(context.Context, T) error) (int, error) {
+	var done atomic.Int64
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(parallel, 1))
+	for _, it := range items {
+		g.Go(func() error {
+			if err := do(ctx, it); err != nil {
 				return err
 			}
-			res.Tags++
-		}
+			done.Add(1)
+			return nil
+		})
 	}
-	return nil
+	err := g.Wait()
+	return int(done.Load()), err
 }
 
 // stepIf begins a step on opts.Progress when show: a step with nothing to
@@ -358,6 +391,10 @@ func checkPrerequisites(ctx context.Context, dest *registry.Destination, opts Op
 	return nil
 }
 
+// pushBlobs pushes every blob dest lacks, Parallel at once. Whether dest
+// holds a blob is asked (HEAD) ahead of the uploads, as many at once
+// again: over a slow link a check costs a round trip, which then overlaps
+// the uploads in flight instead of coming before each.
 func pushBlobs(ctx context.Context, src Source, dest *registry.Destination, blobs []blob, owners map[digest.Digest]string, opts Options, res *Result) error {
 	var total int64
 	for _, b := range blobs {
@@ -367,29 +404,75 @@ func pushBlobs(ctx context.Context, src Source, dest *registry.Destination, blob
 	defer phase.End()
 	var pushed, skipped, bytesPushed atomic.Int64
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.Parallel)
-	for _, b := range blobs {
+	checked := make(chan *checkedBlob, opts.Parallel)
+	g.Go(func() error { return checkAhead(ctx, dest, blobs, opts.Parallel, checked) })
+	for range opts.Parallel {
 		g.Go(func() error {
-			item := phase.Item(mirror.ItemName(owners[b.digest], b.digest), b.size)
-			has, err := dest.HasBlob(ctx, b.digest, b.size)
-			if err == nil && has {
-				item.Add(int(b.size))
-				skipped.Add(1)
-			}
-			if err == nil && !has {
-				err = pushBlob(ctx, src, dest, b, opts.Retry, item)
-				if err == nil {
-					pushed.Add(1)
-					bytesPushed.Add(b.size)
+			for c := range checked {
+				<-c.done // HasBlob returns once ctx ends
+				b := c.blob
+				item := phase.Item(mirror.ItemName(owners[b.digest], b.digest), b.size)
+				err := c.err
+				if err == nil && c.has {
+					item.Add(int(b.size))
+					skipped.Add(1)
+				}
+				if err == nil && !c.has {
+					err = pushBlob(ctx, src, dest, b, opts.Retry, item)
+					if err == nil {
+						pushed.Add(1)
+						bytesPushed.Add(b.size)
+					}
+				}
+				item.Done(err)
+				if err != nil {
+					return err
 				}
 			}
-			item.Done(err)
-			return err
+			return nil
 		})
 	}
 	err := g.Wait()
 	res.BlobsPushed, res.BlobsSkipped, res.BytesPushed = int(pushed.Load()), int(skipped.Load()), bytesPushed.Load()
 	return err
+}
+
+// checkedBlob is a blob and, once done is closed, whether the target holds
+// it.
+type checkedBlob struct {
+	blob blob
+	done chan struct{}
+	has  bool
+	err  error
+}
+
+// checkAhead asks dest whether it holds each blob, at most parallel at
+// once, and sends each into checked in order as its check begins; it
+// closes checked when every check has ended.
+func checkAhead(ctx context.Context, dest *registry.Destination, blobs []blob, parallel int, checked chan<- *checkedBlob) error {
+	defer close(checked)
+	var running sync.WaitGroup
+	defer running.Wait()
+	slots := make(chan struct{}, parallel)
+	for _, b := range blobs {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c := &checkedBlob{blob: b, done: make(chan struct{})}
+		running.Go(func() {
+			defer func() { <-slots }()
+			c.has, c.err = dest.HasBlob(ctx, b.digest, b.size)
+			close(c.done)
+		})
+		select {
+		case checked <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // pushBlob uploads one blob. A seekable stream is rewound by the

@@ -36,9 +36,12 @@ import (
 // and blocked registries from registries.conf (pkg/sysregistriesv2), and
 // the distribution token protocol (a basic or bearer challenge from /v2/).
 
-// idleHeadroom is how many connections per host are kept idle beyond one
-// per worker: the manifest, token and tag requests that run beside the
-// blob workers, so that none of them costs a new connection.
+// idleHeadroom is how many connections per host are kept beyond two per
+// worker: a plan's walk reads manifests with Parallel workers while as
+// many look up signature tags beside it (mirror's probeSigstore), apply
+// checks blobs (HEAD) with as many ahead of its uploads, and a few token
+// and tag requests run beside them; none of them should cost a new
+// connection.
 const idleHeadroom = 2
 
 // hostClient talks to one registry host. It is safe for concurrent use.
@@ -92,7 +95,12 @@ func (c *Client) hostFor(named reference.Named) (*hostClient, error) {
 	}
 	tr := tlsclientconfig.NewTransport()
 	tr.TLSClientConfig = tlsConfig
-	tr.MaxIdleConnsPerHost = c.opts.parallel() + idleHeadroom
+	// At most as many connections as are kept idle, counting those being
+	// dialled: Go's transport dials for a request even as another
+	// connection frees up to serve it, and a burst of such dials would
+	// otherwise open connections no request needs.
+	tr.MaxIdleConnsPerHost = 2*c.opts.parallel() + idleHeadroom
+	tr.MaxConnsPerHost = tr.MaxIdleConnsPerHost
 	tr.ForceAttemptHTTP2 = true
 	dial := host
 	if dial == "docker.io" {

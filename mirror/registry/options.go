@@ -116,9 +116,10 @@ type Options struct {
 	// UserAgent is sent with every request; empty means containers/image's.
 	UserAgent string
 	// Parallel is how many blobs the caller moves at once; below 1 means
-	// DefaultParallel. Each registry host keeps that many connections
-	// (and a few more) open between requests, so that no worker opens a
-	// new one per blob.
+	// DefaultParallel. Each registry host keeps twice that many
+	// connections (and a few more) open between requests, so that no
+	// worker opens a new one per blob, nor a plan's walk and the signature
+	// lookups beside it one per manifest.
 	Parallel int
 }
 
