@@ -29,7 +29,6 @@ func Delete(ctx context.Context, p *Plan, opts DeleteOptions) ([]Deletion, error
 	if err != nil {
 		return nil, err
 	}
-	defer del.Close()
 	var done []Deletion
 	for _, d := range p.Deletions {
 		if err := del.Delete(ctx, d.Digest); err != nil {

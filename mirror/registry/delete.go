@@ -60,8 +60,9 @@ func (e *deleteStatusError) Error() string {
 }
 
 // ManifestDeleter deletes manifests of one repository by digest. Make it
-// with Client.ManifestDeleter; Close it when done. It is not safe for
-// concurrent use: a prune deletes one manifest at a time, in order.
+// with Client.ManifestDeleter; its connections are the Client's, shared
+// with its other requests to the host. It is not safe for concurrent use:
+// a prune deletes one manifest at a time, in order.
 type ManifestDeleter struct {
 	c      *Client
 	named  reference.Named
@@ -87,10 +88,6 @@ func (c *Client) ManifestDeleter(repo string) (*ManifestDeleter, error) {
 	scopes := []string{"repository:" + reference.Path(named) + ":*"}
 	return &ManifestDeleter{c: c, named: named, h: h, auth: auth, scopes: scopes}, nil
 }
-
-// Close is a no-op kept for callers: the connections belong to the
-// Client's pool for the registry host, shared with its other requests.
-func (d *ManifestDeleter) Close() error { return nil }
 
 // Delete removes manifest dg from the repository, and with it every tag
 // that points at it; its blobs stay until the registry's garbage

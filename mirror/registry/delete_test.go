@@ -48,7 +48,6 @@ func TestManifestDeleter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer del.Close()
 	if err := del.Delete(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +64,6 @@ func TestManifestDeleter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer refusing.Close()
 	err = refusing.Delete(ctx, kept)
 	if !IsDeleteUnsupported(err) || !strings.Contains(err.Error(), "UNSUPPORTED") || !strings.Contains(err.Error(), off.Host+"/ocp4/openshift4") {
 		t.Errorf("deleting with deletion disabled: %v, want a DeleteUnsupportedError naming the repository and the registry's code", err)
@@ -104,7 +102,6 @@ func TestManifestDeleterAnswers(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = del.Delete(context.Background(), digest.FromString("x"))
-		_ = del.Close()
 		srv.Close()
 		if IsDeleteUnsupported(err) != tc.unsupported || (tc.class != nil && !errors.Is(err, tc.class)) || err == nil || tries.Load() != tc.tries {
 			t.Errorf("answer %d: %v after %d tries; want unsupported %v, class %v, %d tries", tc.status, err, tries.Load(), tc.unsupported, tc.class, tc.tries)
