@@ -74,13 +74,22 @@ func sum(ns []int64) int64 {
 func printPair(w io.Writer, p *benchPair) {
 	fmt.Fprintf(w, "\n--- %s\n", p.title)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "contender\twall\tMiB/s\tclient CPU\tregistry CPU\tpeak RSS\tconnections\treq/object\trequests\t\n")
-	for _, r := range []benchRun{p.ferry, p.limit} {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\t\n", r.name, r.cmd.wall.Round(time.Millisecond),
-			throughput(r.bytes, r.cmd.wall), r.cmd.cpu.Round(time.Millisecond), r.reg.cpu.Round(time.Millisecond),
+	fmt.Fprintf(tw, "contender\twall\tMiB/s\tclient CPU\tof it sys\tregistry CPU\tpeak RSS\tconnections\treq/object\trequests\t\n")
+	runs := []benchRun{p.ferry, p.limit}
+	if p.baseline != nil {
+		runs = []benchRun{p.ferry, *p.baseline, p.limit}
+	}
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\t\n", r.name, r.cmd.wall.Round(time.Millisecond),
+			throughput(r.bytes, r.cmd.wall), r.cmd.cpu.Round(time.Millisecond), r.cmd.sys.Round(time.Millisecond), r.reg.cpu.Round(time.Millisecond),
 			mib(r.cmd.maxRSS), r.connections(), float64(r.reg.requests())/float64(max(p.objects, 1)), byMethod(r.reg.methods))
 	}
 	_ = tw.Flush()
+	if b := p.baseline; b != nil {
+		fmt.Fprintf(w, "  ferry / baseline: wall %.2fx, client CPU %.2fx, sys %.2fx, peak RSS %.2fx (%s)\n",
+			timeRatio(p.ferry.cmd.wall, b.cmd.wall), timeRatio(p.ferry.cmd.cpu, b.cmd.cpu), timeRatio(p.ferry.cmd.sys, b.cmd.sys),
+			float64(p.ferry.cmd.maxRSS)/float64(max(b.cmd.maxRSS, 1)), b.note)
+	}
 	fmt.Fprintf(w, "  ferry / limit: wall %.2fx (target <= %.2fx: %s), client CPU %.2fx, registry CPU %.2fx\n",
 		p.ratio(), p.target, verdict(p.ratio() <= p.target), timeRatio(p.ferry.cmd.cpu, p.limit.cmd.cpu), timeRatio(p.ferry.reg.cpu, p.limit.reg.cpu))
 	fmt.Fprintf(w, "  %s: %s\n  %s: %s\n", p.ferry.name, p.ferry.note, p.limit.name, p.limit.note)

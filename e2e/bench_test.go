@@ -231,8 +231,10 @@ type benchPair struct {
 	title        string
 	target       float64 // the bound on ratio
 	ferry, limit benchRun
-	objects      int
-	notes        []string
+	// baseline is another ferry binary's run (FERRY_BENCH_BASELINE), if any.
+	baseline *benchRun
+	objects  int
+	notes    []string
 }
 
 func (p *benchPair) ratio() float64 { return timeRatio(p.ferry.cmd.wall, p.limit.cmd.wall) }
@@ -269,6 +271,17 @@ func (b *benchBed) pack(title string, rel *testbed.Release, base, bundlePath str
 		return s, fileSize(t, bundlePath)
 	})
 	p.ferry.note = fmt.Sprintf("bundle %s; %d images, %d unique blobs", mib(p.ferry.bytes), sum.Images, sum.Blobs)
+	if bin := os.Getenv("FERRY_BENCH_BASELINE"); bin != "" {
+		out := filepath.Join(b.dir, "baseline.tar")
+		base := b.measured("baseline pack", wan, func() (cmdStats, int64) {
+			s := timeBinary(t, bin, &sum, "pack", rel.PullSpec, "-o", out, "--no-self", srcTLSOff,
+				"--keyring", b.keyFile, "--signature-store", b.storeURL, "--quiet", "--json")
+			return s, fileSize(t, out)
+		})
+		removeFile(t, out)
+		base.note = "FERRY_BENCH_BASELINE=" + bin + ", on the same payload just after ferry"
+		p.baseline = &base
+	}
 	out := filepath.Join(b.dir, "limit.out")
 	p.limit = b.measured(fmt.Sprintf("limit: %d GETs at once", registry.DefaultParallel), wan, func() (cmdStats, int64) {
 		return runLimit(t, limitJob{Kind: limitPack, Source: base, Out: out, Images: rel.Images, Blobs: rel.Blobs})
@@ -393,6 +406,7 @@ func removeFile(t *testing.T, path string) {
 type cmdStats struct {
 	wall    time.Duration
 	cpu     time.Duration // user + system
+	sys     time.Duration // system alone: the kernel's share (page cache, sockets)
 	maxRSS  int64         // bytes: the process's own peak (see measure)
 	written int64         // bytes (ru_oublock, 512-byte blocks)
 }
@@ -436,7 +450,7 @@ func measure(t *testing.T, cmd *exec.Cmd, stdout io.Writer) cmdStats {
 		peak = max(peak, rss)
 	}
 	return cmdStats{
-		wall: wall, cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		wall: wall, cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), sys: time.Duration(ru.Stime.Nano()),
 		maxRSS: peak, written: ru.Oublock * 512,
 	}
 }
@@ -444,8 +458,14 @@ func measure(t *testing.T, cmd *exec.Cmd, stdout io.Writer) cmdStats {
 // timeFerry runs the ferry binary and decodes its --json summary into sum.
 func timeFerry(t *testing.T, sum any, args ...string) cmdStats {
 	t.Helper()
+	return timeBinary(t, ferryBin, sum, args...)
+}
+
+// timeBinary is timeFerry of another ferry binary.
+func timeBinary(t *testing.T, bin string, sum any, args ...string) cmdStats {
+	t.Helper()
 	var stdout bytes.Buffer
-	r := timeCmd(t, &stdout, ferryBin, args...)
+	r := timeCmd(t, &stdout, bin, args...)
 	if err := json.Unmarshal(stdout.Bytes(), sum); err != nil {
 		t.Fatalf("ferry %s --json: %v\n%s", args[0], err, stdout.Bytes())
 	}
