@@ -46,15 +46,18 @@ demo: build
 # -race: the registries run in the test process. The page cache is warm;
 # BENCH_CACHE=cold drops it before every contender (needs root).
 # BENCH_BASELINE=path/to/another/ferry packs with that binary too, beside
-# this one: a change's effect on the same payload, in one sitting. About 3
-# minutes at the defaults on the project's 2-core machines.
+# this one: a change's effect on the same payload, in one sitting.
+# BENCH_ONLY=pack runs only pack and the memory check (for a large
+# BENCH_SCALE: 10 GB needs about 30 GB of disk then). About 3 minutes at the
+# defaults on the project's 2-core machines.
 BENCH_SCALE    ?= 1
 BENCH_WAN      ?= 1
 BENCH_CACHE    ?= warm
 BENCH_BASELINE ?=
+BENCH_ONLY     ?=
 bench: build
 	FERRY_BIN=$(FERRY) FERRY_BENCH=1 FERRY_BENCH_SCALE=$(BENCH_SCALE) FERRY_BENCH_WAN=$(BENCH_WAN) FERRY_BENCH_CACHE=$(BENCH_CACHE) \
-		FERRY_BENCH_BASELINE=$(BENCH_BASELINE) \
+		FERRY_BENCH_BASELINE=$(BENCH_BASELINE) FERRY_BENCH_ONLY=$(BENCH_ONLY) \
 		$(GO) test -count=1 -timeout 60m -run '^TestBenchmark(Catalog)?$$' -v ./e2e/
 
 # Fuzz every parser of untrusted input for FUZZTIME each (the seed corpora

@@ -82,23 +82,44 @@ func TestBenchmark(t *testing.T) {
 	bundlePath := filepath.Join(b.dir, "bundle.tar")
 	sections := []*benchPair{
 		b.pack("PACK: registry -> one bundle file (loopback, plain HTTP)", rel, b.src.URL, bundlePath, false),
-		b.apply("APPLY: bundle -> empty registry (loopback, plain HTTP)", rel, bundlePath, false),
-		b.mirror("MIRROR: registry -> empty registry, no bundle (loopback, plain HTTP)", rel),
 	}
-	if os.Getenv("FERRY_BENCH_WAN") == "1" {
+	packOnly := os.Getenv("FERRY_BENCH_ONLY") == "pack"
+	if !packOnly {
+		sections = append(sections,
+			b.apply("APPLY: bundle -> empty registry (loopback, plain HTTP)", rel, bundlePath, false),
+			b.mirror("MIRROR: registry -> empty registry, no bundle (loopback, plain HTTP)", rel))
+	}
+	if os.Getenv("FERRY_BENCH_WAN") == "1" && !packOnly {
 		sections = append(sections, b.wan(scale)...)
 	}
 	flat := b.flatness(scale, sections[0])
 	removeFile(t, bundlePath)
+	if packOnly {
+		b.print(rel, shape, scale, built, sections, flat, nil, nil)
+		return
+	}
 
 	sigRel := b.build(b.src.Host, sigstoreRelease422(scale))
-	sigstoreCost := benchSigstore(t, b.dir, sigRel, b.keyFile, b.storeURL)
+	sigCost := benchSigstore(t, b.dir, sigRel, b.keyFile, b.storeURL)
 	incShape, err := testbed.RealPayload(scale*incrementalScale, benchSeed+2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	inc := packIncremental(t, newReleasePair(t, testbed.ShapedRelease(incShape)))
 
+	b.print(rel, shape, scale, built, sections, flat, &sigCost, &incrementalRun{shape: incShape, result: inc})
+}
+
+// incrementalRun is the incremental pack's payload and what it gave.
+type incrementalRun struct {
+	shape  *testbed.PayloadShape
+	result *incremental
+}
+
+// print writes the report; sig and inc are nil when not run.
+func (b *benchBed) print(rel *testbed.Release, shape *testbed.PayloadShape, scale float64, built time.Duration,
+	sections []*benchPair, flat []flatnessRun, sig *sigstoreCost, inc *incrementalRun) {
+	t := b.t
 	w := bufio.NewWriter(os.Stdout)
 	printBenchFacts(t, w, rel, shape, scale, built)
 	for _, s := range sections {
@@ -106,14 +127,18 @@ func TestBenchmark(t *testing.T) {
 	}
 	printFlatness(w, flat)
 	printBenchSummary(w, sections)
-	printSigstoreCost(w, sigstoreCost)
-	ratio := float64(inc.size) / float64(max(inc.newBytes, 1))
-	verdict := "met"
-	if ratio > 1.01 {
-		verdict = "NOT met"
+	if sig != nil {
+		printSigstoreCost(w, *sig)
 	}
-	fmt.Fprintf(w, "\n--- INCREMENTAL: release 2 (%s of layers, sharing most with release 1) packed --since the mirror's inventory\n", mib(incShape.Bytes()))
-	fmt.Fprintf(w, "bundle %d bytes / new unique blob bytes %d = %.4fx   target <= 1.01x   %s\n", inc.size, inc.newBytes, ratio, verdict)
+	if inc != nil {
+		ratio := float64(inc.result.size) / float64(max(inc.result.newBytes, 1))
+		verdict := "met"
+		if ratio > 1.01 {
+			verdict = "NOT met"
+		}
+		fmt.Fprintf(w, "\n--- INCREMENTAL: release 2 (%s of layers, sharing most with release 1) packed --since the mirror's inventory\n", mib(inc.shape.Bytes()))
+		fmt.Fprintf(w, "bundle %d bytes / new unique blob bytes %d = %.4fx   target <= 1.01x   %s\n", inc.result.size, inc.result.newBytes, ratio, verdict)
+	}
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
