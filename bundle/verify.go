@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,13 @@ const (
 	progressStep = 4 << 20
 	// scanBufferSize is the read buffer per volume being verified.
 	scanBufferSize = 1 << 20
+	// sideHashMin is the smallest entry hashed beside the scan, from the
+	// volume at its offset, by one of GOMAXPROCS hashers: sha256 is most
+	// of a verify's CPU, and one scan would hash on one core only. The
+	// scan still reads every byte, for its checks of the tar.
+	sideHashMin = 1 << 20
+	// sideHashBuffer is each side hasher's read buffer.
+	sideHashBuffer = 256 << 10
 )
 
 // Fault is one problem found by Verify.
@@ -118,11 +126,12 @@ func (r *Reader) Verify(ctx context.Context, progress func(done, total int64)) (
 	}
 	prog.flush()
 	results := make([]*volumeScan, len(r.vols))
+	hashers := newSideHashers(runtime.GOMAXPROCS(0))
 	var g errgroup.Group
 	g.SetLimit(verifyConcurrency)
 	for i := range r.vols {
 		g.Go(func() error {
-			results[i] = r.scanVolume(ctx, i, prog)
+			results[i] = r.scanVolume(ctx, i, prog, hashers)
 			return nil
 		})
 	}
@@ -279,6 +288,12 @@ type volumeScan struct {
 	// sawIndexSig: the index signature was seen, after the index
 	sawIndexSig bool
 	buf         []byte
+	// ctx ends the side hashes; hashers are the Verify's side hashers,
+	// sideHashes those of this volume's entries, in entry order.
+	ctx        context.Context
+	hashers    sideHashers
+	sideHashes []*sideHash
+	hashing    sync.WaitGroup
 }
 
 func (s *volumeScan) fault(file string, off int64, format string, args ...any) {
@@ -290,8 +305,9 @@ func (s *volumeScan) fault(file string, off int64, format string, args ...any) {
 		File: file, Offset: off, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (r *Reader) scanVolume(ctx context.Context, num int, prog *progressTracker) *volumeScan {
-	s := &volumeScan{r: r, num: num, v: r.vols[num], expected: map[string]File{}, seen: map[string]int64{}}
+func (r *Reader) scanVolume(ctx context.Context, num int, prog *progressTracker, hashers sideHashers) *volumeScan {
+	s := &volumeScan{r: r, num: num, v: r.vols[num], expected: map[string]File{}, seen: map[string]int64{},
+		ctx: ctx, hashers: hashers}
 	for _, f := range r.idx.Files {
 		if f.Volume == num {
 			s.expected[f.Name] = f
@@ -303,6 +319,7 @@ func (r *Reader) scanVolume(ctx context.Context, num int, prog *progressTracker)
 	cr := &scanReader{ctx: ctx, prog: prog, nonZeroAt: -1,
 		r: bufio.NewReaderSize(io.NewSectionReader(s.v.f, 0, s.v.size), scanBufferSize)}
 	complete := s.scanEntries(cr)
+	s.settleSideHashes()
 	if ctx.Err() != nil {
 		return s
 	}
@@ -479,24 +496,109 @@ func (s *volumeScan) unlisted(name string, off int64) {
 	s.fault(name, off, "not in the index")
 }
 
-// hash reads an entry's data and compares its sha256 with the index.
+// hash compares the sha256 of an entry's data with the index: beside the
+// scan when the entry is large and a side hasher is free (the tar reader
+// then skips the data, still through the scan's checks), else here.
 func (s *volumeScan) hash(tr *tar.Reader, want File, off int64) {
+	if want.Size >= sideHashMin {
+		select {
+		case buf := <-s.hashers:
+			h := &sideHash{want: want, off: off, faultsBefore: len(s.faults)}
+			s.sideHashes = append(s.sideHashes, h)
+			s.hashing.Go(func() {
+				defer func() { s.hashers <- buf }()
+				h.sum, h.err = sumAt(s.ctx, s.v.f, off, want.Size, buf)
+			})
+			return
+		default:
+		}
+	}
 	if s.buf == nil {
 		s.buf = make([]byte, 32<<10)
 	}
 	h := sha256.New()
-	if _, err := io.CopyBuffer(h, tr, s.buf); err != nil {
-		s.fault(want.Name, off, "reading: %v", err)
-		return
-	}
-	got := hex.EncodeToString(h.Sum(nil))
+	_, err := io.CopyBuffer(h, tr, s.buf)
+	s.judge(want, off, hex.EncodeToString(h.Sum(nil)), err)
+}
+
+// judge counts an entry whose data hashed to sum, or reports the fault.
+func (s *volumeScan) judge(want File, off int64, sum string, err error) {
 	switch {
-	case got == want.SHA256:
+	case err != nil:
+		s.fault(want.Name, off, "reading: %v", err)
+	case sum == want.SHA256:
 		s.files++
 	case strings.HasPrefix(want.Name, blobDir):
-		s.fault(want.Name, off, "content has digest sha256:%s, not the one its name says", got)
+		s.fault(want.Name, off, "content has digest sha256:%s, not the one its name says", sum)
 	default:
-		s.fault(want.Name, off, "sha256 %s, the index says %s", got, want.SHA256)
+		s.fault(want.Name, off, "sha256 %s, the index says %s", sum, want.SHA256)
+	}
+}
+
+// sideHashers hands out a read buffer per hash running beside the scans
+// of one Verify: taking one is taking a hasher.
+type sideHashers chan []byte
+
+func newSideHashers(n int) sideHashers {
+	h := make(sideHashers, n)
+	for range n {
+		h <- make([]byte, sideHashBuffer)
+	}
+	return h
+}
+
+// sideHash is an entry hashed beside the scan: what it must be and, once
+// done, what it was.
+type sideHash struct {
+	want File
+	off  int64
+	// faultsBefore is how many faults the scan had found when the entry
+	// was reached: its own fault goes there, so that the report lists
+	// faults in volume order whoever hashed the entry.
+	faultsBefore int
+	sum          string
+	err          error
+}
+
+// sumAt is the sha256 of size bytes of f at off, read in buf's size.
+func sumAt(ctx context.Context, f io.ReaderAt, off, size int64, buf []byte) (string, error) {
+	h := sha256.New()
+	sr := io.NewSectionReader(f, off, size)
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		n, err := sr.Read(buf)
+		h.Write(buf[:n])
+		if err == io.EOF {
+			return hex.EncodeToString(h.Sum(nil)), nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+}
+
+// settleSideHashes waits for the volume's side hashes and puts their
+// verdicts among the scan's faults, in entry order.
+func (s *volumeScan) settleSideHashes() {
+	s.hashing.Wait()
+	if len(s.sideHashes) == 0 {
+		return
+	}
+	scanned, omitted := s.faults, s.omitted
+	s.faults, s.omitted = nil, 0
+	next := 0
+	for _, h := range s.sideHashes {
+		s.faults = append(s.faults, scanned[next:h.faultsBefore]...)
+		next = h.faultsBefore
+		s.judge(h.want, h.off, h.sum, h.err)
+	}
+	s.faults = append(s.faults, scanned[next:]...)
+	s.omitted += omitted
+	if extra := len(s.faults) - maxFaults; extra > 0 {
+		s.faults = s.faults[:maxFaults]
+		s.omitted += extra
 	}
 }
 

@@ -458,3 +458,63 @@ func TestFaultCap(t *testing.T) {
 		t.Errorf("%d faults, %d omitted", len(rep.Faults), rep.Omitted)
 	}
 }
+
+// TestSideHashes: entries of sideHashMin bytes or more are hashed beside
+// the scan; a flipped byte in two of them is reported for each, at its
+// offset, in volume order among the scan's own faults (a byte flipped in
+// the padding between them), and only they go uncounted.
+func TestSideHashes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bundle.tar")
+	idx := writeFixture(t, path, WriteOptions{}, newFixture(3, [4]int{2 << 20, 3 << 20, 3<<20 + 1000, 1}))
+	clean, err := openVerify(t, path, ReadOptions{})
+	if err != nil || !clean.OK() {
+		t.Fatalf("an untouched bundle: %v, %v", err, clean.Err())
+	}
+	if clean.Files != len(idx.Files) {
+		t.Fatalf("an untouched bundle: %d files hashed, the index lists %d", clean.Files, len(idx.Files))
+	}
+	big, bigger := fileOfSize(t, idx, 2<<20), fileOfSize(t, idx, 3<<20)
+	padded := fileOfSize(t, idx, 3<<20+1000)
+	tartamper.Flip(t, path, big.Offset+big.Size-1, 0xff)
+	tartamper.Flip(t, path, bigger.Offset+7, 0xff)
+	tartamper.Flip(t, path, padded.Offset+padded.Size+5, 0xff)
+	rep := mustFault(t, path, ReadOptions{},
+		fmt.Sprintf("offset %d: %s: content has digest sha256:", big.Offset, big.Name),
+		fmt.Sprintf("offset %d: %s: content has digest sha256:", bigger.Offset, bigger.Name),
+		fmt.Sprintf("offset %d: %s: non-zero bytes in the padding", padded.Offset+padded.Size+5, padded.Name))
+	if rep.Files != clean.Files-2 {
+		t.Errorf("%d files hashed, want %d: all but the two flipped", rep.Files, clean.Files-2)
+	}
+	last := int64(-1)
+	for _, f := range rep.Faults {
+		if f.Offset < 0 {
+			continue
+		}
+		if f.Offset < last {
+			t.Errorf("faults out of volume order: %v after offset %d", f, last)
+		}
+		last = f.Offset
+	}
+}
+
+// TestSideHashesCancelled: a verify cancelled while entries are hashed
+// beside the scan ends with the cancellation once they have stopped.
+func TestSideHashesCancelled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bundle.tar")
+	writeFixture(t, path, WriteOptions{}, newFixture(4, [4]int{3 << 20, 3 << 20, 3 << 20, 3 << 20}))
+	r, err := Open(path, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rep, err := r.Verify(ctx, func(done, _ int64) {
+		if done >= progressStep { // past the first large entries
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) || rep != nil {
+		t.Fatalf("verify cancelled midway: %v, %v", rep, err)
+	}
+}
