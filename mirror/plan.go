@@ -332,21 +332,21 @@ type walk struct {
 	// manifestBytes is what the manifests in images take, and those being
 	// walked: at most MaxPlanManifestBytes.
 	manifestBytes int64
-	// probes are the Sigstore tag lookups (probeSigstore), probeCtx their
-	// context and the walk's, cancelled when one fails; probeSlots bounds
-	// how many run at once.
-	probes     *errgroup.Group
-	probeCtx   context.Context
-	probeSlots chan struct{}
+	// probes are the Sigstore tag lookups (probeSigstore), at most
+	// Parallel at once; probeCtx is their context and the walk's,
+	// cancelled when one fails.
+	probes   *errgroup.Group
+	probeCtx context.Context
 }
 
 // newWalk starts the state of one Plan call; ctx bounds the walk and its
 // Sigstore lookups, which a failed lookup cancels.
 func newWalk(ctx context.Context, p *Planner) *walk {
 	probes, probeCtx := errgroup.WithContext(ctx)
+	probes.SetLimit(p.parallel())
 	return &walk{planner: p, images: map[string]*Image{}, blobs: map[digest.Digest]*Blob{}, sources: map[string]*registry.Source{},
 		signatures: map[string]*Image{}, generated: map[digest.Digest][]byte{}, rebuilt: map[string]bool{},
-		probes: probes, probeCtx: probeCtx, probeSlots: make(chan struct{}, p.parallel())}
+		probes: probes, probeCtx: probeCtx}
 }
 
 // source returns the one registry source kept per repository.

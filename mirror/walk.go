@@ -207,23 +207,33 @@ func (w *walk) addImage(ctx context.Context, src *registry.Source, repo string, 
 		return nil, err
 	}
 	img, err := w.newImage(ctx, src, repo, m, role, tag)
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if err != nil {
+		w.mu.Lock()
 		w.manifestBytes -= int64(len(m.Bytes))
+		w.mu.Unlock()
 		return nil, err
 	}
-	if prior, ok := w.images[key]; ok { // walked concurrently by another path
-		w.manifestBytes -= int64(len(m.Bytes))
+	stored, isNew := w.store(key, img, len(m.Bytes))
+	if isNew && role != RoleSigstore {
+		w.probeSigstore(src, stored) // not under w.mu: it may wait for a slot
+	}
+	return stored, nil
+}
+
+// store records img under key, unless another path walked it meanwhile:
+// then that one gains img's tags and is returned. isNew is false then, and
+// for an image ferry rebuilt.
+func (w *walk) store(key string, img *Image, manifestSize int) (stored *Image, isNew bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if prior, ok := w.images[key]; ok {
+		w.manifestBytes -= int64(manifestSize)
 		prior.Tags = appendNew(prior.Tags, img.Tags...)
-		return prior, nil
+		return prior, false
 	}
 	w.images[key] = img
 	w.order = append(w.order, key)
-	if role != RoleSigstore && !w.rebuilt[key] {
-		w.probeSigstore(src, img)
-	}
-	return img, nil
+	return img, !w.rebuilt[key]
 }
 
 // newImage makes the Image of m, walking the children of a list.
@@ -311,19 +321,12 @@ type blobInfo struct {
 // read from a registry: the tag sha256-<hex>.sig in the same repository. The
 // lookups run beside the walk (at most Parallel at once, on top of the
 // walk's own requests), so that over a slow link their round trips overlap
-// the manifests still being read instead of following them; Plan waits for
+// the manifests still being read instead of following them; a walker
+// waits for a free slot, so that lookups never pile up. Plan waits for
 // them all. A tag that is not what cosign writes fails the plan (see
 // SigstoreError).
 func (w *walk) probeSigstore(src *registry.Source, img *Image) {
-	w.probes.Go(func() error {
-		select {
-		case w.probeSlots <- struct{}{}:
-		case <-w.probeCtx.Done():
-			return w.probeCtx.Err()
-		}
-		defer func() { <-w.probeSlots }()
-		return w.sigstoreTag(w.probeCtx, src, img)
-	})
+	w.probes.Go(func() error { return w.sigstoreTag(w.probeCtx, src, img) })
 }
 
 // sigstoreTag adds the cosign signature of img, if its repository has one.
