@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/sirupsen/logrus"
 )
 
 // ferry runs one command line in-process and returns its exit code and output.
@@ -16,9 +20,34 @@ import (
 // package variables, which concurrent runs race on.
 func ferry(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
+	var out bytes.Buffer
+	var errOut lockedBuffer
 	code = run(context.Background(), append([]string{"ferry"}, args...), newEnvironment(strings.NewReader(""), &out, &errOut))
+	// run pointed logrus's standard logger, which containers/image logs
+	// through, at errOut; so do the registries these tests run in this
+	// process, whose handlers can still be answering a request the
+	// command gave up on. Their late lines go nowhere.
+	logrus.SetOutput(io.Discard)
 	return code, out.String(), errOut.String()
+}
+
+// lockedBuffer is a bytes.Buffer safe for the command's writes and those
+// of the in-process registries' logrus at the same time.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // mustFerry runs a command that must succeed.
