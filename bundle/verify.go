@@ -32,7 +32,8 @@ const (
 	// sideHashMin is the smallest entry hashed beside the scan, from the
 	// volume at its offset, by one of GOMAXPROCS hashers: sha256 is most
 	// of a verify's CPU, and one scan would hash on one core only. The
-	// scan still reads every byte, for its checks of the tar.
+	// scan skips such an entry's data (scanReader.Seek): it checks the
+	// tar around it, and every byte is still read once.
 	sideHashMin = 1 << 20
 	// sideHashBuffer is each side hasher's read buffer.
 	sideHashBuffer = 256 << 10
@@ -185,9 +186,12 @@ func (p *progressTracker) flush() {
 // bytes of a watched range, the padding no checksum covers, are zero.
 type scanReader struct {
 	ctx  context.Context
-	r    io.Reader
+	r    *bufio.Reader
 	prog *progressTracker
 	n    int64
+	// f and size are the volume, where Seek moves the stream to.
+	f    io.ReaderAt
+	size int64
 
 	zeroFrom, zeroTo int64
 	nonZeroAt        int64 // first non-zero byte in the watched range, or -1
@@ -196,6 +200,26 @@ type scanReader struct {
 	// the padding of PAX records (which tar.Reader skips) can be checked.
 	recFrom int64
 	rec     []byte
+}
+
+// Seek moves the stream on: tar.Reader skips the data of an entry nobody
+// read this way (an entry hashed beside the scan, unlisted, or faulted),
+// reading only its last byte, and then its padding, which Read still
+// checks. Only SeekCurrent forwards, which is all tar.Reader asks.
+func (c *scanReader) Seek(offset int64, whence int) (int64, error) {
+	if whence != io.SeekCurrent || offset < 0 || c.n > math.MaxInt64-offset {
+		return c.n, errors.New("scan: only forward seeks from the current position")
+	}
+	to := c.n + offset
+	if skip := to - c.n; skip <= int64(c.r.Buffered()) {
+		_, _ = c.r.Discard(int(skip)) // buffered: cannot fail
+	} else {
+		from := min(to, c.size)
+		c.r.Reset(io.NewSectionReader(c.f, from, c.size-from))
+	}
+	c.prog.add(max(min(to, c.size)-c.n, 0))
+	c.n = to
+	return c.n, nil
 }
 
 func (c *scanReader) Read(p []byte) (int, error) {
@@ -316,7 +340,7 @@ func (r *Reader) scanVolume(ctx context.Context, num int, prog *progressTracker,
 	if want := r.idx.Volumes[num].Size; num > 0 && want != s.v.size {
 		s.fault("", -1, "the volume is %d bytes, the index says %d", s.v.size, want)
 	}
-	cr := &scanReader{ctx: ctx, prog: prog, nonZeroAt: -1,
+	cr := &scanReader{ctx: ctx, prog: prog, nonZeroAt: -1, f: s.v.f, size: s.v.size,
 		r: bufio.NewReaderSize(io.NewSectionReader(s.v.f, 0, s.v.size), scanBufferSize)}
 	complete := s.scanEntries(cr)
 	s.settleSideHashes()
@@ -498,7 +522,7 @@ func (s *volumeScan) unlisted(name string, off int64) {
 
 // hash compares the sha256 of an entry's data with the index: beside the
 // scan when the entry is large and a side hasher is free (the tar reader
-// then skips the data, still through the scan's checks), else here.
+// then skips the data: scanReader.Seek), else here.
 func (s *volumeScan) hash(tr *tar.Reader, want File, off int64) {
 	if want.Size >= sideHashMin {
 		select {

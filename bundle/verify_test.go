@@ -518,3 +518,34 @@ func TestSideHashesCancelled(t *testing.T) {
 		t.Fatalf("verify cancelled midway: %v, %v", rep, err)
 	}
 }
+
+// TestSideHashesSkipped: the scan seeks over the data of entries hashed
+// beside it, yet its progress still ends at every byte of the volume; a
+// volume cut inside such an entry is refused, naming the entry.
+func TestSideHashesSkipped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bundle.tar")
+	idx := writeFixture(t, path, WriteOptions{}, newFixture(5, [4]int{2 << 20, 3 << 20, 1, 1}))
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done, total int64
+	rep, err := r.Verify(context.Background(), func(d, tot int64) { done, total = d, tot })
+	r.Close()
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %v, %v", err, rep.Err())
+	}
+	if done != st.Size() || total != st.Size() {
+		t.Errorf("progress ended at %d of %d, want the volume's %d bytes", done, total, st.Size())
+	}
+
+	big := fileOfSize(t, idx, 3<<20)
+	if err := os.Truncate(path, big.Offset+big.Size/2); err != nil {
+		t.Fatal(err)
+	}
+	mustOpenFail(t, path, ReadOptions{}, "damaged or truncated", big.Name)
+}
