@@ -107,7 +107,7 @@ func (d *ManifestDeleter) Delete(ctx context.Context, dg digest.Digest) error {
 }
 
 func (d *ManifestDeleter) deleteOnce(ctx context.Context, dg digest.Digest) error {
-	path := "/v2/" + reference.Path(d.named) + "/manifests/" + dg.String()
+	path := apiPath(d.named, "manifests/"+dg.String())
 	resp, err := d.h.do(ctx, request{method: http.MethodDelete, path: path, auth: d.auth, scopes: d.scopes})
 	if err != nil {
 		return err

@@ -55,7 +55,7 @@ func (d *Destination) HasBlob(ctx context.Context, dg digest.Digest, size int64)
 	var found bool
 	op := fmt.Sprintf("checking blob %s@%s", d.repo, dg)
 	err := d.do(ctx, d.c.opts.Retry, op, func(ctx context.Context, _ *watchdog) error {
-		resp, err := d.send(ctx, request{method: http.MethodHead, path: d.blobPath(dg)})
+		resp, err := d.send(ctx, request{method: http.MethodHead, path: apiPath(d.repo, "blobs/"+dg.String())})
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, classify(err))
 		}
@@ -180,7 +180,7 @@ func (d *Destination) Tag(ctx context.Context, tag string, data []byte) error {
 // its bytes declare (as containers/image does).
 func (d *Destination) putManifest(ctx context.Context, op, tagOrDigest string, data []byte) error {
 	header := http.Header{"Content-Type": {manifest.GuessMIMEType(data)}}
-	resp, err := d.send(ctx, request{method: http.MethodPut, path: "/v2/" + reference.Path(d.repo) + "/manifests/" + tagOrDigest,
+	resp, err := d.send(ctx, request{method: http.MethodPut, path: apiPath(d.repo, "manifests/"+tagOrDigest),
 		header: header, body: bytes.NewReader(data), size: int64(len(data)), replayable: true})
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, classify(err))
@@ -217,10 +217,6 @@ func (d *Destination) send(ctx context.Context, r request) (*http.Response, erro
 		r.scopes = []string{pushScope(d.repo)}
 	}
 	return d.h.do(ctx, r)
-}
-
-func (d *Destination) blobPath(dg digest.Digest) string {
-	return "/v2/" + reference.Path(d.repo) + "/blobs/" + dg.String()
 }
 
 // checkManifestBytes checks that data is a manifest registries will store

@@ -377,6 +377,12 @@ func (c *Client) access(repo reference.Named, doing string) (*hostClient, types.
 	return nil, types.DockerAuthConfig{}, fmt.Errorf("%s %s: %w", doing, repo, err)
 }
 
+// apiPath is the path of rest ("manifests/<ref>", "blobs/<digest>",
+// "blobs/uploads/", "tags/list") under repo in the distribution API.
+func apiPath(repo reference.Named, rest string) string {
+	return "/v2/" + reference.Path(repo) + "/" + rest
+}
+
 // pullScope and pushScope are the token scopes for reading and for
 // writing the repository named.
 func pullScope(named reference.Named) string {

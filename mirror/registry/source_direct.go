@@ -40,7 +40,7 @@ func (c *Client) direct(repo reference.Named) (*directReader, error) {
 // manifest reads the manifest tagOrDigest names and checks it against the
 // digest that names it, if any (named is the reference for messages).
 func (r *directReader) manifest(ctx context.Context, named reference.Named, tagOrDigest string) (Manifest, error) {
-	resp, err := r.h.do(ctx, request{method: http.MethodGet, path: "/v2/" + reference.Path(r.repo) + "/manifests/" + tagOrDigest,
+	resp, err := r.h.do(ctx, request{method: http.MethodGet, path: apiPath(r.repo, "manifests/"+tagOrDigest),
 		header: http.Header{"Accept": {strings.Join(manifest.DefaultRequestedManifestMIMETypes, ", ")}}, auth: r.auth, scopes: r.scopes})
 	if err != nil {
 		return Manifest{}, fmt.Errorf("reading manifest %s: %w", named, classify(err))
@@ -72,7 +72,7 @@ func (r *directReader) manifest(ctx context.Context, named reference.Named, tagO
 // blob opens blob d; size is what the manifest says, or -1.
 func (r *directReader) blob(ctx context.Context, d digest.Digest, size int64) (io.ReadCloser, error) {
 	op := fmt.Sprintf("reading blob %s@%s", r.repo, d)
-	resp, err := r.h.do(ctx, request{method: http.MethodGet, path: "/v2/" + reference.Path(r.repo) + "/blobs/" + d.String(), auth: r.auth, scopes: r.scopes})
+	resp, err := r.h.do(ctx, request{method: http.MethodGet, path: apiPath(r.repo, "blobs/"+d.String()), auth: r.auth, scopes: r.scopes})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, classify(err))
 	}

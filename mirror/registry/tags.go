@@ -113,7 +113,7 @@ func (c *Client) ListTags(ctx context.Context, repo string) ([]string, error) {
 		return nil, err
 	}
 	l := &tagLister{h: h, auth: auth, scopes: []string{pullScope(named)}}
-	next := "/v2/" + reference.Path(named) + "/tags/list?n=" + strconv.Itoa(tagsPageSize)
+	next := apiPath(named, "tags/list?n="+strconv.Itoa(tagsPageSize))
 	var tags []string
 	for pages := 0; next != ""; pages++ {
 		if pages == maxTagPages {

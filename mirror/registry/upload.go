@@ -73,7 +73,7 @@ func (h *hostClient) monolithic(size int64) bool {
 // mount the blob from a repository of the same registry that holds it, if
 // the Client knows one. mounted reports that the registry did.
 func (d *Destination) startUpload(ctx context.Context, u blobUpload) (loc *url.URL, mounted bool, err error) {
-	path := "/v2/" + reference.Path(d.repo) + "/blobs/uploads/"
+	path := apiPath(d.repo, "blobs/uploads/")
 	scopes := []string{pushScope(d.repo)}
 	if from, ok := d.c.homes.lookup(d.repo, u.digest); ok {
 		path += "?" + url.Values{"mount": {u.digest.String()}, "from": {from}}.Encode()
