@@ -364,23 +364,19 @@ func checkPrerequisites(ctx context.Context, dest *registry.Destination, opts Op
 	}
 	var mu sync.Mutex
 	var missing []digest.Digest
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.Parallel)
-	for _, pr := range opts.Prerequisites {
-		g.Go(func() error {
-			has, err := dest.HasBlob(gctx, pr.Digest, pr.Size)
-			if err != nil {
-				return fmt.Errorf("checking prerequisite %s: %w", pr.Digest, err)
-			}
-			if !has {
-				mu.Lock()
-				missing = append(missing, pr.Digest)
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	_, err := inParallel(ctx, opts.Parallel, opts.Prerequisites, func(ctx context.Context, pr bundle.Prerequisite) error {
+		has, err := dest.HasBlob(ctx, pr.Digest, pr.Size)
+		if err != nil {
+			return fmt.Errorf("checking prerequisite %s: %w", pr.Digest, err)
+		}
+		if !has {
+			mu.Lock()
+			missing = append(missing, pr.Digest)
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if len(missing) > 0 {
