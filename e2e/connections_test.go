@@ -97,11 +97,6 @@ func TestConnectionsPack(t *testing.T) {
 	}
 }
 
-// pushCounts is what apply asked of the target per kind.
-type pushCounts struct {
-	heads, posts, patches, puts int
-}
-
 // applyInto applies bundlePath into a fresh registry behind a counting
 // proxy (refusing monolithic uploads with status refuse, unless 0), and
 // returns the proxy, the registry and the number of blobs apply pushed.
@@ -124,15 +119,6 @@ func applyInto(t *testing.T, b *connBed, bundlePath string, refuse int) (*testbe
 	return proxy, reg, sum.BlobsPushed
 }
 
-func countsOf(p *testbed.CountingProxy) pushCounts {
-	return pushCounts{
-		heads:   p.Count(http.MethodHead, testbed.KindBlob),
-		posts:   p.Count(http.MethodPost, testbed.KindUpload),
-		patches: p.Count(http.MethodPatch, testbed.KindUpload),
-		puts:    p.Count(http.MethodPut, testbed.KindUpload),
-	}
-}
-
 // TestConnectionsApply: apply into an empty registry opens a bounded pool
 // of connections, checks each blob once (one HEAD, and one more for the
 // access check), and uploads each small blob in two requests: POST, then
@@ -141,16 +127,16 @@ func countsOf(p *testbed.CountingProxy) pushCounts {
 func TestConnectionsApply(t *testing.T) {
 	b := newConnBed(t, connRelease)
 	proxy, reg, pushed := applyInto(t, b, b.pack(t), 0)
-	conns, got := proxy.Connections(), countsOf(proxy)
+	conns, got := proxy.Connections(), proxy.Uploads()
 	t.Logf("apply of %d blobs: %d connections; requests %v", pushed, conns, proxy.Requests())
 	if conns > maxConnections {
 		t.Errorf("apply opened %d connections for %d blobs with --parallel %d, want at most %d", conns, pushed, connParallel, maxConnections)
 	}
-	if got.heads > pushed+1 {
-		t.Errorf("apply checked %d times whether a blob exists for %d blobs, want at most one each (and the access check)", got.heads, pushed)
+	if got.Heads > pushed+1 {
+		t.Errorf("apply checked %d times whether a blob exists for %d blobs, want at most one each (and the access check)", got.Heads, pushed)
 	}
-	if got.patches != 0 || got.posts != pushed || got.puts != pushed {
-		t.Errorf("apply uploaded %d small blobs with %d POST, %d PATCH, %d PUT; want one POST and one PUT each", pushed, got.posts, got.patches, got.puts)
+	if got.Patches != 0 || got.Posts != pushed || got.Puts != pushed {
+		t.Errorf("apply uploaded %d small blobs with %d POST, %d PATCH, %d PUT; want one POST and one PUT each", pushed, got.Posts, got.Patches, got.Puts)
 	}
 	assertReadBack(t, reg, b.rel)
 
@@ -176,15 +162,15 @@ func TestConnectionsApplyChunkedOnly(t *testing.T) {
 	for _, status := range []int{http.StatusBadRequest, http.StatusRequestedRangeNotSatisfiable} {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
 			proxy, reg, pushed := applyInto(t, b, bundlePath, status)
-			got := countsOf(proxy)
+			got := proxy.Uploads()
 			t.Logf("apply of %d blobs: requests %v", pushed, proxy.Requests())
 			// Each worker may send one monolithic upload before the first
 			// refusal is known: those are sent again, chunked.
-			if got.patches != pushed || got.posts > pushed+connParallel || got.puts > pushed+connParallel {
+			if got.Patches != pushed || got.Posts > pushed+connParallel || got.Puts > pushed+connParallel {
 				t.Errorf("apply of %d blobs to a chunked-only registry: %d POST, %d PATCH, %d PUT; want one chunked upload each after at most %d refusals",
-					pushed, got.posts, got.patches, got.puts, connParallel)
+					pushed, got.Posts, got.Patches, got.Puts, connParallel)
 			}
-			if got.puts == pushed {
+			if got.Puts == pushed {
 				t.Error("no monolithic upload was tried: the test tests nothing")
 			}
 			assertReadBack(t, reg, b.rel)
@@ -232,9 +218,9 @@ func TestConnectionsMirror(t *testing.T) {
 				conns, side, len(b.rel.Blobs), connParallel, maxConnections)
 		}
 	}
-	got := countsOf(target)
-	if got.patches != 0 || got.posts != got.puts || got.posts > len(b.rel.Blobs) || got.heads > got.posts+1 {
-		t.Errorf("mirror uploaded with %d HEAD, %d POST, %d PATCH, %d PUT; want one check, one POST and one PUT per blob", got.heads, got.posts, got.patches, got.puts)
+	got := target.Uploads()
+	if got.Patches != 0 || got.Posts != got.Puts || got.Posts > len(b.rel.Blobs) || got.Heads > got.Posts+1 {
+		t.Errorf("mirror uploaded with %d HEAD, %d POST, %d PATCH, %d PUT; want one check, one POST and one PUT per blob", got.Heads, got.Posts, got.Patches, got.Puts)
 	}
 	assertReadBack(t, reg, b.rel)
 }

@@ -154,6 +154,20 @@ func (p *CountingProxy) Count(method string, kind PathKind) int {
 	return p.requests[RequestKey{method, kind}]
 }
 
+// Uploads is what a CountingProxy saw of blob pushes: existence checks
+// (HEAD of a blob) and the POST, PATCH and PUT requests of uploads.
+type Uploads struct{ Heads, Posts, Patches, Puts int }
+
+// Uploads counts the blob pushes seen so far.
+func (p *CountingProxy) Uploads() Uploads {
+	return Uploads{
+		Heads:   p.Count(http.MethodHead, KindBlob),
+		Posts:   p.Count(http.MethodPost, KindUpload),
+		Patches: p.Count(http.MethodPatch, KindUpload),
+		Puts:    p.Count(http.MethodPut, KindUpload),
+	}
+}
+
 // Reset zeroes the counters: a test resets after building its fixtures,
 // so that only the client under test is counted. Connections already
 // open stay open and are not counted again.

@@ -12,18 +12,6 @@ import (
 	"github.com/ferryhq/ferry/e2e/testbed"
 )
 
-// uploadCounts is what a counting proxy saw of blob uploads.
-type uploadCounts struct{ heads, posts, patches, puts int }
-
-func uploadsOf(p *testbed.CountingProxy) uploadCounts {
-	return uploadCounts{
-		heads:   p.Count(http.MethodHead, testbed.KindBlob),
-		posts:   p.Count(http.MethodPost, testbed.KindUpload),
-		patches: p.Count(http.MethodPatch, testbed.KindUpload),
-		puts:    p.Count(http.MethodPut, testbed.KindUpload),
-	}
-}
-
 // newCountedDestination is a Destination on repo of a fresh registry
 // behind a counting proxy.
 func newCountedDestination(t *testing.T, repo string) (*Client, *Destination, *testbed.CountingProxy, *testbed.Registry) {
@@ -50,7 +38,7 @@ func TestUploadRequests(t *testing.T) {
 	if err := dst.PutBlob(ctx, bytes.NewReader(small), d, int64(len(small))); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := uploadsOf(p), (uploadCounts{posts: 1, puts: 1}); got != want {
+	if got, want := p.Uploads(), (testbed.Uploads{Posts: 1, Puts: 1}); got != want {
 		t.Errorf("small blob: %+v, want %+v", got, want)
 	}
 
@@ -60,7 +48,7 @@ func TestUploadRequests(t *testing.T) {
 	if err := dst.PutVerifiedBlob(ctx, bytes.NewReader(unsized), dl, -1); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := uploadsOf(p), (uploadCounts{posts: 1, patches: 1, puts: 1}); got != want {
+	if got, want := p.Uploads(), (testbed.Uploads{Posts: 1, Patches: 1, Puts: 1}); got != want {
 		t.Errorf("blob of unknown size: %+v, want %+v", got, want)
 	}
 	for size, want := range map[int64]bool{0: true, MonolithicUploadMax: true, MonolithicUploadMax + 1: false, -1: false} {
@@ -102,7 +90,7 @@ func TestUploadChunkedFallback(t *testing.T) {
 	if err := dst2.PutBlob(ctx, bytes.NewReader(data), d, int64(len(data))); err != nil {
 		t.Fatalf("rewindable reader to a chunked-only registry: %v", err)
 	}
-	if got, want := uploadsOf(p2), (uploadCounts{posts: 2, patches: 1, puts: 2}); got != want {
+	if got, want := p2.Uploads(), (testbed.Uploads{Posts: 2, Patches: 1, Puts: 2}); got != want {
 		t.Errorf("refused, then chunked: %+v, want %+v", got, want)
 	}
 	other := []byte("the next blob")
@@ -110,7 +98,7 @@ func TestUploadChunkedFallback(t *testing.T) {
 	if err := dst2.PutBlob(ctx, bytes.NewReader(other), digest.FromBytes(other), int64(len(other))); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := uploadsOf(p2), (uploadCounts{posts: 1, patches: 1, puts: 1}); got != want {
+	if got, want := p2.Uploads(), (testbed.Uploads{Posts: 1, Patches: 1, Puts: 1}); got != want {
 		t.Errorf("after a refusal: %+v, want %+v (chunked at once)", got, want)
 	}
 	for _, c := range []struct {
@@ -129,7 +117,7 @@ func TestUploadChunkedFallback(t *testing.T) {
 	if err == nil || IsTransient(err) {
 		t.Fatalf("wrong content: %v, want a lasting failure", err)
 	}
-	if got := uploadsOf(p3); got.patches != 0 || got.puts != 1 {
+	if got := p3.Uploads(); got.Patches != 0 || got.Puts != 1 {
 		t.Errorf("wrong content: %+v, want one monolithic PUT, no chunked retry", got)
 	}
 }
@@ -154,7 +142,7 @@ func TestUploadMounts(t *testing.T) {
 	if err := second.PutBlob(ctx, failingSeeker{}, d, int64(len(data))); err != nil {
 		t.Fatalf("mount: %v", err)
 	}
-	if got, want := uploadsOf(p), (uploadCounts{posts: 1}); got != want {
+	if got, want := p.Uploads(), (testbed.Uploads{Posts: 1}); got != want {
 		t.Errorf("mount: %+v, want %+v", got, want)
 	}
 	if got, err := reg.GetBlob(ctx, "mirror/second", d); err != nil || !bytes.Equal(got, data) {
