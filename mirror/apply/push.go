@@ -243,21 +243,24 @@ func pushManifests(ctx context.Context, src Source, dest *registry.Destination, 
 // in.
 func pushTags(ctx context.Context, src Source, dest *registry.Destination, order []trust.Image, parallel int, res *Result) error {
 	type tagged struct {
-		img trust.Image
-		tag string
+		manifest []byte
+		tag      string
 	}
 	var tags []tagged
 	for _, img := range order {
-		for _, tag := range img.Tags {
-			tags = append(tags, tagged{img, tag})
+		if len(img.Tags) == 0 {
+			continue
 		}
-	}
-	done, err := inParallel(ctx, parallel, tags, func(ctx context.Context, t tagged) error {
-		data, err := src.Manifest(ctx, t.img.Digest)
+		data, err := src.Manifest(ctx, img.Digest) // once, however many tags
 		if err != nil {
 			return err
 		}
-		return dest.Tag(ctx, t.tag, data)
+		for _, tag := range img.Tags {
+			tags = append(tags, tagged{data, tag})
+		}
+	}
+	done, err := inParallel(ctx, parallel, tags, func(ctx context.Context, t tagged) error {
+		return dest.Tag(ctx, t.tag, t.manifest)
 	})
 	res.Tags += done
 	return err
