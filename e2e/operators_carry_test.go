@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -300,8 +301,14 @@ func TestOperatorImageSignatures(t *testing.T) {
 			first = path
 		}
 	}
+	// A handler for a request of the first pack can still be running, its
+	// client gone, while the test swaps a signature (the race detector saw
+	// it in CI).
+	var filesMu sync.Mutex
 	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		filesMu.Lock()
 		data, ok := files[r.URL.Path]
+		filesMu.Unlock()
 		if !ok {
 			http.NotFound(w, r)
 			return
@@ -324,11 +331,13 @@ func TestOperatorImageSignatures(t *testing.T) {
 
 	// Another image's signature in the first image's place: a real
 	// signature by the right key, for the wrong digest.
+	filesMu.Lock()
 	for path, data := range files {
 		if path != first {
 			files[first] = data
 			break
 		}
 	}
+	filesMu.Unlock()
 	wantExit(t, "pack with a swapped signature", pack(filepath.Join(t.TempDir(), "bundle.tar")), codeVerification, "signature-1")
 }
